@@ -1,0 +1,1 @@
+//! The conformance tests, one module per component; each is a function registered by catalog id.

@@ -1,0 +1,145 @@
+//! Results and reports: the result model, `report.json`, `junit.xml`, and the verdict.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::catalog::Level;
+
+/// Errors writing or reading reports.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    /// The output directory cannot be created or written.
+    #[error("output directory {path}: {message}")]
+    Output { path: String, message: String },
+    /// A report file is malformed.
+    #[error("{path}: {message}")]
+    Malformed { path: String, message: String },
+}
+
+impl ReportError {
+    /// Whether the error is the user's (exit 2) rather than the harness's (exit 3).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ReportError::Output { .. })
+    }
+}
+
+/// Outcome of one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The distribution meets the contract.
+    Passed,
+    /// The distribution broke the contract.
+    Failed,
+    /// Not run: feature not supported, or not selected.
+    Skipped,
+    /// The harness could not decide (set-up timeout, unreachable API, interrupted).
+    Error,
+}
+
+/// One test's result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestResult {
+    pub id: String,
+    pub component: String,
+    pub title: String,
+    pub level: Level,
+    pub features: Vec<String>,
+    pub status: Status,
+    /// Why it failed, errored or was skipped; empty when passed.
+    #[serde(default)]
+    pub message: String,
+    /// Wall time in seconds.
+    pub duration_seconds: f64,
+    /// How many times the test body ran.
+    pub attempts: u32,
+    /// Files under the output directory holding the evidence, relative to it.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// API requests the test issued, by verb.
+    #[serde(default)]
+    pub api_requests: BTreeMap<String, u64>,
+}
+
+/// Facts about the target cluster, from discovery.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TargetFacts {
+    /// Server URL the run talked to.
+    pub server: String,
+    /// `gitVersion` from `/version`, e.g. `v1.34.1`.
+    pub kubernetes_version: String,
+    /// Platform string from `/version`.
+    #[serde(default)]
+    pub platform: String,
+    /// Kubeflow-related group/versions served, with their resources.
+    pub kubeflow_apis: BTreeMap<String, Vec<String>>,
+    /// Features detected as supported (or forced with `--features`).
+    pub features: Vec<String>,
+    /// Whether features came from `--features` rather than discovery.
+    #[serde(default)]
+    pub features_overridden: bool,
+}
+
+/// The run configuration as it took effect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RunConfig {
+    pub profile: String,
+    pub components: Vec<String>,
+    pub focus: Vec<String>,
+    pub skip: Vec<String>,
+    pub parallel: usize,
+    pub timeout_scale: f64,
+    pub probe_image: String,
+    /// True when run against the embedded emulator.
+    pub emulator: bool,
+    /// Emulator defects in force (emulator runs only).
+    #[serde(default)]
+    pub defects: Vec<String>,
+    /// The command line that reproduces the run.
+    pub command: String,
+}
+
+/// Verdict for one profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProfileVerdict {
+    pub profile: String,
+    pub conformant: bool,
+    /// Why not, one line per reason; empty when conformant.
+    pub reasons: Vec<String>,
+}
+
+/// Count of results by status.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub error: usize,
+}
+
+/// `report.json`: everything a reviewer needs to judge the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Schema identifier of this document.
+    #[serde(rename = "$schema")]
+    pub schema: String,
+    pub run_id: String,
+    pub suite_version: String,
+    pub catalog_digest: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// False when the run was interrupted before every test finished.
+    pub complete: bool,
+    pub target: TargetFacts,
+    pub config: RunConfig,
+    pub summary: Summary,
+    pub verdicts: Vec<ProfileVerdict>,
+    pub results: Vec<TestResult>,
+}
+
+/// The `$schema` value written into report.json.
+pub const REPORT_SCHEMA_ID: &str = "https://kfconform.io/schemas/report-v1.json";

@@ -1,0 +1,1 @@
+//! The run: plan, bounded parallelism, per-test timeouts, cleanup guard, progress events.

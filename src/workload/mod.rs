@@ -1,0 +1,1 @@
+//! Code that runs inside probe pods (`kfconform probe <role>`).
