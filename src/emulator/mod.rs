@@ -3,13 +3,28 @@
 //! controller sources), never the suite's expectations. See ARCHITECTURE.md.
 
 pub mod defects;
+pub mod discovery;
+pub mod registry;
+pub mod schema;
+pub mod selectors;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde_json::{Value, json};
 use thiserror::Error;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use defects::Defect;
+pub use schema::FieldError;
 
 /// Errors starting or running the emulator.
 #[derive(Debug, Error)]
@@ -58,3 +73,247 @@ impl Default for EmulatorConfig {
 
 /// API requests served, keyed by (verb, resource), e.g. ("list", "namespaces").
 pub type RequestCounts = BTreeMap<(String, String), u64>;
+
+/// Internal knobs, so tests can provoke history expiry and bookmarks deterministically.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Watch events kept for resuming watches; older resourceVersions get 410 Expired.
+    pub watch_history: usize,
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            watch_history: 10_000,
+            bookmark_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The user every emulator kubeconfig names, and its bearer token.
+pub const CONTEXT_NAME: &str = "kfconform-emulator";
+/// Bearer token of the kubeconfig's user (authentication is not enforced yet).
+pub const ADMIN_TOKEN: &str = "kfconform-admin";
+
+/// A running emulator: an API server on loopback, serving until [`Emulator::shutdown`].
+pub struct Emulator {
+    addr: SocketAddr,
+    app: server::App,
+    server: JoinHandle<()>,
+    reconciler: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// Applies the defects that change the fixture CRDs; None drops the CRD.
+fn doctor_crd(mut crd: Value, defects: &[Defect]) -> Option<Value> {
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name == "trainjobs.trainer.kubeflow.org"
+        && defects.contains(&Defect::PlatformMissingTrainjobCrd)
+    {
+        return None;
+    }
+    if name == "pytorchjobs.kubeflow.org"
+        && defects.contains(&Defect::PlatformPytorchjobSchemaDrift)
+        && let Some(versions) = crd
+            .pointer_mut("/spec/versions")
+            .and_then(Value::as_array_mut)
+    {
+        for v in versions {
+            let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") else {
+                continue;
+            };
+            if let Some(props) = spec.get_mut("properties").and_then(Value::as_object_mut)
+                && let Some(x) = props.remove("pytorchReplicaSpecs")
+            {
+                props.insert("replicaSpecs".into(), x);
+            }
+            if let Some(req) = spec.get_mut("required").and_then(Value::as_array_mut) {
+                for r in req.iter_mut() {
+                    if r == "pytorchReplicaSpecs" {
+                        *r = json!("replicaSpecs");
+                    }
+                }
+            }
+        }
+    }
+    Some(crd)
+}
+
+impl Emulator {
+    /// Binds, loads the fixture CRDs (with defects applied) and starts serving in the background.
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        Self::start_tuned(config, Tuning::default()).await
+    }
+
+    /// [`Emulator::start`] with internal knobs (for tests).
+    pub async fn start_tuned(
+        config: EmulatorConfig,
+        tuning: Tuning,
+    ) -> Result<Emulator, EmulatorError> {
+        let mut state = store::State::new(config.defects.clone(), tuning.watch_history);
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            state
+                .bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))
+                .map_err(|e| EmulatorError::Fixture {
+                    file: format!("namespace {ns}"),
+                    message: e.message,
+                })?;
+        }
+        for f in crate::fixtures::crds() {
+            let docs = crate::fixtures::yaml_documents(f.text).map_err(|message| {
+                EmulatorError::Fixture {
+                    file: f.path.to_string(),
+                    message,
+                }
+            })?;
+            for doc in docs {
+                if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+                    continue;
+                }
+                let Some(mut crd) = doctor_crd(doc, &config.defects) else {
+                    continue;
+                };
+                if let Some(o) = crd.as_object_mut() {
+                    o.remove("status");
+                }
+                state
+                    .bootstrap("apiextensions.k8s.io", "customresourcedefinitions", crd)
+                    .map_err(|e| EmulatorError::Fixture {
+                        file: f.path.to_string(),
+                        message: e.message,
+                    })?;
+            }
+        }
+        while state.reconcile() {}
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| EmulatorError::Bind {
+                addr: config.listen.to_string(),
+                message: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| EmulatorError::Bind {
+            addr: config.listen.to_string(),
+            message: e.to_string(),
+        })?;
+        let app = server::App {
+            state: Arc::new(Mutex::new(state)),
+            reconcile: Arc::new(Notify::new()),
+            cancel: CancellationToken::new(),
+            addr,
+            bookmark_interval: tuning.bookmark_interval,
+        };
+        let router = server::router(app.clone());
+        let cancel = app.cancel.clone();
+        let server = tokio::spawn(async move {
+            let res = axum::serve(listener, router)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "emulator server stopped");
+            }
+        });
+        let rapp = app.clone();
+        let reconciler = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = rapp.cancel.cancelled() => return,
+                    _ = rapp.reconcile.notified() => {
+                        let mut st = rapp.lock();
+                        while st.reconcile() {}
+                    }
+                }
+            }
+        });
+        tracing::info!(%addr, "emulator serving");
+        Ok(Emulator {
+            addr,
+            app,
+            server,
+            reconciler,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// e.g. "http://127.0.0.1:40123"
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig (YAML) with one cluster/user/context named "kfconform-emulator".
+    pub fn kubeconfig_yaml(&self) -> String {
+        let url = self.url();
+        [
+            "apiVersion: v1".to_string(),
+            "kind: Config".into(),
+            "clusters:".into(),
+            format!("- name: {CONTEXT_NAME}"),
+            "  cluster:".into(),
+            format!("    server: {url}"),
+            "users:".into(),
+            format!("- name: {CONTEXT_NAME}"),
+            "  user:".into(),
+            format!("    token: {ADMIN_TOKEN}"),
+            "contexts:".into(),
+            format!("- name: {CONTEXT_NAME}"),
+            "  context:".into(),
+            format!("    cluster: {CONTEXT_NAME}"),
+            format!("    user: {CONTEXT_NAME}"),
+            "    namespace: default".into(),
+            format!("current-context: {CONTEXT_NAME}"),
+            "preferences: {}".into(),
+            String::new(),
+        ]
+        .join("\n")
+    }
+
+    /// A kube::Config for in-process clients (same server/token).
+    pub fn kube_config(&self) -> kube::Config {
+        let uri: http::Uri = match self.url().parse() {
+            Ok(u) => u,
+            // A SocketAddr always renders as a valid authority.
+            Err(_) => http::Uri::from_static("http://127.0.0.1"),
+        };
+        let mut config = kube::Config::new(uri);
+        config.default_namespace = "default".into();
+        config.auth_info.token = Some(ADMIN_TOKEN.to_string().into());
+        config
+    }
+
+    /// Requests served so far by (verb, resource).
+    pub fn request_counts(&self) -> RequestCounts {
+        self.app.lock().counts.clone()
+    }
+
+    /// Stops serving; in-flight watches end.
+    pub async fn shutdown(self) {
+        self.app.cancel.cancel();
+        self.reconciler.abort();
+        // Graceful shutdown waits for open connections; bound it so a stuck client cannot
+        // hold the caller forever.
+        let server = self.server;
+        let abort = server.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}

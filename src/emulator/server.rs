@@ -1,0 +1,813 @@
+//! The HTTP layer: parses Kubernetes REST paths and query parameters, dispatches to the store,
+//! and renders responses (JSON, Table, PartialObjectMetadata, watch streams).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::discovery;
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{ApiError, json_response};
+use super::store::{
+    DeleteOpts, Event, EventType, FieldValidation, PatchKind, Propagation, Scope, State, WriteOpts,
+    meta_str,
+};
+use super::table::{self, Output};
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct App {
+    pub state: Arc<Mutex<State>>,
+    pub reconcile: Arc<Notify>,
+    pub cancel: CancellationToken,
+    pub addr: SocketAddr,
+    pub bookmark_interval: Duration,
+}
+
+impl App {
+    /// The state, recovering from a poisoned lock (a panic elsewhere must not wedge the server).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Bodies up to this size are accepted (the trainer CRDs are about 1 MB of YAML).
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The router serving the whole API.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(app)
+}
+
+type Params = HashMap<String, String>;
+
+async fn handle(
+    AxState(app): AxState<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params: Params = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0.into_iter().collect())
+        .unwrap_or_default();
+    let path = uri.path().to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    tracing::debug!(%method, %uri, "emulator request");
+    match route(&app, &method, &segs, &params, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn ok_json(v: &Value) -> Response {
+    json_response(StatusCode::OK, v)
+}
+
+fn text(s: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        s,
+    )
+        .into_response()
+}
+
+async fn route(
+    app: &App,
+    method: &Method,
+    segs: &[&str],
+    params: &Params,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let get = method == Method::GET;
+    match segs {
+        [] if get => Ok(ok_json(&json!({"paths": [
+            "/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"
+        ]}))),
+        ["healthz" | "readyz" | "livez", ..] if get => Ok(text("ok")),
+        ["version"] if get => Ok(ok_json(&discovery::version(&app.lock().defects))),
+        ["kfconform", "v1", "requests"] if get => {
+            let counts = app.lock().counts.clone();
+            let list: Vec<Value> = counts
+                .into_iter()
+                .map(|((verb, resource), count)| json!({"verb": verb, "resource": resource, "count": count}))
+                .collect();
+            Ok(ok_json(&Value::Array(list)))
+        }
+        ["openapi", "v3"] if get => Ok(ok_json(&discovery::openapi_index(&app.lock()))),
+        ["openapi", "v3", "api", v] if get => discovery::openapi_gv(&app.lock(), "", v)
+            .map(|d| ok_json(&d))
+            .ok_or_else(ApiError::no_route),
+        ["openapi", "v3", "apis", g, v] if get => discovery::openapi_gv(&app.lock(), g, v)
+            .map(|d| ok_json(&d))
+            .ok_or_else(ApiError::no_route),
+        ["api"] if get => Ok(ok_json(&discovery::api_versions(app.addr))),
+        ["api", v] if get => discovery::resource_list(&app.lock(), "", v)
+            .map(|d| ok_json(&d))
+            .ok_or_else(ApiError::no_route),
+        ["apis"] if get => Ok(ok_json(&discovery::group_list(&app.lock()))),
+        ["apis", g] if get => discovery::group(&app.lock(), g)
+            .map(|d| ok_json(&d))
+            .ok_or_else(ApiError::no_route),
+        ["apis", g, v] if get => discovery::resource_list(&app.lock(), g, v)
+            .map(|d| ok_json(&d))
+            .ok_or_else(ApiError::no_route),
+        ["api", v, rest @ ..] if !rest.is_empty() => {
+            resource(app, method, "", v, rest, params, headers, body).await
+        }
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => {
+            resource(app, method, g, v, rest, params, headers, body).await
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+/// A parsed resource path.
+struct Target<'a> {
+    namespace: &'a str,
+    plural: &'a str,
+    name: Option<&'a str>,
+    sub: Option<&'a str>,
+}
+
+fn parse_target<'a>(rest: &[&'a str]) -> Option<Target<'a>> {
+    let (namespace, tail) = match rest {
+        ["namespaces", ns, res, tail @ ..] if *res != "status" && *res != "finalize" => (
+            *ns,
+            std::iter::once(*res)
+                .chain(tail.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
+        _ => ("", rest.to_vec()),
+    };
+    match tail.as_slice() {
+        [plural] => Some(Target {
+            namespace,
+            plural,
+            name: None,
+            sub: None,
+        }),
+        [plural, name] => Some(Target {
+            namespace,
+            plural,
+            name: Some(name),
+            sub: None,
+        }),
+        [plural, name, sub] => Some(Target {
+            namespace,
+            plural,
+            name: Some(name),
+            sub: Some(sub),
+        }),
+        _ => None,
+    }
+}
+
+fn is_true(params: &Params, key: &str) -> bool {
+    params
+        .get(key)
+        .is_some_and(|v| v == "true" || v == "1" || v == "True")
+}
+
+fn dry_run(params: &Params) -> Result<bool, ApiError> {
+    match params.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dryRun value: {other:?}; supported values: \"All\""
+        ))),
+    }
+}
+
+fn write_opts(params: &Params) -> Result<WriteOpts, ApiError> {
+    let field_validation = match params.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other:?}; valid values are Ignore, Warn, Strict"
+            )));
+        }
+    };
+    Ok(WriteOpts {
+        dry_run: dry_run(params)?,
+        field_validation,
+    })
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })
+}
+
+/// Decodes a create/update body by its Content-Type. Protobuf (which client-go's typed
+/// clients use for built-in kinds) is not implemented: answer 415 so the cause is plain.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let base = ct.split(';').next().unwrap_or("").trim();
+    match base {
+        "application/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            serde_saphyr::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
+        "application/vnd.kubernetes.protobuf" | "application/cbor" => {
+            Err(ApiError::unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the kfconform emulator does not decode {base})"
+            )))
+        }
+        _ => parse_json(body),
+    }
+}
+
+/// Renders one object at the request version.
+fn present(scope: &Scope, mut obj: Value) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        o.insert(
+            "apiVersion".into(),
+            json!(scope.def.api_version(&scope.version)),
+        );
+    }
+    obj
+}
+
+fn render_one(scope: &Scope, obj: Value, out: Output) -> Value {
+    let obj = present(scope, obj);
+    match out {
+        Output::Json => obj,
+        Output::Metadata => table::partial(&obj),
+        Output::Table { include } => {
+            let rv = meta_str(&obj, "resourceVersion").to_string();
+            table::table(
+                &scope.def,
+                &scope.version,
+                &[obj],
+                include,
+                json!({"resourceVersion": rv}),
+            )
+        }
+    }
+}
+
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(hv) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append(header::WARNING, hv);
+        }
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource(
+    app: &App,
+    method: &Method,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    params: &Params,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let t = parse_target(rest).ok_or_else(ApiError::no_route)?;
+    let def = app
+        .lock()
+        .lookup(group, version, t.plural)
+        .ok_or_else(ApiError::no_route)?;
+    if !def.namespaced && !t.namespace.is_empty() {
+        return Err(ApiError::no_route());
+    }
+    if def.namespaced && t.namespace.is_empty() && t.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    let is_ns = def.group.is_empty() && def.plural == "namespaces";
+    let status_write = match t.sub {
+        None => false,
+        Some("status") if def.has_status(version) => true,
+        Some("finalize") if is_ns => true,
+        Some(_) => return Err(ApiError::no_route()),
+    };
+    let scope = Scope {
+        def: def.clone(),
+        version: version.to_string(),
+        namespace: t.namespace.to_string(),
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let out = Output::from_accept(accept, params.get("includeObject").map(String::as_str));
+    let verb = match (method.clone(), t.name) {
+        (Method::GET, None) if is_true(params, "watch") => "watch",
+        (Method::GET, None) => "list",
+        (Method::GET, Some(_)) => "get",
+        (Method::POST, None) => "create",
+        (Method::PUT, Some(_)) => "update",
+        (Method::PATCH, Some(_)) => "patch",
+        (Method::DELETE, Some(_)) => "delete",
+        (Method::DELETE, None) => "deletecollection",
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+    };
+    let sub_ok = match t.sub {
+        None => true,
+        Some("finalize") => verb == "update",
+        Some(_) => matches!(verb, "get" | "update" | "patch"),
+    };
+    if !sub_ok || (t.sub.is_none() && !def.verbs.iter().any(|v| v == verb)) {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    if verb == "create" && def.namespaced && t.namespace.is_empty() {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    {
+        let resource = match t.sub {
+            Some(s) => format!("{}/{s}", def.plural),
+            None => def.plural.clone(),
+        };
+        *app.lock()
+            .counts
+            .entry((verb.to_string(), resource))
+            .or_insert(0) += 1;
+    }
+    let name = t.name.unwrap_or("");
+    let resp = match verb {
+        "get" => {
+            let obj = app.lock().get(&scope, name)?;
+            ok_json(&render_one(&scope, obj, out))
+        }
+        "list" => list(app, &scope, params, out)?,
+        "watch" => return watch(app, scope, params, out),
+        "create" => {
+            let obj = parse_body(headers, &body)?;
+            let opts = write_opts(params)?;
+            let w = app.lock().create(&scope, obj, &opts)?;
+            app.reconcile.notify_one();
+            with_warnings(
+                json_response(StatusCode::CREATED, &render_one(&scope, w.object, out)),
+                &w.warnings,
+            )
+        }
+        "update" => {
+            let obj = parse_body(headers, &body)?;
+            let opts = write_opts(params)?;
+            let w = app.lock().update(&scope, name, obj, status_write, &opts)?;
+            app.reconcile.notify_one();
+            with_warnings(ok_json(&render_one(&scope, w.object, out)), &w.warnings)
+        }
+        "patch" => {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
+                ApiError::unsupported_media_type(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+                ))
+            })?;
+            let opts = write_opts(params)?;
+            let existed = app.lock().get(&scope, name).is_ok();
+            let w = app.lock().patch(
+                &scope,
+                name,
+                kind,
+                &body,
+                status_write,
+                params.get("fieldManager").map(String::as_str),
+                &opts,
+            )?;
+            app.reconcile.notify_one();
+            let code = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            with_warnings(
+                json_response(code, &render_one(&scope, w.object, out)),
+                &w.warnings,
+            )
+        }
+        "delete" => {
+            let opts = delete_opts(params, &body)?;
+            let obj = app.lock().delete(&scope, name, &opts)?;
+            app.reconcile.notify_one();
+            ok_json(&render_one(&scope, obj, out))
+        }
+        "deletecollection" => {
+            let opts = delete_opts(params, &body)?;
+            let (labels, fields) = selectors(&scope, params)?;
+            let deleted = {
+                let mut st = app.lock();
+                let names: Vec<(String, String)> = st
+                    .list_all(&scope)
+                    .into_iter()
+                    .filter(|o| labels.matches(o) && fields.matches(o))
+                    .map(|o| {
+                        (
+                            meta_str(&o, "namespace").to_string(),
+                            meta_str(&o, "name").to_string(),
+                        )
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                for (ns, n) in names {
+                    let s = Scope {
+                        namespace: ns,
+                        ..scope.clone()
+                    };
+                    if let Ok(o) = st.delete(&s, &n, &opts) {
+                        out.push(present(&scope, o));
+                    }
+                }
+                out
+            };
+            app.reconcile.notify_one();
+            let rv = app.lock().rv.to_string();
+            ok_json(&json!({
+                "kind": scope.def.list_kind,
+                "apiVersion": scope.def.api_version(&scope.version),
+                "metadata": {"resourceVersion": rv},
+                "items": deleted,
+            }))
+        }
+        _ => return Err(ApiError::no_route()),
+    };
+    Ok(resp)
+}
+
+fn delete_opts(params: &Params, body: &[u8]) -> Result<DeleteOpts, ApiError> {
+    let mut opts = DeleteOpts {
+        dry_run: dry_run(params)?,
+        ..DeleteOpts::default()
+    };
+    let policy = |s: &str| match s {
+        "Orphan" => Ok(Propagation::Orphan),
+        "Background" => Ok(Propagation::Background),
+        "Foreground" => Ok(Propagation::Foreground),
+        other => Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        ))),
+    };
+    if let Some(p) = params.get("propagationPolicy") {
+        opts.propagation = Some(policy(p)?);
+    }
+    if params.get("orphanDependents").is_some_and(|v| v == "true") {
+        opts.propagation = Some(Propagation::Orphan);
+    }
+    if body.iter().any(|b| !b.is_ascii_whitespace()) {
+        let b = parse_json(body)?;
+        if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
+            opts.propagation = Some(policy(p)?);
+        }
+        if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+            opts.propagation = Some(Propagation::Orphan);
+        }
+        if let Some(dr) = b.get("dryRun").and_then(Value::as_array) {
+            for d in dr {
+                match d.as_str() {
+                    Some("All") => opts.dry_run = true,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid dryRun value: {other:?}; supported values: \"All\""
+                        )));
+                    }
+                }
+            }
+        }
+        opts.precondition_uid = b
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        opts.precondition_rv = b
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    Ok(opts)
+}
+
+fn selectors(scope: &Scope, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        params.get("fieldSelector").map_or("", String::as_str),
+        &scope.def.field_selectors,
+    )
+    .map_err(ApiError::bad_request)?;
+    Ok((labels, fields))
+}
+
+/// The opaque `continue` token: the key to resume after.
+fn encode_continue(ns: &str, name: &str) -> String {
+    hex::encode(json!({"v": 1, "start": [ns, name]}).to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
+    let bytes = hex::decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let ns = v
+        .pointer("/start/0")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?;
+    let name = v
+        .pointer("/start/1")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+fn list(app: &App, scope: &Scope, params: &Params, out: Output) -> Result<Response, ApiError> {
+    let (labels, fields) = selectors(scope, params)?;
+    let limit: usize = match params.get("limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
+            .max(0) as usize,
+        None => 0,
+    };
+    let start = params
+        .get("continue")
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_continue(c))
+        .transpose()?;
+    let (items, rv) = {
+        let st = app.lock();
+        (st.list_all(scope), st.rv)
+    };
+    let mut matching: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .filter(|o| match &start {
+            Some((ns, n)) => {
+                (meta_str(o, "namespace"), meta_str(o, "name")) > (ns.as_str(), n.as_str())
+            }
+            None => true,
+        })
+        .collect();
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if limit > 0 && matching.len() > limit {
+        let remaining = matching.len() - limit;
+        matching.truncate(limit);
+        if let (Some(last), Some(m)) = (matching.last(), meta.as_object_mut()) {
+            m.insert(
+                "continue".into(),
+                json!(encode_continue(
+                    meta_str(last, "namespace"),
+                    meta_str(last, "name")
+                )),
+            );
+            m.insert("remainingItemCount".into(), json!(remaining));
+        }
+    }
+    let items: Vec<Value> = matching.into_iter().map(|o| present(scope, o)).collect();
+    let body = match out {
+        Output::Table { include } => {
+            table::table(&scope.def, &scope.version, &items, include, meta)
+        }
+        Output::Metadata => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "items": items.iter().map(table::partial).collect::<Vec<_>>(),
+        }),
+        Output::Json => json!({
+            "kind": scope.def.list_kind,
+            "apiVersion": scope.def.api_version(&scope.version),
+            "metadata": meta,
+            "items": items,
+        }),
+    };
+    Ok(ok_json(&body))
+}
+
+/// Filters and renders watch events for one watcher.
+struct WatchFilter {
+    scope: Scope,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    out: Output,
+}
+
+impl WatchFilter {
+    fn matches(&self, obj: &Value) -> bool {
+        (self.scope.namespace.is_empty() || meta_str(obj, "namespace") == self.scope.namespace)
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
+    }
+
+    /// The line to send for an event, if this watcher sees it.
+    fn line(&self, ev: &Event) -> Option<Bytes> {
+        if ev.res.0 != self.scope.def.group || ev.res.1 != self.scope.def.plural {
+            return None;
+        }
+        let now = self.matches(&ev.object);
+        let kind = match (ev.kind, &ev.old) {
+            (EventType::Modified, Some(old)) => match (self.matches(old), now) {
+                (true, true) => EventType::Modified,
+                (false, true) => EventType::Added,
+                (true, false) => EventType::Deleted,
+                (false, false) => return None,
+            },
+            (k, _) if now => k,
+            _ => return None,
+        };
+        Some(self.encode(kind.as_str(), ev.object.clone()))
+    }
+
+    fn encode(&self, kind: &str, obj: Value) -> Bytes {
+        let object = render_one(&self.scope, obj, self.out);
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end && let Some(m) = meta.as_object_mut() {
+            m.insert(
+                "annotations".into(),
+                json!({"k8s.io/initial-events-end": "true"}),
+            );
+        }
+        let object = json!({
+            "kind": self.scope.def.kind,
+            "apiVersion": self.scope.def.api_version(&self.scope.version),
+            "metadata": meta,
+        });
+        let mut line =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    let mut line =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn watch(app: &App, scope: Scope, params: &Params, out: Output) -> Result<Response, ApiError> {
+    let (labels, fields) = selectors(&scope, params)?;
+    let bookmarks = is_true(params, "allowWatchBookmarks");
+    let send_initial = params.get("sendInitialEvents").map(String::as_str);
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map(Duration::from_secs);
+    let rv_param = params
+        .get("resourceVersion")
+        .map(String::as_str)
+        .unwrap_or("");
+    let filter = WatchFilter {
+        scope,
+        labels,
+        fields,
+        out,
+    };
+    let mut first: Vec<Bytes> = Vec::new();
+    let (rx, start_rv, failed) = {
+        let st = app.lock();
+        let rx = st.subscribe();
+        let mut failed = false;
+        let synthetic = match send_initial {
+            Some("true") => true,
+            Some(_) => false,
+            None => rv_param.is_empty() || rv_param == "0",
+        };
+        if synthetic {
+            for o in st.list_all(&filter.scope) {
+                if filter.matches(&o) {
+                    first.push(filter.encode("ADDED", o));
+                }
+            }
+            if send_initial == Some("true") && bookmarks {
+                first.push(filter.bookmark(st.rv, true));
+            }
+        } else if !(rv_param.is_empty() || rv_param == "0") {
+            let rv: u64 = rv_param.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "resourceVersion: Invalid value: {rv_param:?}: must be a valid resource version"
+                ))
+            })?;
+            match st.events_since(rv) {
+                Ok(evs) => first.extend(evs.iter().filter_map(|e| filter.line(e))),
+                Err(e) => {
+                    first.push(error_line(&e));
+                    failed = true;
+                }
+            }
+        }
+        (rx, st.rv, failed)
+    };
+    let (tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let cancel = app.cancel.clone();
+    let interval = app.bookmark_interval;
+    tokio::spawn(async move {
+        for line in first {
+            if tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        if failed {
+            return;
+        }
+        pump(
+            tx,
+            rx,
+            filter,
+            start_rv,
+            cancel,
+            timeout,
+            bookmarks.then_some(interval),
+        )
+        .await;
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(body_rx);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn pump(
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    mut rx: broadcast::Receiver<Arc<Event>>,
+    filter: WatchFilter,
+    mut last_rv: u64,
+    cancel: CancellationToken,
+    timeout: Option<Duration>,
+    bookmarks: Option<Duration>,
+) {
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let period = bookmarks.unwrap_or(Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = &mut deadline => return,
+            _ = tx.closed() => return,
+            _ = ticker.tick(), if bookmarks.is_some() => {
+                if tx.send(Ok(filter.bookmark(last_rv, false))).await.is_err() {
+                    return;
+                }
+            }
+            ev = rx.recv() => match ev {
+                Ok(ev) => {
+                    last_rv = ev.rv;
+                    if let Some(line) = filter.line(&ev)
+                        && tx.send(Ok(line)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                // Fell behind or the store is gone: end the watch; the client re-watches.
+                Err(_) => return,
+            }
+        }
+    }
+}
