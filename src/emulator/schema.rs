@@ -19,7 +19,8 @@
 //! - Only cheap string formats are checked (date-time, date, uuid*, ipv4, ipv6, cidr, byte,
 //!   k8s-short-name, k8s-long-name); other recognised formats pass, as do unknown ones (which the
 //!   apiserver strips).
-//! - Embedded `metadata` is checked to be an object, not run through full ObjectMeta validation.
+//! - Embedded `metadata` is kept as sent and only checked to be an object: it is neither
+//!   coerced to ObjectMeta's fields nor run through full ObjectMeta validation.
 //!
 //! The schema is only ever borrowed and walked along the object, so cost is proportional to
 //! the object, not to the (up to ~1 MB) schema; compiled `pattern`s are cached process-wide.
@@ -170,12 +171,15 @@ fn prune(x: &mut Value, s: Option<&Node>, root: bool, path: &mut String, pruned:
     match x {
         Value::Object(map) => {
             let Some(s) = s else {
-                for k in map.keys() {
+                map.retain(|k, _| {
+                    if embedded && META_FIELDS.contains(&k.as_str()) {
+                        return true;
+                    }
                     let len = push_key(path, k);
                     pruned.push(path.clone());
                     path.truncate(len);
-                }
-                map.clear();
+                    false
+                });
                 return;
             };
             let props = properties(s);
@@ -1283,6 +1287,15 @@ mod tests {
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         assert_eq!(o["spec"], json!({"a": "x", "list": [{"n": "1"}]}));
         assert_eq!(o["metadata"]["labels"]["k"], "v");
+    }
+
+    #[test]
+    fn without_a_schema_only_type_and_object_meta_survive() {
+        let (out, o) = run(Value::Null, obj(json!({"a": 1})));
+        assert_eq!(out.unknown_fields, vec!["spec"]);
+        assert!(out.errors.is_empty());
+        assert_eq!(o["kind"], "Thing");
+        assert_eq!(o["metadata"]["name"], "a");
     }
 
     #[test]
