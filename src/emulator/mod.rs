@@ -3,6 +3,7 @@
 //! controller sources), never the suite's expectations. See ARCHITECTURE.md.
 
 pub mod defects;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
