@@ -1,13 +1,25 @@
 //! The test catalog: `suites/*.yaml` (embedded in the binary), release profiles and features,
 //! and the selection of a run plan (profile, component, focus/skip).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use include_dir::{Dir, include_dir};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+mod load;
+pub mod render;
+
+pub use render::{render_json, render_markdown, render_table};
+
+/// The suite files, embedded so the binary is self-contained. A new file is picked up when the
+/// crate recompiles (include_dir tracks the contents of files it saw, not new files).
+static SUITES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/suites");
+
 /// Errors loading the catalog or resolving a selection.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum CatalogError {
     /// A suite file does not parse or violates the catalog schema.
     #[error("catalog {file}: {message}")]
@@ -151,6 +163,197 @@ pub struct Selection {
 
 /// Name of the profile used when none is given.
 pub const DEFAULT_PROFILE: &str = "kubeflow-26.03";
+
+/// The component every profile runs: cluster-level checks that other components build on.
+pub const PLATFORM: &str = "platform";
+
+/// Components a profile may name without a suite file existing yet (a component with no suite
+/// file has no tests), in the order reports and CONFORMANCE.md list them.
+pub const KNOWN_COMPONENTS: &[&str] = &[
+    "platform",
+    "profiles",
+    "training",
+    "tuning",
+    "serving",
+    "pipelines",
+    "metadata",
+];
+
+/// The tests a selection resolves to, for one profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub profile: Profile,
+    /// Every test of the profile's components, in catalog order, selected or not, so reports
+    /// list what was left out and why.
+    pub tests: Vec<PlannedTest>,
+}
+
+impl Plan {
+    /// The tests that will run (subject to feature support).
+    pub fn selected(&self) -> impl Iterator<Item = &PlannedTest> {
+        self.tests.iter().filter(|t| t.selected)
+    }
+}
+
+/// One test of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedTest {
+    #[serde(flatten)]
+    pub spec: TestSpec,
+    /// False when `--component`, `--focus` or `--skip` filtered it out.
+    pub selected: bool,
+    /// Why it is not selected, e.g. `not selected: --skip platform/.*`; `None` when selected.
+    pub reason: Option<String>,
+}
+
+impl Catalog {
+    /// The catalog embedded in this binary, parsed and checked once per process.
+    pub fn embedded() -> Result<&'static Catalog, CatalogError> {
+        static CATALOG: OnceLock<Result<Catalog, CatalogError>> = OnceLock::new();
+        CATALOG
+            .get_or_init(|| {
+                let owned = embedded_sources();
+                let files: Vec<(&str, &str)> =
+                    owned.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+                Catalog::from_sources(&files)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Builds a catalog from `(file name, text)` pairs: `features.yaml`, `profiles.yaml`, one
+    /// `<component>.yaml` per component with tests, and optionally `schema.json` (only hashed;
+    /// validation always uses the schema built into the binary). Names may carry directories
+    /// (`suites/training.yaml`); errors quote them as given.
+    pub fn from_sources(files: &[(&str, &str)]) -> Result<Catalog, CatalogError> {
+        load::load(files)
+    }
+
+    /// A profile by name, release or derived (`kubeflow-26.03/training`).
+    pub fn profile(&self, name: &str) -> Result<Profile, CatalogError> {
+        self.profiles
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| CatalogError::UnknownProfile(name.to_string()))
+    }
+
+    /// Every profile name, each release profile followed by its derived sub-profiles.
+    pub fn profile_names(&self) -> Vec<String> {
+        self.profiles.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// A feature by name.
+    pub fn feature(&self, name: &str) -> Option<&Feature> {
+        self.features.iter().find(|f| f.name == name)
+    }
+
+    /// A test by id.
+    pub fn test(&self, id: &str) -> Option<&TestSpec> {
+        self.tests.iter().find(|t| t.id == id)
+    }
+
+    /// The tests of one component, in catalog order.
+    pub fn tests_of<'a>(&'a self, component: &'a str) -> impl Iterator<Item = &'a TestSpec> + 'a {
+        self.tests.iter().filter(move |t| t.component == component)
+    }
+
+    /// Checks `--features` names.
+    pub fn validate_features(&self, names: &[String]) -> Result<(), CatalogError> {
+        match names.iter().find(|n| self.feature(n).is_none()) {
+            Some(unknown) => Err(CatalogError::UnknownFeature(
+                unknown.clone(),
+                self.features
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves a selection: the profile's tests, each marked selected or not. `--focus` and
+    /// `--skip` are unanchored regexes over test ids (like Ginkgo's), so `training` focuses a
+    /// whole component and `^platform/apis-served$` one test.
+    pub fn plan(&self, sel: &Selection) -> Result<Plan, CatalogError> {
+        let profile = self.profile(sel.profile.as_deref().unwrap_or(DEFAULT_PROFILE))?;
+        if let Some(c) = sel
+            .components
+            .iter()
+            .find(|c| !profile.components.contains(c))
+        {
+            return Err(CatalogError::UnknownComponent(
+                c.clone(),
+                profile.components.join(", "),
+            ));
+        }
+        let focus = compile("--focus", &sel.focus)?;
+        let skip = compile("--skip", &sel.skip)?;
+        let tests = self
+            .tests
+            .iter()
+            .filter(|t| profile.components.contains(&t.component))
+            .map(|t| {
+                let reason = if !sel.components.is_empty() && !sel.components.contains(&t.component)
+                {
+                    Some(flags("--component", &sel.components))
+                } else if !focus.is_empty() && !focus.iter().any(|r| r.is_match(&t.id)) {
+                    Some(flags("--focus", &sel.focus))
+                } else {
+                    skip.iter()
+                        .zip(&sel.skip)
+                        .find(|(r, _)| r.is_match(&t.id))
+                        .map(|(_, pattern)| flags("--skip", std::slice::from_ref(pattern)))
+                };
+                PlannedTest {
+                    spec: t.clone(),
+                    selected: reason.is_none(),
+                    reason: reason.map(|r| format!("not selected: {r}")),
+                }
+            })
+            .collect();
+        Ok(Plan { profile, tests })
+    }
+}
+
+/// The embedded sources as `(suites/<file>, text)`, sorted by name.
+pub fn embedded_sources() -> Vec<(String, &'static str)> {
+    let mut files: Vec<(String, &'static str)> = SUITES
+        .files()
+        .filter_map(|f| Some((format!("suites/{}", f.path().to_str()?), f.contents_utf8()?)))
+        .collect();
+    files.sort();
+    files
+}
+
+fn compile(flag: &'static str, patterns: &[String]) -> Result<Vec<Regex>, CatalogError> {
+    patterns
+        .iter()
+        .map(|p| {
+            Regex::new(p).map_err(|e| CatalogError::BadRegex {
+                flag,
+                pattern: p.clone(),
+                message: e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Renders a filter the way it was given on the command line.
+fn flags(flag: &str, values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{flag} {v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 mod humantime_secs {
     use serde::Serializer;

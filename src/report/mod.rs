@@ -8,6 +8,16 @@ use thiserror::Error;
 
 use crate::catalog::Level;
 
+mod files;
+mod junit;
+mod schema;
+mod verdict;
+
+pub use files::{JUNIT_XML, REPORT_JSON, read_report, write_report};
+pub use junit::to_junit;
+pub use schema::{report_schema, validate_report_json};
+pub use verdict::{compute_verdict, summarize};
+
 /// Errors writing or reading reports.
 #[derive(Debug, Error)]
 pub enum ReportError {
