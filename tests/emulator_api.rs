@@ -1029,6 +1029,17 @@ async fn namespace_lifecycle_and_cascade() {
         assert_eq!(e["object"]["status"]["phase"], "Terminating");
     }
     assert_eq!(h.get("/api/v1/namespaces/doomed").await.0, 404);
+
+    // The finalize subresource changes spec.finalizers only.
+    make_ns(&h, "fin").await;
+    let (_, ns) = h.get("/api/v1/namespaces/fin").await;
+    let mut body = ns.clone();
+    body["spec"]["finalizers"] = json!([]);
+    body["metadata"]["labels"]["x"] = json!("y");
+    let (code, v) = h.put("/api/v1/namespaces/fin/finalize", &body).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["spec"]["finalizers"], json!([]));
+    assert!(v["metadata"]["labels"].get("x").is_none());
     emu.shutdown().await;
 }
 

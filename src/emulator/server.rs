@@ -383,7 +383,11 @@ async fn resource(
         "update" => {
             let obj = parse_body(headers, &body)?;
             let opts = write_opts(params)?;
-            let w = app.lock().update(&scope, name, obj, status_write, &opts)?;
+            let w = if t.sub == Some("finalize") {
+                app.lock().finalize_namespace(&scope, name, &obj, &opts)?
+            } else {
+                app.lock().update(&scope, name, obj, status_write, &opts)?
+            };
             app.reconcile.notify_one();
             with_warnings(ok_json(&render_one(&scope, w.object, out)), &w.warnings)
         }

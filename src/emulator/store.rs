@@ -868,6 +868,39 @@ impl State {
         self.replace(scope, name, new, status_write, opts)
     }
 
+    /// PUT /api/v1/namespaces/{name}/finalize: only `spec.finalizers` changes.
+    pub fn finalize_namespace(
+        &mut self,
+        scope: &Scope,
+        name: &str,
+        body: &Value,
+        opts: &WriteOpts,
+    ) -> Result<Written, ApiError> {
+        let key = scope.key();
+        let old = self
+            .get_obj(&key, "", name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(scope.target(name)))?;
+        let mut new = old.clone();
+        let fins = body
+            .pointer("/spec/finalizers")
+            .cloned()
+            .unwrap_or(json!([]));
+        if let Some(o) = new.as_object_mut() {
+            o.insert("spec".into(), json!({"finalizers": fins}));
+        }
+        if opts.dry_run || new == old {
+            return Ok(Written {
+                object: new,
+                warnings: Vec::new(),
+            });
+        }
+        Ok(Written {
+            object: self.put(&key, new, Some(old)),
+            warnings: Vec::new(),
+        })
+    }
+
     /// PATCH. `kind` is the request content type's patch kind.
     #[allow(clippy::too_many_arguments)]
     pub fn patch(
@@ -1182,6 +1215,35 @@ impl State {
                 if finalizers(&fin).is_empty() {
                     self.put(&ns_key, fin, Some(nso));
                     self.remove(&ns_key, "", &ns);
+                    changed = true;
+                }
+            }
+        }
+        // The serviceaccount controller: every Active namespace has a "default" ServiceAccount.
+        let sa_key: ResKey = (String::new(), "serviceaccounts".into());
+        let active: Vec<String> = self
+            .objects
+            .get(&ns_key)
+            .map(|m| {
+                m.values()
+                    .filter(|n| {
+                        n.pointer("/status/phase").and_then(Value::as_str) == Some("Active")
+                    })
+                    .map(|n| meta_str(n, "name").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ns in active {
+            if self.get_obj(&sa_key, &ns, "default").is_none()
+                && let Some(def) = self.resources.get(&sa_key).cloned()
+            {
+                let scope = Scope {
+                    version: def.storage_version.clone(),
+                    def,
+                    namespace: ns.clone(),
+                };
+                let sa = json!({"metadata": {"name": "default", "namespace": ns}});
+                if self.create(&scope, sa, &WriteOpts::default()).is_ok() {
                     changed = true;
                 }
             }

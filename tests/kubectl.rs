@@ -1,0 +1,381 @@
+//! The real kubectl against an in-process emulator: the strictest client we have.
+//!
+//! kubectl must be on PATH (CI installs it with `.ci/setup`); without it these tests fail.
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use kfconform::emulator::{Emulator, EmulatorConfig};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Every kubectl invocation gets this long; a hang fails the test instead of blocking it.
+const TIMEOUT: Duration = Duration::from_secs(60);
+const NS: &str = "kubectl-test";
+
+fn kubectl_path() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("kubectl is not on PATH: run `.ci/setup` (CI installs it) before the tests")
+        })
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn new(emu: &Emulator) -> Self {
+        let bin = kubectl_path();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, emu.kubeconfig_yaml()).unwrap();
+        Kubectl {
+            bin,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            // Keep kubectl's discovery cache out of the real home directory.
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output();
+        tokio::time::timeout(TIMEOUT, out)
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+            .unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args).await).unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().to_string()
+    }
+}
+
+/// Reads a spawned kubectl's stdout line by line.
+struct Lines {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Lines {
+    fn spawn(k: &Kubectl, args: &[&str]) -> Lines {
+        let mut child = k
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        Lines {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// Reads until a line satisfies `pred`; fails after the timeout or at end of output.
+    async fn until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let read = async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                if pred(&line) {
+                    return line;
+                }
+            }
+            panic!("kubectl output ended before {what}");
+        };
+        tokio::time::timeout(TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+async fn setup() -> (Emulator, Kubectl) {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let k = Kubectl::new(&emu);
+    (emu, k)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_resources_lists_builtins_and_crds() {
+    let (emu, k) = setup().await;
+    let out = k.ok(&["api-resources"]).await;
+    for needle in [
+        "namespaces",
+        "configmaps",
+        "customresourcedefinitions",
+        "pytorchjobs",
+        "kubeflow.org/v1",
+        "trainjobs",
+        "inferenceservices",
+        "isvc",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from:\n{out}");
+    }
+    let out = k.ok(&["api-versions"]).await;
+    assert!(out.lines().any(|l| l == "kubeflow.org/v1beta1"), "{out}");
+    let out = k.ok(&["version"]).await;
+    assert!(out.contains("Server Version: v1.34.2"), "{out}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_every_example_then_get() {
+    let (emu, k) = setup().await;
+    // Namespaces named by the examples, plus the test namespace for the others.
+    let mut namespaces = vec![NS.to_string()];
+    let examples = kfconform::fixtures::examples();
+    assert!(!examples.is_empty());
+    for f in &examples {
+        for doc in kfconform::fixtures::yaml_documents(f.text).unwrap() {
+            if let Some(ns) = doc["metadata"]["namespace"].as_str()
+                && !namespaces.iter().any(|n| n == ns)
+            {
+                namespaces.push(ns.to_string());
+            }
+        }
+    }
+    let ns_yaml: String = namespaces
+        .iter()
+        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n---\n"))
+        .collect();
+    let nsfile = k.file("namespaces.yaml", &ns_yaml);
+    let out = k.ok(&["apply", "-f", &nsfile]).await;
+    assert!(out.contains(&format!("namespace/{NS} created")), "{out}");
+
+    for f in &examples {
+        let path = k.file(f.path.rsplit('/').next().unwrap_or(f.path), f.text);
+        let docs = kfconform::fixtures::yaml_documents(f.text).unwrap();
+        let mut args = vec!["apply", "-f", path.as_str()];
+        if docs.iter().all(|d| d["metadata"]["namespace"].is_null()) {
+            args.extend(["-n", NS]);
+        }
+        let out = k.ok(&args).await;
+        assert!(out.contains("created"), "{}: {out}", f.path);
+        // Re-applying an unchanged file is a no-op.
+        // Re-applying is a no-op for the object. kubectl may still say "configured": for
+        // custom resources it sends a JSON merge patch, which replaces whole lists, and
+        // schema defaults inside lists (as in the trainer runtimes) make the live list differ
+        // from the file, exactly as on a real cluster.
+        let out = k.ok(&args).await;
+        assert!(
+            out.contains("unchanged") || out.contains("configured"),
+            "{}: {out}",
+            f.path
+        );
+        for d in &docs {
+            let kind = d["kind"].as_str().unwrap();
+            let name = d["metadata"]["name"].as_str().unwrap();
+            let group = d["apiVersion"].as_str().unwrap().split('/').next().unwrap();
+            let res = format!("{}.{group}", kind.to_lowercase());
+            let ns = d["metadata"]["namespace"].as_str().unwrap_or(NS);
+            let got = k.json(&["get", &res, name, "-n", ns, "-o", "json"]).await;
+            assert_eq!(got["kind"], kind);
+            assert_eq!(got["metadata"]["name"], name);
+            assert_eq!(got["metadata"]["generation"], 1, "re-apply changed {name}");
+            assert!(
+                got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+                    .is_string()
+            );
+            let yaml = k.ok(&["get", &res, name, "-n", ns, "-o", "yaml"]).await;
+            assert!(yaml.contains(&format!("name: {name}")), "{yaml}");
+        }
+    }
+    // Table output of a CRD with printer columns and of a built-in.
+    let out = k.ok(&["get", "pytorchjobs", "-n", NS]).await;
+    assert!(out.starts_with("NAME"), "{out}");
+    assert!(out.contains("pytorch-simple"), "{out}");
+    let out = k.ok(&["get", "namespaces"]).await;
+    assert!(out.contains(NS) && out.contains("Active"), "{out}");
+    let out = k.ok(&["get", "experiments", "-A"]).await;
+    assert!(out.contains("grid"), "{out}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_watch_wait_delete() {
+    let (emu, k) = setup().await;
+    let nsfile = k.file(
+        "ns.yaml",
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"),
+    );
+    k.ok(&["apply", "-f", &nsfile]).await;
+    let job = kfconform::fixtures::examples()
+        .into_iter()
+        .find(|f| f.path.contains("pytorchjob"))
+        .unwrap();
+    let jobfile = k.file("job.yaml", job.text);
+    k.ok(&["apply", "-n", NS, "-f", &jobfile]).await;
+
+    // get -w (JSONPath output) sees a later change.
+    let mut watch = Lines::spawn(
+        &k,
+        &[
+            "get",
+            "pytorchjob",
+            "pytorch-simple",
+            "-n",
+            NS,
+            "-w",
+            "-o",
+            "jsonpath={.metadata.labels.stage}{\"\\n\"}",
+        ],
+    );
+    watch.until("the initial state", |_| true).await;
+    let out = k
+        .ok(&[
+            "label",
+            "pytorchjob",
+            "pytorch-simple",
+            "-n",
+            NS,
+            "stage=one",
+        ])
+        .await;
+    assert!(out.contains("labeled"), "{out}");
+    watch.until("stage=one", |l| l == "one").await;
+    watch.kill().await;
+
+    // get -w with the default (Table) output sees a new object.
+    let mut table = Lines::spawn(&k, &["get", "configmaps", "-n", NS, "-w"]);
+    let cm = k.file(
+        "cm.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late-arrival\n  namespace: {NS}\ndata:\n  k: v\n"),
+    );
+    k.ok(&["apply", "-f", &cm]).await;
+    table
+        .until("the new configmap row", |l| l.starts_with("late-arrival"))
+        .await;
+    table.kill().await;
+
+    // patch --type merge.
+    let out = k
+        .ok(&[
+            "patch",
+            "pytorchjob",
+            "pytorch-simple",
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"runPolicy":{"suspend":true}}}"#,
+        ])
+        .await;
+    assert!(out.contains("patched"), "{out}");
+    let got = k
+        .json(&[
+            "get",
+            "pytorchjob",
+            "pytorch-simple",
+            "-n",
+            NS,
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(got["spec"]["runPolicy"]["suspend"], true);
+    assert_eq!(got["metadata"]["generation"], 2);
+    assert_eq!(got["metadata"]["labels"]["stage"], "one");
+
+    // wait --for=jsonpath sees a value set after it started.
+    let waiter = k
+        .cmd(&[
+            "wait",
+            "pytorchjob/pytorch-simple",
+            "-n",
+            NS,
+            "--for=jsonpath={.metadata.labels.stage}=two",
+            "--timeout=50s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    let waiter = tokio::spawn(waiter);
+    k.ok(&[
+        "label",
+        "--overwrite",
+        "pytorchjob",
+        "pytorch-simple",
+        "-n",
+        NS,
+        "stage=two",
+    ])
+    .await;
+    let out = tokio::time::timeout(TIMEOUT, waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+
+    // delete (kubectl waits for the object to be gone).
+    let out = k
+        .ok(&["delete", "pytorchjob", "pytorch-simple", "-n", NS])
+        .await;
+    assert!(out.contains("deleted"), "{out}");
+
+    // get of a missing object: kubectl's NotFound message and exit 1.
+    let out = k
+        .run(&["get", "pytorchjob", "pytorch-simple", "-n", NS])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"Error from server (NotFound): pytorchjobs.kubeflow.org "pytorch-simple" not found"#
+        ),
+        "{stderr}"
+    );
+
+    // Deleting the namespace cascades; kubectl waits until it is gone.
+    k.ok(&["delete", "namespace", NS]).await;
+    let out = k.run(&["get", "namespace", NS]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(r#"namespaces "{NS}" not found"#))
+    );
+    emu.shutdown().await;
+}
