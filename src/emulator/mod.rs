@@ -1,6 +1,18 @@
 //! The emulator: an embedded reference cluster that speaks the Kubernetes REST API on loopback
 //! faithfully enough for kube-rs and a real kubectl. It follows the upstream contracts (CRDs,
 //! controller sources), never the suite's expectations. See ARCHITECTURE.md.
+//!
+//! Layout: [`store`] holds objects, resourceVersions, watch history and the write semantics;
+//! [`server`] maps REST paths to it; [`registry`] says what is served (built-ins are data,
+//! custom resources come from Established CRDs); [`discovery`], [`table`], [`selectors`] and
+//! [`status`] render what clients expect; [`schema`] admits custom resources.
+//!
+//! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
+//! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
+//! (no managedFields, no field ownership conflicts); `continue` tokens resume by key, not from a
+//! snapshot; request bodies must be JSON or YAML (client-go's protobuf bodies, sent by typed
+//! commands such as `kubectl create namespace`, get 415); one global watch history serves every
+//! resource; CRD conversion is strategy None (apiVersion rewritten).
 
 pub mod defects;
 pub mod discovery;
