@@ -1,1 +1,193 @@
-//! Command-line interface: clap definitions and one module per command.
+//! Command-line interface: clap definitions and one module per command. Commands return an
+//! [`ExitCode`] or an [`Error`]; `main.rs` turns both into the process exit status.
+
+mod bench;
+mod cleanup;
+mod emulator;
+mod list;
+mod progress;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Selection;
+use crate::emulator::{Defect, Emulator, EmulatorConfig};
+use crate::{Error, ExitCode};
+
+/// Conformance test suite for Kubeflow distributions.
+///
+/// Exit codes: 0 conformant/verified, 1 not conformant, 2 usage or configuration error,
+/// 3 harness error (cluster unreachable, run interrupted, internal failure).
+#[derive(Debug, Parser)]
+#[command(name = "kfconform", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the conformance suite against a cluster (or the embedded emulator) and write reports.
+    Run(run::RunArgs),
+    /// Print the test plan for a profile/selection (table, JSON, or the CONFORMANCE.md markdown).
+    List(list::ListArgs),
+    /// Serve the embedded reference cluster on loopback until Ctrl-C.
+    Emulator(emulator::EmulatorArgs),
+    /// Delete what crashed runs left behind (only objects labelled kfconform.io/run).
+    Cleanup(cleanup::CleanupArgs),
+    /// Measure per-test wall time and API requests, alone and all together.
+    Bench(bench::BenchArgs),
+}
+
+/// Which tests: shared by run, list and bench.
+#[derive(Debug, Clone, Args)]
+pub struct SelectionArgs {
+    /// Conformance profile, e.g. kubeflow-26.03 or kubeflow-26.03/training.
+    #[arg(long, default_value = crate::catalog::DEFAULT_PROFILE)]
+    pub profile: String,
+    /// Only these components (repeatable).
+    #[arg(long = "component", value_name = "NAME")]
+    pub components: Vec<String>,
+    /// Only tests whose id matches this regex (repeatable: any matches).
+    #[arg(long, value_name = "REGEX")]
+    pub focus: Vec<String>,
+    /// Drop tests whose id matches this regex (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub skip: Vec<String>,
+}
+
+impl SelectionArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            profile: Some(self.profile.clone()),
+            components: self.components.clone(),
+            focus: self.focus.clone(),
+            skip: self.skip.clone(),
+        }
+    }
+}
+
+/// Which cluster: a kubeconfig context, or the embedded emulator.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE", conflicts_with = "emulator")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME", conflicts_with = "emulator")]
+    pub context: Option<String>,
+    /// Use the embedded emulator instead of a cluster.
+    #[arg(long)]
+    pub emulator: bool,
+    /// Start the emulator with this defect (repeatable; see `kfconform emulator --list-defects`).
+    #[arg(long = "defect", value_name = "NAME", requires = "emulator")]
+    pub defects: Vec<String>,
+}
+
+/// A resolved target: the client config, and the emulator kept alive while it is used.
+pub(crate) struct ResolvedTarget {
+    pub config: kube::Config,
+    pub emulator: Option<Emulator>,
+}
+
+impl TargetArgs {
+    pub(crate) fn parse_defects(&self) -> Result<Vec<Defect>, Error> {
+        self.defects
+            .iter()
+            .map(|d| d.parse::<Defect>().map_err(Error::from))
+            .collect()
+    }
+
+    pub(crate) async fn resolve(&self) -> Result<ResolvedTarget, Error> {
+        if self.emulator {
+            let defects = self.parse_defects()?;
+            let emu = Emulator::start(EmulatorConfig {
+                defects,
+                ..Default::default()
+            })
+            .await?;
+            Ok(ResolvedTarget {
+                config: emu.kube_config(),
+                emulator: Some(emu),
+            })
+        } else {
+            let config =
+                crate::cluster::load_config(self.kubeconfig.as_deref(), self.context.as_deref())
+                    .await?;
+            Ok(ResolvedTarget {
+                config,
+                emulator: None,
+            })
+        }
+    }
+}
+
+impl ResolvedTarget {
+    pub(crate) async fn shutdown(self) {
+        if let Some(e) = self.emulator {
+            e.shutdown().await;
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Run(a) => run::run(a).await,
+        Command::List(a) => list::list(a),
+        Command::Emulator(a) => emulator::emulator(a).await,
+        Command::Cleanup(a) => cleanup::cleanup(a).await,
+        Command::Bench(a) => bench::bench(a).await,
+    }
+}
+
+/// A token cancelled on the first Ctrl-C or SIGTERM, so runs can clean up before exiting.
+pub(crate) fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("interrupted: stopping tests and deleting what this run created ...");
+        t.cancel();
+    });
+    token
+}
+
+/// The command line as typed, for the report's reproduce command.
+pub(crate) fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

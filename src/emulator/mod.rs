@@ -16,6 +16,7 @@
 
 pub mod defects;
 pub mod discovery;
+pub mod faults;
 pub mod registry;
 pub mod schema;
 pub mod selectors;
@@ -47,6 +48,9 @@ pub enum EmulatorError {
     /// `--defect` names no known defect.
     #[error("unknown defect {0:?} (see `kfconform emulator --list-defects`)")]
     UnknownDefect(String),
+    /// `--fault` is not of a known form.
+    #[error("invalid fault {0:?} (known: latency=<N>ms|<N>s)")]
+    UnknownFault(String),
     /// A fixture embedded in the binary is broken (a build defect).
     #[error("fixture {file}: {message}")]
     Fixture { file: String, message: String },
@@ -60,7 +64,9 @@ impl EmulatorError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            EmulatorError::UnknownDefect(_) | EmulatorError::Kubeconfig { .. }
+            EmulatorError::UnknownDefect(_)
+                | EmulatorError::UnknownFault(_)
+                | EmulatorError::Kubeconfig { .. }
         )
     }
 }
@@ -72,6 +78,8 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// Contract breaks to inject.
     pub defects: Vec<Defect>,
+    /// API-server trouble to inject.
+    pub faults: faults::Faults,
 }
 
 impl Default for EmulatorConfig {
@@ -79,6 +87,7 @@ impl Default for EmulatorConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             defects: Vec::new(),
+            faults: faults::Faults::default(),
         }
     }
 }
@@ -236,7 +245,15 @@ impl Emulator {
             addr,
             bookmark_interval: tuning.bookmark_interval,
         };
-        let router = server::router(app.clone());
+        let mut router = server::router(app.clone());
+        if let Some(latency) = config.faults.latency {
+            router = router.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                    tokio::time::sleep(latency).await;
+                    next.run(req).await
+                },
+            ));
+        }
         let cancel = app.cancel.clone();
         let server = tokio::spawn(async move {
             let res = axum::serve(listener, router)

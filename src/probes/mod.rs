@@ -1,1 +1,156 @@
-//! The conformance tests, one module per component; each is a function registered by catalog id.
+//! The conformance tests, one module per component; each is a function registered under its
+//! catalog id. Tests talk to the target only through [`TestContext`]: they never know whether
+//! it is the emulator or a real cluster.
+
+pub mod platform;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::catalog::{ApiResourceRef, Catalog, Profile};
+use crate::cluster::Discovered;
+
+/// Why a test did not pass.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The target broke the contract.
+    Failed(String),
+    /// The harness could not decide (set-up failed, API unreachable).
+    Error(String),
+}
+
+/// What a test body returns.
+pub type Outcome = Result<(), Failure>;
+
+/// A boxed test future.
+pub type TestFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// A registered test body.
+pub type TestFn = fn(Arc<TestContext>) -> TestFuture;
+
+/// A test implementation, registered under its catalog id.
+#[derive(Clone, Copy)]
+pub struct ProbeTest {
+    pub id: &'static str,
+    pub run: TestFn,
+}
+
+/// Every implemented test. A unit test keeps this and the catalog in one-to-one correspondence.
+pub fn registry() -> Vec<ProbeTest> {
+    platform::TESTS.to_vec()
+}
+
+/// Looks a test up by id.
+pub fn find(id: &str) -> Option<ProbeTest> {
+    registry().into_iter().find(|t| t.id == id)
+}
+
+/// Everything a test may use.
+pub struct TestContext {
+    /// Client whose requests are counted for this test.
+    pub client: kube::Client,
+    /// The test's own namespace, created and labelled by the runner, deleted after the run.
+    pub namespace: String,
+    pub run_id: String,
+    pub profile: Profile,
+    pub catalog: &'static Catalog,
+    /// Discovery as seen at the start of the run.
+    pub target: Arc<Discovered>,
+    /// Objects saved as evidence if the test fails.
+    pub evidence: Evidence,
+}
+
+impl TestContext {
+    /// Every API resource the profile's required features need.
+    pub fn required_apis(&self) -> Vec<(String, ApiResourceRef)> {
+        let mut out = Vec::new();
+        for name in &self.profile.required_features {
+            if let Some(f) = self.catalog.features.iter().find(|f| &f.name == name) {
+                for api in &f.apis {
+                    out.push((f.name.clone(), api.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Labels every object a test creates carries, so cleanup finds it.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(crate::RUN_LABEL.to_string(), self.run_id.clone())])
+    }
+}
+
+/// Objects a test wants kept if it fails, written under `evidence/<test-id>/`.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Evidence {
+    /// Keeps `value` under `name` (a file stem, e.g. `crd-experiments.kubeflow.org`).
+    pub fn record(&self, name: impl Into<String>, value: Value) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((name.into(), value));
+        }
+    }
+    /// Everything recorded so far.
+    pub fn take(&self) -> Vec<(String, Value)> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+/// Maps a harness-side API error (one the test could not decide through) to [`Failure::Error`].
+pub fn harness(what: &str, e: kube::Error) -> Failure {
+    Failure::Error(format!("{what}: {}", crate::cluster::flatten(&e)))
+}
+
+/// Collects contract violations and turns them into one outcome.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+impl Violations {
+    /// Notes one violation.
+    pub fn push(&mut self, v: impl Into<String>) {
+        self.0.push(v.into());
+    }
+    /// `Ok` when nothing was noted, else one failure listing every violation.
+    pub fn into_outcome(self) -> Outcome {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Failed(self.0.join("; ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn registry_matches_catalog_one_to_one() {
+        let catalog = crate::catalog::Catalog::embedded().expect("embedded catalog loads");
+        let implemented: BTreeSet<&str> = super::registry().iter().map(|t| t.id).collect();
+        assert_eq!(
+            implemented.len(),
+            super::registry().len(),
+            "a test id is registered twice"
+        );
+        let catalogued: BTreeSet<&str> = catalog.tests.iter().map(|t| t.id.as_str()).collect();
+        let missing: Vec<_> = catalogued.difference(&implemented).collect();
+        let extra: Vec<_> = implemented.difference(&catalogued).collect();
+        assert!(
+            missing.is_empty(),
+            "catalog entries without implementation: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "implementations without catalog entry: {extra:?}"
+        );
+    }
+}

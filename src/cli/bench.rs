@@ -1,0 +1,211 @@
+//! `kfconform bench`: per-test wall time and API requests alone, then the whole selection at
+//! once; the ratio (together) / (longest single) shows how well parallelism works (1.0 is the
+//! physical limit). Speed targets live here, never in timed tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{SelectionArgs, TargetArgs};
+use crate::catalog::{Catalog, Plan};
+use crate::runner::{self, Event, RunOptions, Target};
+use crate::{Error, ExitCode};
+
+/// Output formats of `bench`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BenchFormat {
+    Table,
+    Json,
+}
+
+/// Arguments of `kfconform bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Tests at once in the all-together measurement (default: all of them).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+    pub format: BenchFormat,
+}
+
+/// One test measured alone.
+#[derive(Debug, Serialize)]
+pub struct SingleBench {
+    pub id: String,
+    pub median_seconds: f64,
+    pub api_requests: BTreeMap<String, u64>,
+    pub api_requests_total: u64,
+}
+
+/// The bench result.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub runs: u32,
+    pub tests: Vec<SingleBench>,
+    pub together_median_seconds: f64,
+    pub longest_single_seconds: f64,
+    /// together / longest single; 1.0 is the physical limit.
+    pub ratio: f64,
+    pub parallel: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+async fn timed(
+    target: &Target,
+    catalog: &'static Catalog,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> (f64, runner::Execution) {
+    let start = Instant::now();
+    let last = Mutex::new(start);
+    let on_event = |e: Event| {
+        if let Event::Finished { .. } = e
+            && let Ok(mut l) = last.lock()
+        {
+            *l = Instant::now();
+        }
+    };
+    let exec = runner::execute(
+        target,
+        catalog,
+        plan,
+        opts,
+        &runner::new_run_id(),
+        &CancellationToken::new(),
+        &on_event,
+    )
+    .await;
+    let end = last.lock().map(|l| *l).unwrap_or(start);
+    (end.duration_since(start).as_secs_f64(), exec)
+}
+
+pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
+    let catalog = Catalog::embedded()?;
+    let plan = catalog.plan(&args.selection.selection())?;
+    let resolved = args.target.resolve().await?;
+    let result = measure(&args, catalog, &plan, resolved.config.clone()).await;
+    resolved.shutdown().await;
+    let report = result?;
+    match args.format {
+        BenchFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(e.to_string()))?
+            )
+        }
+        BenchFormat::Table => print_table(&report),
+    }
+    Ok(ExitCode::Ok)
+}
+
+async fn measure(
+    args: &BenchArgs,
+    catalog: &'static Catalog,
+    plan: &Plan,
+    config: kube::Config,
+) -> Result<BenchReport, Error> {
+    let target = Target::connect(config, catalog, None).await?;
+    let output = std::env::temp_dir().join(format!("kfconform-bench-{}", runner::new_run_id()));
+    let ids: Vec<String> = plan
+        .tests
+        .iter()
+        .filter(|t| t.selected && t.spec.features.iter().all(|f| target.features.contains(f)))
+        .map(|t| t.spec.id.clone())
+        .collect();
+    let parallel = args.parallel.unwrap_or(ids.len()).max(1);
+    let opts = RunOptions {
+        selection: args.selection.selection(),
+        features: None,
+        parallel,
+        timeout_scale: 1.0,
+        output: output.clone(),
+        probe_image: super::run::DEFAULT_PROBE_IMAGE.to_string(),
+        emulator: args.target.emulator,
+        defects: args.target.defects.clone(),
+        command: super::command_line(),
+    };
+    let mut tests = Vec::new();
+    for id in &ids {
+        let mut only = plan.clone();
+        for t in &mut only.tests {
+            t.selected = &t.spec.id == id;
+        }
+        let mut times = Vec::new();
+        let mut requests = BTreeMap::new();
+        for _ in 0..args.runs {
+            let (_, exec) = timed(&target, catalog, &only, &opts).await;
+            if let Some(r) = exec.results.iter().find(|r| &r.id == id) {
+                times.push(r.duration_seconds);
+                requests = r.api_requests.clone();
+            }
+        }
+        let total = requests.values().sum();
+        tests.push(SingleBench {
+            id: id.clone(),
+            median_seconds: median(times),
+            api_requests: requests,
+            api_requests_total: total,
+        });
+    }
+    let mut together = Vec::new();
+    for _ in 0..args.runs {
+        together.push(timed(&target, catalog, plan, &opts).await.0);
+    }
+    let _ = std::fs::remove_dir_all(&output);
+    let longest = tests.iter().map(|t| t.median_seconds).fold(0.0, f64::max);
+    let together = median(together);
+    Ok(BenchReport {
+        runs: args.runs,
+        ratio: if longest > 0.0 {
+            together / longest
+        } else {
+            0.0
+        },
+        tests,
+        together_median_seconds: together,
+        longest_single_seconds: longest,
+        parallel,
+    })
+}
+
+fn print_table(r: &BenchReport) {
+    let width = r.tests.iter().map(|t| t.id.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:width$}  {:>10}  {:>8}  BY VERB",
+        "TEST", "MEDIAN", "REQUESTS"
+    );
+    for t in &r.tests {
+        let verbs: Vec<String> = t
+            .api_requests
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "{:width$}  {:>9.3}s  {:>8}  {}",
+            t.id,
+            t.median_seconds,
+            t.api_requests_total,
+            verbs.join(" ")
+        );
+    }
+    println!(
+        "all together (parallel {}): median {:.3}s; longest single {:.3}s; ratio {:.2} (1.0 is the limit)",
+        r.parallel, r.together_median_seconds, r.longest_single_seconds, r.ratio
+    );
+}

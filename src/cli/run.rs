@@ -1,0 +1,118 @@
+//! `kfconform run`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::progress::Progress;
+use super::{SelectionArgs, TargetArgs};
+use crate::report::Status;
+use crate::runner::{self, RunOptions};
+use crate::{Error, ExitCode};
+
+/// Default probe image; mirror it for air-gapped clusters and pass `--probe-image`.
+pub const DEFAULT_PROBE_IMAGE: &str =
+    concat!("ghcr.io/kfconform/kfconform:", env!("CARGO_PKG_VERSION"));
+
+/// Arguments of `kfconform run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Treat exactly these features as supported instead of discovering them (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "FEATURE,...")]
+    pub features: Option<Vec<String>>,
+    /// How many tests run at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Multiply every test's catalog timeout by this factor (slow clusters).
+    #[arg(long, default_value_t = 1.0)]
+    pub timeout_scale: f64,
+    /// Directory for report.json, junit.xml and evidence/.
+    #[arg(short, long, default_value = "results", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Image for probe workloads (the kfconform binary itself).
+    #[arg(long, default_value = DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
+    pub probe_image: String,
+}
+
+pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    if !(args.timeout_scale.is_finite() && args.timeout_scale > 0.0) {
+        return Err(Error::Usage(format!(
+            "--timeout-scale must be a positive number, got {}",
+            args.timeout_scale
+        )));
+    }
+    // Validate what needs no cluster first, so usage errors never wait on a network.
+    let catalog = crate::catalog::Catalog::embedded()?;
+    catalog.plan(&args.selection.selection())?;
+    if let Some(f) = &args.features {
+        catalog.validate_features(f)?;
+    }
+    runner::check_output(&args.output)?;
+    args.target.parse_defects()?;
+
+    let opts = RunOptions {
+        selection: args.selection.selection(),
+        features: args.features.clone(),
+        parallel: usize::from(args.parallel),
+        timeout_scale: args.timeout_scale,
+        output: args.output.clone(),
+        probe_image: args.probe_image.clone(),
+        emulator: args.target.emulator,
+        defects: args.target.defects.clone(),
+        command: super::command_line(),
+    };
+    let target = args.target.resolve().await?;
+    let cancel = super::cancel_on_signal();
+    let progress = Progress::new();
+    let outcome = runner::run(target.config.clone(), &opts, &cancel, &|e| {
+        progress.event(e)
+    })
+    .await;
+    progress.finish();
+    target.shutdown().await;
+    let outcome = outcome?;
+
+    let r = &outcome.report;
+    let s = &r.summary;
+    println!(
+        "{} passed, {} failed, {} skipped, {} error",
+        s.passed, s.failed, s.skipped, s.error
+    );
+    for v in &r.verdicts {
+        println!(
+            "profile {}: {}",
+            v.profile,
+            if v.conformant {
+                "CONFORMANT"
+            } else {
+                "NOT CONFORMANT"
+            }
+        );
+        for reason in &v.reasons {
+            println!("  - {reason}");
+        }
+    }
+    for f in &outcome.files {
+        println!("wrote {}", f.display());
+    }
+    if r.results
+        .iter()
+        .any(|t| t.status == Status::Failed || t.status == Status::Error)
+    {
+        println!(
+            "evidence of failures: {}",
+            args.output.join("evidence").display()
+        );
+    }
+    Ok(if !r.complete {
+        ExitCode::Harness
+    } else if r.verdicts.iter().all(|v| v.conformant) {
+        ExitCode::Ok
+    } else {
+        ExitCode::NotConformant
+    })
+}

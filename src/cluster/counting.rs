@@ -1,0 +1,137 @@
+//! Client-side request counting. Each test gets its own client whose requests are tallied by
+//! Kubernetes verb, so reports and the bench can show API cost per test on any cluster, not
+//! only on the emulator.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use kube::client::{Body, ClientBuilder};
+use tower::util::MapRequestLayer;
+
+use super::{ClusterError, flatten};
+
+/// Shared tally of requests by verb (get, list, watch, create, update, patch, delete, ...).
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    /// Records one request.
+    pub fn record(&self, verb: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(verb.to_string()).or_default() += 1;
+        }
+    }
+    /// The counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    /// Total requests so far.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
+/// The Kubernetes verb of a request, derived as the API server's request-info resolver does.
+pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'static str {
+    let watch = query
+        .map(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"))
+        .unwrap_or(false);
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    // /api/v1/<res>[/<name>...] or /apis/<g>/<v>/<res>[/<name>...]; namespaced adds 2 segments.
+    let rest: &[&str] = match segs.first() {
+        Some(&"api") if segs.len() >= 2 => &segs[2..],
+        Some(&"apis") if segs.len() >= 3 => &segs[3..],
+        _ => return "get",
+    };
+    let rest = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+        &rest[2..]
+    } else {
+        rest
+    };
+    let is_collection = rest.len() <= 1;
+    match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET if is_collection => "list",
+        http::Method::GET => "get",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE if is_collection => "deletecollection",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
+/// Builds a client from `config` whose every request is recorded in `counter`.
+pub fn counting_client(
+    config: &kube::Config,
+    counter: RequestCounter,
+) -> Result<kube::Client, ClusterError> {
+    crate::emulator::ensure_crypto_provider();
+    let layer = MapRequestLayer::new(move |req: http::Request<Body>| {
+        counter.record(verb_of(req.method(), req.uri().path(), req.uri().query()));
+        req
+    });
+    let builder =
+        ClientBuilder::try_from(config.clone()).map_err(|e| ClusterError::Api(flatten(&e)))?;
+    Ok(builder.with_layer(&layer).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    #[test]
+    fn verbs_follow_request_info() {
+        let cases = [
+            (Method::GET, "/api/v1/namespaces", None, "list"),
+            (Method::GET, "/api/v1/namespaces/a", None, "get"),
+            (Method::GET, "/api/v1/namespaces/a/configmaps", None, "list"),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/configmaps",
+                Some("watch=true&x=1"),
+                "watch",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/configmaps/b",
+                None,
+                "get",
+            ),
+            (
+                Method::POST,
+                "/apis/kubeflow.org/v1/namespaces/a/pytorchjobs",
+                None,
+                "create",
+            ),
+            (
+                Method::DELETE,
+                "/apis/kubeflow.org/v1/profiles/p",
+                None,
+                "delete",
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/a/pods",
+                None,
+                "deletecollection",
+            ),
+            (
+                Method::PATCH,
+                "/apis/kubeflow.org/v1/profiles/p/status",
+                None,
+                "patch",
+            ),
+            (Method::GET, "/version", None, "get"),
+        ];
+        for (m, p, q, want) in cases {
+            assert_eq!(verb_of(&m, p, q), want, "{m} {p} {q:?}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The defect matrix: the clean emulator passes every test; each defect makes exactly the tests
+//! that should catch it fail (verdict NOT CONFORMANT, exit 1); every catalog test is caught by
+//! at least one defect, so no test is one that cannot fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use assert_cmd::Command;
+use kfconform::emulator::Defect;
+use serde_json::Value;
+
+/// Which tests each defect must make fail, and nothing else.
+fn expected() -> BTreeMap<Defect, BTreeSet<&'static str>> {
+    BTreeMap::from([
+        (
+            Defect::PlatformOldKubernetes,
+            BTreeSet::from(["platform/kubernetes-version"]),
+        ),
+        (
+            Defect::PlatformMissingTrainjobCrd,
+            BTreeSet::from(["platform/apis-served", "platform/crds-established"]),
+        ),
+        (
+            Defect::PlatformExperimentCrdNotEstablished,
+            BTreeSet::from(["platform/apis-served", "platform/crds-established"]),
+        ),
+        (
+            Defect::PlatformPytorchjobSchemaDrift,
+            BTreeSet::from(["platform/upstream-examples-accepted"]),
+        ),
+    ])
+}
+
+fn run(out: &Path, defects: &[Defect]) -> (i32, Value) {
+    let mut cmd = Command::cargo_bin("kfconform").unwrap();
+    cmd.args(["run", "--emulator", "-o"])
+        .arg(out)
+        .env_remove("KUBECONFIG");
+    for d in defects {
+        cmd.args(["--defect", d.name()]);
+    }
+    let output = cmd
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
+        panic!(
+            "no report.json ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let report: Value = serde_json::from_str(&text).unwrap();
+    kfconform::report::validate_report_json(&report)
+        .unwrap_or_else(|e| panic!("report.json invalid: {e:?}"));
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn with_status<'a>(report: &'a Value, status: &str) -> BTreeSet<&'a str> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == status)
+        .map(|r| r["id"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn clean_emulator_is_conformant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, report) = run(dir.path(), &[]);
+    let not_passed: Vec<_> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] != "passed")
+        .map(|r| format!("{} {}: {}", r["id"], r["status"], r["message"]))
+        .collect();
+    assert!(not_passed.is_empty(), "clean emulator: {not_passed:#?}");
+    assert_eq!(code, 0);
+    assert_eq!(report["verdicts"][0]["conformant"], true);
+    assert_eq!(report["complete"], true);
+    assert!(dir.path().join("junit.xml").exists());
+    assert!(
+        !dir.path().join("evidence").exists(),
+        "no evidence when everything passes"
+    );
+}
+
+#[test]
+fn each_defect_fails_exactly_its_tests() {
+    let mut problems = Vec::new();
+    for (defect, want) in expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, report) = run(dir.path(), &[defect]);
+        let failed = with_status(&report, "failed");
+        let errored = with_status(&report, "error");
+        if failed != want.iter().copied().collect() || !errored.is_empty() {
+            problems.push(format!(
+                "{defect}: want failed {want:?}, got failed {failed:?} error {errored:?}"
+            ));
+        }
+        if code != 1 || report["verdicts"][0]["conformant"] != false {
+            problems.push(format!(
+                "{defect}: exit {code}, verdict {}",
+                report["verdicts"][0]
+            ));
+        }
+        // Every failure carries evidence a vendor can read.
+        for r in report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "failed")
+        {
+            let files = r["evidence"].as_array().unwrap();
+            if files.is_empty() || r["message"].as_str().unwrap_or("").is_empty() {
+                problems.push(format!(
+                    "{defect}: {} failed without message or evidence",
+                    r["id"]
+                ));
+            }
+            for f in files {
+                assert!(dir.path().join(f.as_str().unwrap()).exists(), "{f} missing");
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn every_catalog_test_is_caught_by_some_defect() {
+    let catalog = kfconform::catalog::Catalog::embedded().unwrap();
+    let caught: BTreeSet<&str> = expected().values().flatten().copied().collect();
+    let uncaught: Vec<&str> = catalog
+        .tests
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| !caught.contains(id))
+        .collect();
+    assert!(
+        uncaught.is_empty(),
+        "tests no defect catches (tests that cannot fail): {uncaught:?}"
+    );
+    let all: BTreeSet<Defect> = Defect::ALL.iter().copied().collect();
+    let covered: BTreeSet<Defect> = expected().keys().copied().collect();
+    assert_eq!(
+        all, covered,
+        "every defect needs an expectation in this matrix"
+    );
+}
