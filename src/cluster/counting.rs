@@ -52,6 +52,10 @@ pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'stat
     } else {
         rest
     };
+    if rest.is_empty() {
+        // Discovery documents (/api/v1, /apis/g/v) are non-resource reads.
+        return "get";
+    }
     let is_collection = rest.len() <= 1;
     match *method {
         http::Method::GET if watch => "watch",
@@ -129,6 +133,7 @@ mod tests {
                 "patch",
             ),
             (Method::GET, "/version", None, "get"),
+            (Method::GET, "/apis/kubeflow.org/v1", None, "get"),
         ];
         for (m, p, q, want) in cases {
             assert_eq!(verb_of(&m, p, q), want, "{m} {p} {q:?}");
