@@ -8,8 +8,10 @@ use thiserror::Error;
 
 use crate::catalog::Level;
 
+pub mod dsse;
 mod files;
 mod junit;
+pub mod keys;
 mod schema;
 mod verdict;
 
