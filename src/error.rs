@@ -34,6 +34,12 @@ pub enum Error {
     /// Writing or reading a report failed.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    /// A key file is missing, malformed or would be overwritten.
+    #[error(transparent)]
+    Key(#[from] crate::report::keys::KeyError),
+    /// A results directory cannot be signed as asked.
+    #[error(transparent)]
+    Sign(#[from] crate::report::dsse::SignError),
     /// Anything else that stopped the harness.
     #[error("{0}")]
     Harness(String),
@@ -52,6 +58,7 @@ impl Error {
             Error::Emulator(_) => ExitCode::Harness,
             Error::Report(e) if e.is_usage() => ExitCode::Usage,
             Error::Report(_) => ExitCode::Harness,
+            Error::Key(_) | Error::Sign(_) => ExitCode::Usage,
             Error::Harness(_) => ExitCode::Harness,
         }
     }

@@ -5,7 +5,8 @@ use kfconform::emulator::{Emulator, EmulatorConfig};
 use kube::api::{Api, PostParams};
 
 fn ns(name: &str, labels: serde_json::Value) -> Namespace {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}})).unwrap()
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}}))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,30 +17,69 @@ async fn cleanup_deletes_only_labelled_namespaces() {
     std::fs::write(&kubeconfig, emu.kubeconfig_yaml()).unwrap();
     let api: Api<Namespace> = Api::all(kube::Client::try_from(emu.kube_config()).unwrap());
     let pp = PostParams::default();
-    api.create(&pp, &ns("kfconform-aaaa-1", serde_json::json!({"kfconform.io/run": "aaaa"}))).await.unwrap();
-    api.create(&pp, &ns("kfconform-bbbb-1", serde_json::json!({"kfconform.io/run": "bbbb"}))).await.unwrap();
+    api.create(
+        &pp,
+        &ns(
+            "kfconform-aaaa-1",
+            serde_json::json!({"kfconform.io/run": "aaaa"}),
+        ),
+    )
+    .await
+    .unwrap();
+    api.create(
+        &pp,
+        &ns(
+            "kfconform-bbbb-1",
+            serde_json::json!({"kfconform.io/run": "bbbb"}),
+        ),
+    )
+    .await
+    .unwrap();
     // Named like ours but unlabelled, and labelled with something else: both are the user's.
-    api.create(&pp, &ns("kfconform-lookalike", serde_json::json!({}))).await.unwrap();
-    api.create(&pp, &ns("team-a", serde_json::json!({"kfconform.io/other": "x"}))).await.unwrap();
+    api.create(&pp, &ns("kfconform-lookalike", serde_json::json!({})))
+        .await
+        .unwrap();
+    api.create(
+        &pp,
+        &ns("team-a", serde_json::json!({"kfconform.io/other": "x"})),
+    )
+    .await
+    .unwrap();
 
     let bin = env!("CARGO_BIN_EXE_kfconform");
     let run = |args: Vec<String>| {
         let kubeconfig = kubeconfig.clone();
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(bin).arg("cleanup").arg("--kubeconfig").arg(kubeconfig).args(args).output().unwrap()
+            std::process::Command::new(bin)
+                .arg("cleanup")
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(args)
+                .output()
+                .unwrap()
         })
     };
     let out = run(vec!["--run-id".into(), "aaaa".into()]).await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("deleted namespace kfconform-aaaa-1"));
     assert!(api.get_opt("kfconform-aaaa-1").await.unwrap().is_none());
-    assert!(api.get_opt("kfconform-bbbb-1").await.unwrap().is_some(), "another run's namespace went with --run-id");
+    assert!(
+        api.get_opt("kfconform-bbbb-1").await.unwrap().is_some(),
+        "another run's namespace went with --run-id"
+    );
 
     let out = run(vec![]).await.unwrap();
     assert!(out.status.success());
     assert!(api.get_opt("kfconform-bbbb-1").await.unwrap().is_none());
     for mine in ["kfconform-lookalike", "team-a", "default"] {
-        assert!(api.get_opt(mine).await.unwrap().is_some(), "cleanup deleted unlabelled {mine}");
+        assert!(
+            api.get_opt(mine).await.unwrap().is_some(),
+            "cleanup deleted unlabelled {mine}"
+        );
     }
     let out = run(vec![]).await.unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to clean up"));

@@ -7,6 +7,7 @@ mod emulator;
 mod list;
 mod progress;
 mod run;
+mod sign;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,10 @@ pub enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Delete what crashed runs left behind (only objects labelled kfconform.io/run).
     Cleanup(cleanup::CleanupArgs),
+    /// Write a new Ed25519 key pair for signing reports.
+    Keygen(sign::KeygenArgs),
+    /// Sign a results directory (report.dsse.json), or countersign it with --add.
+    Sign(sign::SignArgs),
     /// Measure per-test wall time and API requests, alone and all together.
     Bench(bench::BenchArgs),
 }
@@ -145,6 +150,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Emulator(a) => emulator::emulator(a).await,
         Command::Cleanup(a) => cleanup::cleanup(a).await,
         Command::Bench(a) => bench::bench(a).await,
+        Command::Keygen(a) => sign::keygen(a),
+        Command::Sign(a) => sign::sign(a),
     }
 }
 

@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// Directory for report.json, junit.xml and evidence/.
     #[arg(short, long, default_value = "results", value_name = "DIR")]
     pub output: PathBuf,
+    /// Sign the results with this Ed25519 private key (writes report.dsse.json).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// Image for probe workloads (the kfconform binary itself).
     #[arg(long, default_value = DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
     pub probe_image: String,
@@ -53,6 +56,11 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     runner::check_output(&args.output)?;
     args.target.parse_defects()?;
+    let sign_key = args
+        .sign_key
+        .as_deref()
+        .map(crate::report::keys::SigningKey::load)
+        .transpose()?;
 
     let opts = RunOptions {
         selection: args.selection.selection(),
@@ -98,6 +106,14 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     for f in &outcome.files {
         println!("wrote {}", f.display());
+    }
+    if let Some(key) = &sign_key {
+        let path = super::sign::sign_results(&args.output, key, None)?;
+        println!(
+            "wrote {} (signed by key {})",
+            path.display(),
+            key.public().key_id()
+        );
     }
     if r.results
         .iter()
