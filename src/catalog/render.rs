@@ -136,6 +136,8 @@ pub fn render_markdown(catalog: &Catalog) -> String {
     tests(&mut md, catalog);
     results(&mut md);
     reports(&mut md);
+    // The signing scheme is prose owned by the report module, kept beside its schema.
+    md.push_str(include_str!("../../reports/signing.md"));
     exit_codes(&mut md);
     md
 }
