@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
@@ -315,27 +315,8 @@ pub fn add_signature(env: &mut Envelope, key: &SigningKey) -> Result<(), SignErr
 
 /// Writes `report.dsse.json` into `results_dir` atomically; returns its path.
 pub fn write_envelope(results_dir: &Path, env: &Envelope) -> Result<PathBuf, SignError> {
-    let dest = results_dir.join(DSSE_JSON);
-    let tmp = results_dir.join(format!(
-        ".{DSSE_JSON}.{}.tmp",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = (|| {
-        let mut f = File::create_new(&tmp)?;
-        f.write_all(env.to_json_pretty().as_bytes())?;
-        // On disk before the rename makes it visible, so a crash never leaves half an envelope.
-        f.sync_all()?;
-        fs::rename(&tmp, &dest)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(&dest, &e));
-    }
-    // Persist the rename; not every filesystem can sync a directory, hence best effort.
-    if let Ok(d) = File::open(results_dir) {
-        let _ = d.sync_all();
-    }
-    Ok(dest)
+    super::files::write_file_atomic(results_dir, DSSE_JSON, env.to_json_pretty().as_bytes())
+        .map_err(|e| io_error(&results_dir.join(DSSE_JSON), &e))
 }
 
 /// Reads and parses an envelope file.

@@ -60,6 +60,13 @@ fn output(path: &Path, message: String) -> ReportError {
 }
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ReportError> {
+    write_file_atomic(dir, name, bytes)
+        .map_err(|e| output(dir, format!("cannot write {name}: {e}")))
+}
+
+/// Writes `dir/name` so that a crash never leaves half a file: a temp file in the same
+/// directory, synced, then renamed into place (the temp file is removed on failure).
+pub(crate) fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let dest = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let result = (|| {
@@ -71,7 +78,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ReportE
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(output(dir, format!("cannot write {name}: {e}")));
+        return Err(e);
     }
     // Persist the rename itself; not every filesystem supports syncing a directory.
     if let Ok(d) = File::open(dir) {
