@@ -421,6 +421,15 @@ fn pack_requires_results_signed_with_this_product() {
         "{err}"
     );
 
+    // A product for another release than the profile the run checked.
+    fs::write(&product_path, PRODUCT.replace("\"26.03\"", "\"1.10\"")).unwrap();
+    let err = pack(results.path(), &product_path, &out).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("kubeflow_release: 1.10 is not the release of profile kubeflow-26.03"),
+        "{err}"
+    );
+
     // An invalid product file.
     fs::write(
         &product_path,

@@ -309,6 +309,18 @@ fn unsigned_evidence_is_caught() {
 }
 
 #[test]
+fn missing_report_files_are_named() {
+    let key = generate();
+    let dir = signed_dir(&conformant_report(), &key);
+    fs::remove_file(dir.path().join(JUNIT_XML)).unwrap();
+    let v = verify_results(dir.path(), &trusted(&key));
+    assert_eq!(v.problems, vec!["junit.xml: missing".to_string()]);
+    fs::remove_file(dir.path().join(REPORT_JSON)).unwrap();
+    let v = verify_results(dir.path(), &trusted(&key));
+    assert_problem(&v, "report.json: missing");
+}
+
+#[test]
 fn a_report_that_breaks_its_schema_is_caught() {
     let key = generate();
     let dir = signed_dir(&conformant_report(), &key);

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dsse::{self, DSSE_JSON, EVIDENCE_DIR};
 use super::{JUNIT_XML, REPORT_JSON, ReportError, read_report};
+use crate::catalog::Catalog;
 
 /// File name of the product description inside a bundle.
 pub const PRODUCT_YAML: &str = "PRODUCT.yaml";
@@ -45,15 +46,23 @@ pub enum ProductType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Product {
+    /// Company or project submitting.
     pub vendor: String,
+    /// Product name.
     pub product: String,
+    /// Product version the run tested.
     pub version: String,
-    /// Kubeflow release the product ships, e.g. `26.03`.
+    /// Kubeflow release the product ships, e.g. `26.03`; must be the claimed profile's release.
     pub kubeflow_release: String,
+    /// https:// URL of the product page.
     pub website_url: String,
+    /// https:// URL of the installation documentation a reviewer can follow.
     pub documentation_url: String,
+    /// https:// URL of the source or release artefacts.
     pub repository_url: String,
+    /// Where the foundation reaches the vendor about this submission.
     pub contact_email: String,
+    /// Distribution, hosted service or installer.
     pub r#type: ProductType,
 }
 
@@ -149,6 +158,19 @@ pub fn pack(results_dir: &Path, product_path: &Path, out: &Path) -> Result<PathB
     )?;
     let report = read_report(&results_dir.join(REPORT_JSON))?;
 
+    // The reviewer rejects a product claimed for another release; say so before submitting.
+    if let Ok(catalog) = Catalog::embedded()
+        && let Ok(profile) = catalog.profile(&report.config.profile)
+        && profile.release != product.kubeflow_release
+    {
+        return Err(ReportError::Malformed {
+            path: product_path.display().to_string(),
+            message: format!(
+                "kubeflow_release: {} is not the release of profile {} ({})",
+                product.kubeflow_release, profile.name, profile.release
+            ),
+        });
+    }
     let env_path = results_dir.join(DSSE_JSON);
     if !env_path.exists() {
         return Err(usage(

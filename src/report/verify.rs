@@ -22,7 +22,7 @@ use super::{
 };
 use crate::catalog::{Catalog, Level, Profile};
 
-/// Check names, in the order they run.
+/// report.dsse.json present and holding an in-toto Statement.
 pub const CHECK_ENVELOPE: &str = "envelope";
 /// Signatures by trusted keys.
 pub const CHECK_SIGNATURE: &str = "signature";
@@ -42,7 +42,9 @@ pub const CHECK_BUNDLE: &str = "bundle";
 /// One verification step.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Check {
+    /// One of the `CHECK_*` names.
     pub name: String,
+    /// False when the check found a problem or could not run.
     pub ok: bool,
     /// What was established, or why it failed or could not run.
     pub detail: String,
@@ -53,6 +55,7 @@ pub struct Check {
 pub struct Verification {
     /// One line per problem; empty means the submission verifies.
     pub problems: Vec<String>,
+    /// Every check, in the order run.
     pub checks: Vec<Check>,
     /// Verdicts recomputed from the results (claimed profile first), not the recorded ones.
     pub verdicts: Vec<ProfileVerdict>,
@@ -79,7 +82,12 @@ impl Verification {
             ok: problems.is_empty(),
             detail,
         });
-        self.problems.extend(problems);
+        // Two checks can trip over the same cause (a missing junit.xml); say it once.
+        for p in problems {
+            if !self.problems.contains(&p) {
+                self.problems.push(p);
+            }
+        }
     }
 
     /// Records a check that could not run; its cause is already a problem.
@@ -145,7 +153,12 @@ pub fn verify_results(dir: &Path, trusted: &[PublicKey]) -> Verification {
     }
 
     // 4. report.json against its schema.
-    let report = match read_report(&dir.join(REPORT_JSON)) {
+    let report_path = dir.join(REPORT_JSON);
+    let report = match read_report(&report_path) {
+        Err(_) if fs::symlink_metadata(&report_path).is_err() => {
+            v.record(CHECK_SCHEMA, vec![format!("{REPORT_JSON}: missing")], "");
+            None
+        }
         Ok(r) => {
             v.record(CHECK_SCHEMA, Vec::new(), format!("{REPORT_JSON}: valid"));
             Some(r)
