@@ -8,12 +8,14 @@ use thiserror::Error;
 
 use crate::catalog::Level;
 
+pub mod bundle;
 pub mod dsse;
 mod files;
 mod junit;
 pub mod keys;
 mod schema;
 mod verdict;
+pub mod verify;
 
 pub use files::{JUNIT_XML, REPORT_JSON, read_report, write_report};
 pub use junit::to_junit;
