@@ -6,6 +6,7 @@ mod cleanup;
 mod emulator;
 mod list;
 mod progress;
+mod review;
 mod run;
 mod sign;
 
@@ -47,6 +48,10 @@ pub enum Command {
     Keygen(sign::KeygenArgs),
     /// Sign a results directory (report.dsse.json), or countersign it with --add.
     Sign(sign::SignArgs),
+    /// Check a signed results directory or bundle: signatures, digests, schema, completeness, verdict.
+    Verify(review::VerifyArgs),
+    /// Pack a signed results directory and PRODUCT.yaml into a submission bundle.
+    Bundle(review::BundleArgs),
     /// Measure per-test wall time and API requests, alone and all together.
     Bench(bench::BenchArgs),
 }
@@ -151,6 +156,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Cleanup(a) => cleanup::cleanup(a).await,
         Command::Bench(a) => bench::bench(a).await,
         Command::Keygen(a) => sign::keygen(a),
+        Command::Verify(a) => review::verify(a),
+        Command::Bundle(a) => review::bundle(a),
         Command::Sign(a) => sign::sign(a),
     }
 }

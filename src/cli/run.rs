@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Sign the results with this Ed25519 private key (writes report.dsse.json).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Product metadata to include in the signed statement (with --sign-key).
+    #[arg(long, value_name = "PRODUCT.yaml", requires = "sign_key")]
+    pub product: Option<PathBuf>,
     /// Image for probe workloads (the kfconform binary itself).
     #[arg(long, default_value = DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
     pub probe_image: String,
@@ -60,6 +63,11 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .sign_key
         .as_deref()
         .map(crate::report::keys::SigningKey::load)
+        .transpose()?;
+    let product = args
+        .product
+        .as_deref()
+        .map(super::sign::load_product)
         .transpose()?;
 
     let opts = RunOptions {
@@ -108,7 +116,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         println!("wrote {}", f.display());
     }
     if let Some(key) = &sign_key {
-        let path = super::sign::sign_results(&args.output, key, None)?;
+        let path = super::sign::sign_results(&args.output, key, product.clone())?;
         println!(
             "wrote {} (signed by key {})",
             path.display(),

@@ -24,6 +24,9 @@ pub struct SignArgs {
     /// Ed25519 private key (PKCS#8 PEM, e.g. from `kfconform keygen` or `openssl genpkey -algorithm ed25519`).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
+    /// Product metadata to put inside the signed statement (needed for `kfconform bundle`).
+    #[arg(long, value_name = "PRODUCT.yaml", conflicts_with = "add")]
+    pub product: Option<PathBuf>,
     /// Countersign an existing report.dsse.json instead of replacing it (a reviewer's signature).
     #[arg(long)]
     pub add: bool,
@@ -62,6 +65,13 @@ pub(crate) fn sign_results(
     let report = crate::report::read_report(&dir.join(crate::report::REPORT_JSON))?;
     let statement = dsse::statement_for(dir, &report, product)?;
     Ok(dsse::write_envelope(dir, &dsse::sign(&statement, key))?)
+}
+
+/// Loads PRODUCT.yaml as the JSON the statement carries; a bad file is the user's to fix.
+pub(crate) fn load_product(path: &Path) -> Result<serde_json::Value, Error> {
+    let product =
+        crate::report::bundle::load_product(path).map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(product.to_json())
 }
 
 fn countersign(dir: &Path, key: &SigningKey) -> Result<PathBuf, Error> {

@@ -1,0 +1,93 @@
+//! The reviewer's commands: `verify` and `bundle`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::report::keys::PublicKey;
+use crate::report::{bundle, verify};
+use crate::{Error, ExitCode};
+
+/// Output formats of verify and diff.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Arguments of `kfconform verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A results directory or a submission bundle (.tar.gz).
+    pub path: PathBuf,
+    /// A trusted public key (SPKI PEM; repeatable). At least one signature must verify with one.
+    #[arg(long = "key", value_name = "PUB", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Arguments of `kfconform bundle`.
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Signed results directory (report.dsse.json signed with --product).
+    pub results: PathBuf,
+    /// Product metadata (vendor, product, version, Kubeflow release, URLs, contact, type).
+    #[arg(long, value_name = "PRODUCT.yaml")]
+    pub product: PathBuf,
+    /// Bundle to write.
+    #[arg(short, long, value_name = "FILE", default_value = "submission.tar.gz")]
+    pub output: PathBuf,
+}
+
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::Harness(e.to_string()))
+}
+
+pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
+    if !args.path.exists() {
+        return Err(Error::Usage(format!(
+            "{}: no such file or directory",
+            args.path.display()
+        )));
+    }
+    let trusted = args
+        .keys
+        .iter()
+        .map(|k| PublicKey::load(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let v = verify::verify_path(&args.path, &trusted)?;
+    match args.format {
+        Format::Json => println!("{}", to_json(&v)?),
+        Format::Table => {
+            for c in &v.checks {
+                let mark = if c.ok { "ok  " } else { "FAIL" };
+                println!("{mark}  {:<28} {}", c.name, c.detail);
+            }
+            for p in &v.problems {
+                println!("problem: {p}");
+            }
+            println!(
+                "{}",
+                if v.ok() {
+                    "VERIFIED"
+                } else {
+                    "VERIFICATION FAILED"
+                }
+            );
+        }
+    }
+    Ok(if v.ok() {
+        ExitCode::Ok
+    } else {
+        ExitCode::NotConformant
+    })
+}
+
+pub(super) fn bundle(args: BundleArgs) -> Result<ExitCode, Error> {
+    bundle::load_product(&args.product).map_err(|e| Error::Usage(e.to_string()))?;
+    let path = bundle::pack(&args.results, &args.product, &args.output)?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::Ok)
+}
