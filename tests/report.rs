@@ -7,8 +7,8 @@ use std::process::Command;
 use chrono::{TimeZone, Utc};
 use kfconform::catalog::{KubernetesRange, Level, Profile};
 use kfconform::report::{
-    JUNIT_XML, ProfileVerdict, REPORT_JSON, REPORT_SCHEMA_ID, Report, ReportError, RunConfig,
-    Status, TargetFacts, TestResult, compute_verdict, read_report, summarize, to_junit,
+    JUNIT_XML, ProfileVerdict, REPORT_HTML, REPORT_JSON, REPORT_SCHEMA_ID, Report, ReportError,
+    RunConfig, Status, TargetFacts, TestResult, compute_verdict, read_report, summarize, to_junit,
     validate_report_json, write_report,
 };
 use quick_xml::Writer;
@@ -387,7 +387,14 @@ fn write_then_read_round_trips() {
     let out = dir.path().join("nested/out");
     let report = sample_report();
     let paths = write_report(&out, &report).unwrap();
-    assert_eq!(paths, vec![out.join(REPORT_JSON), out.join(JUNIT_XML)]);
+    assert_eq!(
+        paths,
+        vec![
+            out.join(REPORT_JSON),
+            out.join(JUNIT_XML),
+            out.join(REPORT_HTML)
+        ]
+    );
     let text = std::fs::read_to_string(&paths[0]).unwrap();
     assert!(text.ends_with("}\n"));
     assert_eq!(
@@ -399,13 +406,13 @@ fn write_then_read_round_trips() {
         std::fs::read_to_string(&paths[1]).unwrap(),
         to_junit(&report)
     );
-    // Only the two reports: no temp file left behind.
+    // Only the three files: no temp file left behind.
     let mut names: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, [JUNIT_XML, REPORT_JSON]);
+    assert_eq!(names, [JUNIT_XML, REPORT_HTML, REPORT_JSON]);
     // Overwriting an existing report works.
     write_report(&out, &report).unwrap();
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cleanup;
+mod diff;
 mod emulator;
 mod list;
 mod progress;
@@ -52,6 +53,8 @@ pub enum Command {
     Verify(review::VerifyArgs),
     /// Pack a signed results directory and PRODUCT.yaml into a submission bundle.
     Bundle(review::BundleArgs),
+    /// Compare two reports: tests whose results differ, features and APIs served by one target only.
+    Diff(diff::DiffArgs),
     /// Measure per-test wall time and API requests, alone and all together.
     Bench(bench::BenchArgs),
 }
@@ -157,6 +160,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bench(a) => bench::bench(a).await,
         Command::Keygen(a) => sign::keygen(a),
         Command::Verify(a) => review::verify(a),
+        Command::Diff(a) => diff::diff(a),
         Command::Bundle(a) => review::bundle(a),
         Command::Sign(a) => sign::sign(a),
     }

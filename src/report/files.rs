@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::html::{REPORT_HTML, to_html};
 use super::{Report, ReportError, to_junit, validate_report_json};
 
 /// File name of the JSON report inside the output directory.
@@ -12,7 +13,8 @@ pub const REPORT_JSON: &str = "report.json";
 /// File name of the JUnit report inside the output directory.
 pub const JUNIT_XML: &str = "junit.xml";
 
-/// Writes `report.json` and `junit.xml` into `dir` (created if missing); returns their paths.
+/// Writes `report.json`, `junit.xml` and `report.html` into `dir` (created if missing); returns
+/// their paths in that order.
 pub fn write_report(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(|e| output(dir, format!("cannot create: {e}")))?;
     let mut json = serde_json::to_string_pretty(report).map_err(|e| ReportError::Malformed {
@@ -27,9 +29,11 @@ pub fn write_report(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportE
         tracing::warn!(errors = %errors.join("; "), "report.json does not match its schema");
     }
     let junit = to_junit(report);
+    let html = to_html(report);
     let paths = vec![
         write_atomic(dir, REPORT_JSON, json.as_bytes())?,
         write_atomic(dir, JUNIT_XML, junit.as_bytes())?,
+        write_atomic(dir, REPORT_HTML, html.as_bytes())?,
     ];
     Ok(paths)
 }

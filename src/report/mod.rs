@@ -1,4 +1,5 @@
-//! Results and reports: the result model, `report.json`, `junit.xml`, and the verdict.
+//! Results and reports: the result model, `report.json`, `junit.xml`, `report.html`, the
+//! verdict, and the diff of two reports.
 
 use std::collections::BTreeMap;
 
@@ -9,15 +10,22 @@ use thiserror::Error;
 use crate::catalog::Level;
 
 pub mod bundle;
+pub mod diff;
 pub mod dsse;
 mod files;
+pub mod html;
 mod junit;
 pub mod keys;
 mod schema;
 mod verdict;
 pub mod verify;
 
+pub use diff::{
+    Regression, ReportDiff, ServedResource, StatusChange, VersionChange, diff, load_report_any,
+    render_diff_table,
+};
 pub use files::{JUNIT_XML, REPORT_JSON, read_report, write_report};
+pub use html::{REPORT_HTML, to_html};
 pub use junit::to_junit;
 pub use schema::{report_schema, validate_report_json};
 pub use verdict::{compute_verdict, summarize};
