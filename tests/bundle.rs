@@ -1,16 +1,16 @@
 //! Submission bundles: PRODUCT.yaml validation, deterministic packing, defensive unpacking, and
 //! verification of a bundle end to end, including every way a bundle can be tampered with.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs::{self, File};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use chrono::{TimeZone as _, Utc};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use kfconform::catalog::{Catalog, DEFAULT_PROFILE};
+use kfconform::catalog::DEFAULT_PROFILE;
 use kfconform::report::bundle::{
     MAX_UNPACKED_BYTES, PRODUCT_YAML, Product, ProductType, REPRODUCE_TXT, load_product, pack,
     unpack,
@@ -18,10 +18,7 @@ use kfconform::report::bundle::{
 use kfconform::report::dsse::{DSSE_JSON, read_envelope, sign, statement_for, write_envelope};
 use kfconform::report::keys::{PublicKey, SigningKey, generate};
 use kfconform::report::verify::{Verification, verify_path, verify_results};
-use kfconform::report::{
-    JUNIT_XML, REPORT_JSON, REPORT_SCHEMA_ID, Report, RunConfig, Status, TargetFacts, TestResult,
-    compute_verdict, summarize, write_report,
-};
+use kfconform::report::{JUNIT_XML, REPORT_JSON, Report, Status, write_report};
 use tempfile::TempDir;
 
 const EVIDENCE: &str = "evidence/training/pytorchjob-env-contract/master-0.log";
@@ -45,51 +42,7 @@ fn product() -> Product {
 
 /// A complete, conformant run of the default profile, consistent with this catalog.
 fn conformant_report() -> Report {
-    let catalog = Catalog::embedded().unwrap();
-    let profile = catalog.profile(DEFAULT_PROFILE).unwrap();
-    let results: Vec<TestResult> = catalog
-        .tests
-        .iter()
-        .filter(|t| profile.components.contains(&t.component))
-        .map(|t| TestResult {
-            id: t.id.clone(),
-            component: t.component.clone(),
-            title: t.title.clone(),
-            level: t.level,
-            features: t.features.clone(),
-            status: Status::Passed,
-            message: String::new(),
-            duration_seconds: 2.0,
-            attempts: 1,
-            evidence: Vec::new(),
-            api_requests: BTreeMap::new(),
-        })
-        .collect();
-    Report {
-        schema: REPORT_SCHEMA_ID.to_string(),
-        run_id: "kfc-bundle".to_string(),
-        suite_version: kfconform::SUITE_VERSION.to_string(),
-        catalog_digest: catalog.digest.clone(),
-        started_at: Utc.with_ymd_and_hms(2026, 3, 14, 9, 30, 0).unwrap(),
-        finished_at: Utc.with_ymd_and_hms(2026, 3, 14, 9, 45, 0).unwrap(),
-        complete: true,
-        target: TargetFacts {
-            server: "https://10.0.0.1:6443".to_string(),
-            kubernetes_version: "v1.34.2".to_string(),
-            ..TargetFacts::default()
-        },
-        config: RunConfig {
-            profile: profile.name.clone(),
-            parallel: 4,
-            timeout_scale: 1.0,
-            probe_image: "ghcr.io/example/kfconform:0.1.0".to_string(),
-            command: COMMAND.to_string(),
-            ..RunConfig::default()
-        },
-        summary: summarize(&results),
-        verdicts: vec![compute_verdict(&profile, &results, true)],
-        results,
-    }
+    common::conformant_report("kfc-bundle", COMMAND)
 }
 
 /// A results directory signed by `key` with `product` in the statement, plus report.html.

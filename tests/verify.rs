@@ -2,13 +2,13 @@
 //! tamper case must fail with the precise reason, including those only the verdict
 //! recomputation (step 7) can see because the tamperer re-signed with the trusted key.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs;
 use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{TimeZone as _, Utc};
 use kfconform::catalog::{Catalog, DEFAULT_PROFILE, Level};
 use kfconform::report::dsse::{
     DSSE_JSON, Envelope, add_signature, read_envelope, sign, statement_for, write_envelope,
@@ -16,8 +16,7 @@ use kfconform::report::dsse::{
 use kfconform::report::keys::{PublicKey, SigningKey, generate};
 use kfconform::report::verify::{Verification, verify_path, verify_results};
 use kfconform::report::{
-    JUNIT_XML, REPORT_JSON, REPORT_SCHEMA_ID, Report, RunConfig, Status, TargetFacts, TestResult,
-    compute_verdict, summarize, to_junit, write_report,
+    JUNIT_XML, REPORT_JSON, Report, Status, compute_verdict, summarize, to_junit, write_report,
 };
 use tempfile::TempDir;
 
@@ -25,60 +24,10 @@ const EVIDENCE: &str = "evidence/platform/notes/run.log";
 
 /// A complete, conformant run of the default profile, consistent with this catalog.
 fn conformant_report() -> Report {
-    let catalog = Catalog::embedded().unwrap();
-    let profile = catalog.profile(DEFAULT_PROFILE).unwrap();
-    let results: Vec<TestResult> = catalog
-        .tests
-        .iter()
-        .filter(|t| profile.components.contains(&t.component))
-        .map(|t| TestResult {
-            id: t.id.clone(),
-            component: t.component.clone(),
-            title: t.title.clone(),
-            level: t.level,
-            features: t.features.clone(),
-            status: Status::Passed,
-            message: String::new(),
-            duration_seconds: 1.5,
-            attempts: 1,
-            evidence: Vec::new(),
-            api_requests: BTreeMap::from([("get".to_string(), 3)]),
-        })
-        .collect();
-    let verdict = compute_verdict(&profile, &results, true);
-    assert!(verdict.conformant);
-    Report {
-        schema: REPORT_SCHEMA_ID.to_string(),
-        run_id: "kfc-verify".to_string(),
-        suite_version: kfconform::SUITE_VERSION.to_string(),
-        catalog_digest: catalog.digest.clone(),
-        started_at: Utc.with_ymd_and_hms(2026, 3, 14, 9, 30, 0).unwrap(),
-        finished_at: Utc.with_ymd_and_hms(2026, 3, 14, 9, 41, 0).unwrap(),
-        complete: true,
-        target: TargetFacts {
-            server: "https://127.0.0.1:6443".to_string(),
-            kubernetes_version: "v1.35.0".to_string(),
-            platform: "linux/amd64".to_string(),
-            kubeflow_apis: BTreeMap::new(),
-            features: Vec::new(),
-            features_overridden: false,
-        },
-        config: RunConfig {
-            profile: profile.name.clone(),
-            components: Vec::new(),
-            focus: Vec::new(),
-            skip: Vec::new(),
-            parallel: 4,
-            timeout_scale: 1.0,
-            probe_image: "ghcr.io/example/kfconform:0.1.0".to_string(),
-            emulator: false,
-            defects: Vec::new(),
-            command: "kfconform run --output results --key kfconform.key".to_string(),
-        },
-        summary: summarize(&results),
-        verdicts: vec![verdict],
-        results,
-    }
+    common::conformant_report(
+        "kfc-verify",
+        "kfconform run --output results --key kfconform.key",
+    )
 }
 
 /// Writes `report` (report.json, junit.xml and one evidence file) and signs it with `key`.
