@@ -284,7 +284,7 @@ impl Shared<'_> {
                 name: Some(name.to_string()),
                 labels: Some(BTreeMap::from([
                     (crate::RUN_LABEL.to_string(), self.run_id.to_string()),
-                    ("kfconform.io/test".to_string(), test_id.replace('/', ".")),
+                    ("kfconform.io/test".to_string(), label_value(test_id)),
                 ])),
                 ..Default::default()
             },
@@ -295,6 +295,14 @@ impl Shared<'_> {
             .map(|_| ())
             .map_err(|e| cluster::flatten(&e))
     }
+}
+
+/// A test id as a label value: `/` is not allowed, and values are at most 63 characters that
+/// start and end alphanumeric.
+fn label_value(id: &str) -> String {
+    let v: String = id.replace('/', ".").chars().take(63).collect();
+    v.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 fn skip_reason(t: &PlannedTest, supported: &[String]) -> Option<String> {
@@ -397,5 +405,19 @@ fn build_report(
         summary: report::summarize(&exec.results),
         verdicts: vec![verdict],
         results: exec.results,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(
+            super::label_value("platform/apis-served"),
+            "platform.apis-served"
+        );
+        let long = format!("training/{}", "a-".repeat(40));
+        let v = super::label_value(&long);
+        assert!(v.len() <= 63 && v.ends_with('a'), "{v}");
     }
 }
