@@ -42,7 +42,7 @@ fn main() {
         .init();
 
     // kube (ring) and reqwest (aws-lc-rs) both link a rustls provider; pick one explicitly.
-    kfconform::emulator::ensure_crypto_provider();
+    kfconform::cluster::ensure_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

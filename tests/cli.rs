@@ -51,6 +51,19 @@ fn kubeconfig(dir: &tempfile::TempDir, server: &str, context: &str) -> std::path
     path
 }
 
+/// `kfconform run --kubeconfig KC [extra..] -o DIR/r`.
+fn run_with_kubeconfig(kc: &std::path::Path, dir: &tempfile::TempDir, extra: &[&str]) -> Output {
+    kfconform()
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(extra)
+        .arg("-o")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn missing_kubeconfig_is_a_harness_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,14 +87,7 @@ fn garbled_kubeconfig_is_a_harness_error() {
         .unwrap()
         .write_all(b"clusters: [this is: not {valid")
         .unwrap();
-    let out = kfconform()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&path)
-        .arg("-o")
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
+    let out = run_with_kubeconfig(&path, &dir, &[]);
     assert_error(&out, 3, &["kubeconfig", "not a valid kubeconfig"]);
 }
 
@@ -89,14 +95,7 @@ fn garbled_kubeconfig_is_a_harness_error() {
 fn unknown_context_is_a_harness_error() {
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(&dir, "http://127.0.0.1:1", "real");
-    let out = kfconform()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .args(["--context", "imaginary", "-o"])
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
+    let out = run_with_kubeconfig(&kc, &dir, &["--context", "imaginary"]);
     assert_error(&out, 3, &["context", "imaginary", "not found"]);
 }
 
@@ -104,14 +103,7 @@ fn unknown_context_is_a_harness_error() {
 fn refused_connection_is_a_prompt_harness_error() {
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(&dir, "http://127.0.0.1:1", "ctx");
-    let out = kfconform()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .arg("-o")
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
+    let out = run_with_kubeconfig(&kc, &dir, &[]);
     assert_error(&out, 3, &["cluster unreachable", "127.0.0.1:1"]);
 }
 
@@ -123,14 +115,7 @@ fn silent_server_is_a_harness_error_within_15s() {
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(&dir, &format!("http://{addr}"), "ctx");
     let start = std::time::Instant::now();
-    let out = kfconform()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .arg("-o")
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
+    let out = run_with_kubeconfig(&kc, &dir, &[]);
     assert!(
         start.elapsed() < std::time::Duration::from_secs(15),
         "took {:?}",

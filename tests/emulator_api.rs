@@ -1397,6 +1397,21 @@ async fn schema_validation_and_field_validation() {
     emu.shutdown().await;
 }
 
+/// The resource is absent from its group/version's discovery and its collection answers 404.
+async fn assert_not_served(h: &Http, group_version: &str, plural: &str) {
+    let (_, rl) = h.get(group_version).await;
+    let listed = rl["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == plural);
+    assert!(!listed, "{plural} still listed in {group_version}");
+    let (code, _) = h
+        .get(&format!("{group_version}/namespaces/default/{plural}"))
+        .await;
+    assert_eq!(code, 404, "{group_version}/{plural} still served");
+}
+
 #[tokio::test]
 async fn defects_are_observable() {
     let emu = start_with(
@@ -1421,20 +1436,7 @@ async fn defects_are_observable() {
             .0,
         404
     );
-    let (_, rl) = h.get("/apis/trainer.kubeflow.org/v1alpha1").await;
-    assert!(
-        !rl["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["name"] == "trainjobs")
-    );
-    assert_eq!(
-        h.get("/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs")
-            .await
-            .0,
-        404
-    );
+    assert_not_served(&h, "/apis/trainer.kubeflow.org/v1alpha1", "trainjobs").await;
 
     let (code, exp) = h.get(&format!("{crds}/experiments.kubeflow.org")).await;
     assert_eq!(code, 200);
@@ -1444,20 +1446,7 @@ async fn defects_are_observable() {
     assert_eq!(est["reason"], "Installing");
     let na = conds.iter().find(|c| c["type"] == "NamesAccepted").unwrap();
     assert_eq!(na["status"], "True");
-    let (_, rl) = h.get("/apis/kubeflow.org/v1beta1").await;
-    assert!(
-        !rl["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["name"] == "experiments")
-    );
-    assert_eq!(
-        h.get("/apis/kubeflow.org/v1beta1/namespaces/default/experiments")
-            .await
-            .0,
-        404
-    );
+    assert_not_served(&h, "/apis/kubeflow.org/v1beta1", "experiments").await;
 
     let (_, pj) = h.get(&format!("{crds}/pytorchjobs.kubeflow.org")).await;
     let spec = &pj["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];

@@ -75,7 +75,7 @@ pub fn counting_client(
     config: &kube::Config,
     counter: RequestCounter,
 ) -> Result<kube::Client, ClusterError> {
-    crate::emulator::ensure_crypto_provider();
+    super::ensure_crypto_provider();
     let layer = MapRequestLayer::new(move |req: http::Request<Body>| {
         counter.record(verb_of(req.method(), req.uri().path(), req.uri().query()));
         req

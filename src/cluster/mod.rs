@@ -41,6 +41,14 @@ impl ClusterError {
     }
 }
 
+/// Selects rustls' process-wide crypto provider (ring). Both ring (kube) and aws-lc-rs
+/// (reqwest) are compiled in, so rustls cannot pick one itself and kube clients would panic.
+/// Idempotent.
+pub fn ensure_crypto_provider() {
+    // Err means a provider is already installed, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// How long the first contact with the API server may take before the run gives up; keeps an
 /// unreachable server a prompt, one-line error rather than a hang.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,7 +129,7 @@ fn one_line(s: &str) -> String {
 
 /// Builds a client and proves the server answers, within [`CONNECT_TIMEOUT`].
 pub async fn connect(config: &kube::Config) -> Result<kube::Client, ClusterError> {
-    crate::emulator::ensure_crypto_provider();
+    ensure_crypto_provider();
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config.clone()).map_err(|e| ClusterError::Unreachable {
         server: server.clone(),

@@ -118,14 +118,6 @@ pub const CONTEXT_NAME: &str = "kfconform-emulator";
 /// Bearer token of the kubeconfig's user (authentication is not enforced yet).
 pub const ADMIN_TOKEN: &str = "kfconform-admin";
 
-/// Selects rustls' process-wide crypto provider (ring). Both ring (kube) and aws-lc-rs
-/// (reqwest) are compiled in, so rustls cannot pick one itself and kube clients would panic.
-/// Idempotent.
-pub fn ensure_crypto_provider() {
-    // Err means a provider is already installed, which is all we need.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// A running emulator: an API server on loopback, serving until [`Emulator::shutdown`].
 pub struct Emulator {
     addr: SocketAddr,
@@ -192,7 +184,7 @@ impl Emulator {
         config: EmulatorConfig,
         tuning: Tuning,
     ) -> Result<Emulator, EmulatorError> {
-        ensure_crypto_provider();
+        crate::cluster::ensure_crypto_provider();
         let mut state = store::State::new(config.defects.clone(), tuning.watch_history);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
@@ -328,7 +320,7 @@ impl Emulator {
             // A SocketAddr always renders as a valid authority.
             Err(_) => http::Uri::from_static("http://127.0.0.1"),
         };
-        ensure_crypto_provider();
+        crate::cluster::ensure_crypto_provider();
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
         config.auth_info.token = Some(ADMIN_TOKEN.to_string().into());

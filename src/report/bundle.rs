@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
@@ -290,7 +290,7 @@ pub fn unpack(bundle: &Path, into: &Path) -> Result<PathBuf, ReportError> {
             )));
         }
         let relative = name.strip_suffix('/').filter(|_| is_dir).unwrap_or(&name);
-        if !is_safe_relative(relative) {
+        if !dsse::is_safe_relative(relative) {
             return Err(bad(format!(
                 "{name:?}: entry path is absolute or leaves the bundle"
             )));
@@ -440,18 +440,6 @@ fn evidence_files(dir: &Path) -> Result<Vec<String>, ReportError> {
     }
     files.sort();
     Ok(files)
-}
-
-/// Non-empty '/'-joined plain components: no root, `.`, `..`, empty segment or backslash.
-fn is_safe_relative(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('\\')
-        && name
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-        && Path::new(name)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 fn check_text(value: &str) -> Result<(), String> {

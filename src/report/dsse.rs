@@ -472,7 +472,7 @@ fn decode_signature(text: &str) -> Option<[u8; 64]> {
 
 /// True for a non-empty path of plain components joined by '/': no root, no `..`, no `.`,
 /// no empty segments, no backslashes (which would be separators on Windows).
-fn is_safe_relative(name: &str) -> bool {
+pub(crate) fn is_safe_relative(name: &str) -> bool {
     !name.is_empty()
         && !name.contains('\\')
         && name
