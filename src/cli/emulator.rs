@@ -59,6 +59,7 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
+        ..EmulatorConfig::default()
     };
     let emu = Emulator::start(config).await?;
     std::fs::write(&args.kubeconfig_out, emu.kubeconfig_yaml()).map_err(|e| {

@@ -6,7 +6,9 @@ mod cleanup;
 mod diff;
 mod emulator;
 mod list;
+mod probe;
 mod progress;
+mod rbac;
 mod review;
 mod run;
 mod sign;
@@ -57,6 +59,10 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Measure per-test wall time and API requests, alone and all together.
     Bench(bench::BenchArgs),
+    /// Print the ClusterRole and ClusterRoleBinding the runner needs (least privilege).
+    Rbac(rbac::RbacArgs),
+    /// Run probe logic inside a workload pod (what probe pods execute; not for direct use).
+    Probe(probe::ProbeArgs),
 }
 
 /// Which tests: shared by run, list and bench.
@@ -163,6 +169,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Diff(a) => diff::diff(a),
         Command::Bundle(a) => review::bundle(a),
         Command::Sign(a) => sign::sign(a),
+        Command::Rbac(a) => rbac::rbac(a),
+        Command::Probe(a) => probe::probe(a).await,
     }
 }
 

@@ -10,9 +10,7 @@ use crate::report::Status;
 use crate::runner::{self, RunOptions};
 use crate::{Error, ExitCode};
 
-/// Default probe image; mirror it for air-gapped clusters and pass `--probe-image`.
-pub const DEFAULT_PROBE_IMAGE: &str =
-    concat!("ghcr.io/kfconform/kfconform:", env!("CARGO_PKG_VERSION"));
+pub use crate::workload::DEFAULT_PROBE_IMAGE;
 
 /// Arguments of `kfconform run`.
 #[derive(Debug, Args)]

@@ -124,6 +124,22 @@ fn resource_entries(def: &ResourceDef, version: &str) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    for sub in &def.subresources {
+        let mut e = json!({
+            "name": format!("{}/{}", def.plural, sub.name),
+            "singularName": "",
+            "namespaced": def.namespaced,
+            "kind": sub.kind,
+            "verbs": sub.verbs,
+        });
+        if !sub.group.is_empty()
+            && let Some(o) = e.as_object_mut()
+        {
+            o.insert("group".into(), json!(sub.group));
+            o.insert("version".into(), json!(sub.version));
+        }
+        out.push(e);
+    }
     if def.group.is_empty() && def.plural == "namespaces" {
         out.push(json!({
             "name": "namespaces/finalize",

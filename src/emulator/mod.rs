@@ -14,15 +14,20 @@
 //! commands such as `kubectl create namespace`, get 415); one global watch history serves every
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
 
+pub mod admission;
+pub mod auth;
+pub mod controllers;
 pub mod defects;
 pub mod discovery;
 pub mod faults;
+pub mod kubelet;
 pub mod registry;
 pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod subresources;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -80,6 +85,10 @@ pub struct EmulatorConfig {
     pub defects: Vec<Defect>,
     /// API-server trouble to inject.
     pub faults: faults::Faults,
+    /// Who may talk to the emulator.
+    pub auth: auth::AuthConfig,
+    /// How pods run.
+    pub kubelet: kubelet::KubeletConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -88,6 +97,8 @@ impl Default for EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             defects: Vec::new(),
             faults: faults::Faults::default(),
+            auth: auth::AuthConfig::default(),
+            kubelet: kubelet::KubeletConfig::default(),
         }
     }
 }
@@ -124,6 +135,7 @@ pub struct Emulator {
     app: server::App,
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
+    kubelet: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -219,7 +231,8 @@ impl Emulator {
                     })?;
             }
         }
-        while state.reconcile() {}
+        let mut controllers = controllers::all(&config.defects);
+        controllers::settle(&mut state, &mut controllers);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| EmulatorError::Bind {
@@ -236,6 +249,8 @@ impl Emulator {
             cancel: CancellationToken::new(),
             addr,
             bookmark_interval: tuning.bookmark_interval,
+            auth: Arc::new(auth::Authenticator::new(config.auth.clone())),
+            node: Arc::new(kubelet::Node::new(config.kubelet.clone())),
         };
         let mut router = server::router(app.clone());
         if let Some(latency) = config.faults.latency {
@@ -262,17 +277,19 @@ impl Emulator {
                     _ = rapp.cancel.cancelled() => return,
                     _ = rapp.reconcile.notified() => {
                         let mut st = rapp.lock();
-                        while st.reconcile() {}
+                        controllers::settle(&mut st, &mut controllers);
                     }
                 }
             }
         });
+        let kubelet = kubelet::start(app.clone());
         tracing::info!(%addr, "emulator serving");
         Ok(Emulator {
             addr,
             app,
             server,
             reconciler,
+            kubelet,
         })
     }
 
@@ -336,6 +353,8 @@ impl Emulator {
     pub async fn shutdown(self) {
         self.app.cancel.cancel();
         self.reconciler.abort();
+        kubelet::shutdown(&self.app).await;
+        let _ = self.kubelet.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot
         // hold the caller forever.
         let server = self.server;

@@ -63,6 +63,20 @@ pub struct ResourceDef {
     pub name_is_label: bool,
     /// Name of the CRD defining the resource (None for built-ins).
     pub crd: Option<String>,
+    /// Subresources besides `status` (e.g. `pods/log`, `serviceaccounts/token`), served by
+    /// [`super::subresources`].
+    pub subresources: Vec<Subresource>,
+}
+
+/// A subresource other than `status`, as discovery lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subresource {
+    pub name: &'static str,
+    /// Group of the subresource's kind when it differs from the parent's ("" = same or core).
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
 }
 
 impl ResourceDef {
@@ -123,7 +137,33 @@ fn builtin(
         field_selectors: field_selectors.to_vec(),
         name_is_label: plural == "namespaces",
         crd: None,
+        subresources: Vec::new(),
     }
+}
+
+/// A create-only virtual resource (access reviews, token reviews): never stored, answered by
+/// [`super::subresources`].
+fn virtual_resource(group: &str, plural: &str, kind: &str, namespaced: bool) -> ResourceDef {
+    let singular = kind.to_lowercase();
+    let mut def = builtin(
+        group,
+        "v1",
+        plural,
+        &singular,
+        kind,
+        namespaced,
+        &[],
+        false,
+        false,
+        &[],
+    );
+    def.verbs = vec!["create".into()];
+    def
+}
+
+/// Whether the resource is a create-only virtual resource (see [`virtual_resource`]).
+pub fn is_virtual(def: &ResourceDef) -> bool {
+    def.crd.is_none() && def.verbs.len() == 1 && def.verbs[0] == "create"
 }
 
 /// The built-in kinds the emulator serves.
@@ -189,18 +229,6 @@ pub fn builtins() -> Vec<ResourceDef> {
         builtin(
             "",
             "v1",
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            true,
-            &["sa"],
-            false,
-            false,
-            &[],
-        ),
-        builtin(
-            "",
-            "v1",
             "events",
             "event",
             "Event",
@@ -223,7 +251,153 @@ pub fn builtins() -> Vec<ResourceDef> {
             ],
         ),
         crd,
+        pods(),
+        {
+            let mut sa = builtin(
+                "",
+                "v1",
+                "serviceaccounts",
+                "serviceaccount",
+                "ServiceAccount",
+                true,
+                &["sa"],
+                false,
+                false,
+                &[],
+            );
+            sa.subresources = vec![Subresource {
+                name: "token",
+                group: "authentication.k8s.io",
+                version: "v1",
+                kind: "TokenRequest",
+                verbs: &["create"],
+            }];
+            sa
+        },
+        builtin(
+            "",
+            "v1",
+            "services",
+            "service",
+            "Service",
+            true,
+            &["svc"],
+            true,
+            false,
+            &[],
+        ),
+        builtin(
+            "",
+            "v1",
+            "resourcequotas",
+            "resourcequota",
+            "ResourceQuota",
+            true,
+            &["quota"],
+            true,
+            false,
+            &[],
+        ),
+        builtin(
+            "batch",
+            "v1",
+            "jobs",
+            "job",
+            "Job",
+            true,
+            &[],
+            true,
+            true,
+            &["status.successful"],
+        ),
+        rbac("roles", "Role", true),
+        rbac("clusterroles", "ClusterRole", false),
+        rbac("rolebindings", "RoleBinding", true),
+        rbac("clusterrolebindings", "ClusterRoleBinding", false),
+        virtual_resource(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        ),
+        virtual_resource(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        ),
+        virtual_resource(
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            true,
+        ),
+        virtual_resource(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+        ),
+        virtual_resource(
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        ),
+        virtual_resource(
+            "authentication.k8s.io",
+            "tokenreviews",
+            "TokenReview",
+            false,
+        ),
     ]
+}
+
+fn pods() -> ResourceDef {
+    let mut pods = builtin(
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        true,
+        &["po"],
+        true,
+        false,
+        &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+    );
+    pods.categories = vec!["all".into()];
+    pods.subresources = vec![Subresource {
+        name: "log",
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        verbs: &["get"],
+    }];
+    pods
+}
+
+fn rbac(plural: &str, kind: &str, namespaced: bool) -> ResourceDef {
+    builtin(
+        "rbac.authorization.k8s.io",
+        "v1",
+        plural,
+        &kind.to_lowercase(),
+        kind,
+        namespaced,
+        &[],
+        false,
+        false,
+        &[],
+    )
 }
 
 /// Orders Kubernetes version strings as the apiserver does (GA > beta > alpha, higher first;
@@ -350,6 +524,7 @@ pub fn from_crd(crd: &Value) -> Result<ResourceDef, String> {
             .and_then(Value::as_str)
             .map(str::to_string),
         plural,
+        subresources: Vec::new(),
     })
 }
 

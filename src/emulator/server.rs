@@ -16,13 +16,17 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{self, Attributes, Authenticator, UserInfo};
 use super::discovery;
+use super::kubelet::Node;
+use super::registry;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, json_response};
 use super::store::{
     DeleteOpts, Event, EventType, FieldValidation, PatchKind, Propagation, Scope, State, WriteOpts,
     meta_str,
 };
+use super::subresources::{self, SubRequest};
 use super::table::{self, Output};
 
 /// Shared by every request handler.
@@ -33,6 +37,10 @@ pub struct App {
     pub cancel: CancellationToken,
     pub addr: SocketAddr,
     pub bookmark_interval: Duration,
+    /// Tokens and identities.
+    pub auth: Arc<Authenticator>,
+    /// The kubelet's node (pod processes, logs).
+    pub node: Arc<Node>,
 }
 
 impl App {
@@ -53,7 +61,8 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-type Params = HashMap<String, String>;
+/// Query parameters of a request.
+pub type Params = HashMap<String, String>;
 
 async fn handle(
     AxState(app): AxState<App>,
@@ -68,7 +77,11 @@ async fn handle(
     let path = uri.path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     tracing::debug!(%method, %uri, "emulator request");
-    match route(&app, &method, &segs, &params, &headers, body).await {
+    let user = match auth::authenticate(&app, &headers) {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    match route(&app, &user, &method, &segs, &params, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -89,6 +102,7 @@ fn text(s: &'static str) -> Response {
 
 async fn route(
     app: &App,
+    user: &UserInfo,
     method: &Method,
     segs: &[&str],
     params: &Params,
@@ -96,6 +110,16 @@ async fn route(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let get = method == Method::GET;
+    let resource_path = matches!(segs, ["api", _, _, ..] | ["apis", _, _, _, ..]);
+    if !resource_path {
+        let attrs = Attributes {
+            resource_request: false,
+            verb: method.as_str().to_lowercase(),
+            path: format!("/{}", segs.join("/")),
+            ..Attributes::default()
+        };
+        auth::authorize(app, user, &attrs)?;
+    }
     match segs {
         [] if get => Ok(ok_json(&json!({"paths": [
             "/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"
@@ -129,10 +153,10 @@ async fn route(
             .map(|d| ok_json(&d))
             .ok_or_else(ApiError::no_route),
         ["api", v, rest @ ..] if !rest.is_empty() => {
-            resource(app, method, "", v, rest, params, headers, body).await
+            resource(app, user, method, "", v, rest, params, headers, body).await
         }
         ["apis", g, v, rest @ ..] if !rest.is_empty() => {
-            resource(app, method, g, v, rest, params, headers, body).await
+            resource(app, user, method, g, v, rest, params, headers, body).await
         }
         _ => Err(ApiError::no_route()),
     }
@@ -286,6 +310,7 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 #[allow(clippy::too_many_arguments)]
 async fn resource(
     app: &App,
+    user: &UserInfo,
     method: &Method,
     group: &str,
     version: &str,
@@ -306,6 +331,52 @@ async fn resource(
         return Err(ApiError::no_route());
     }
     let is_ns = def.group.is_empty() && def.plural == "namespaces";
+    let special_sub = t
+        .sub
+        .filter(|s| def.subresources.iter().any(|x| x.name == *s));
+    if special_sub.is_some() || (t.sub.is_none() && registry::is_virtual(&def)) {
+        let scope = Scope {
+            def: def.clone(),
+            version: version.to_string(),
+            namespace: t.namespace.to_string(),
+        };
+        let verb = match *method {
+            Method::GET => "get",
+            Method::POST => "create",
+            _ => {
+                return Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ));
+            }
+        };
+        let attrs = Attributes {
+            resource_request: true,
+            verb: verb.into(),
+            api_group: def.group.clone(),
+            api_version: version.into(),
+            resource: def.plural.clone(),
+            subresource: special_sub.unwrap_or("").into(),
+            namespace: t.namespace.into(),
+            name: t.name.unwrap_or("").into(),
+            path: String::new(),
+        };
+        auth::authorize(app, user, &attrs)?;
+        count(app, verb, &def.plural, special_sub);
+        return subresources::handle(
+            app,
+            SubRequest {
+                scope: &scope,
+                name: t.name.unwrap_or(""),
+                subresource: special_sub,
+                method,
+                params,
+                headers,
+                body: &body,
+                user,
+            },
+        )
+        .await;
+    }
     let status_write = match t.sub {
         None => false,
         Some("status") if def.has_status(version) => true,
@@ -352,16 +423,22 @@ async fn resource(
             "the server does not allow this method on the requested resource",
         ));
     }
-    {
-        let resource = match t.sub {
-            Some(s) => format!("{}/{s}", def.plural),
-            None => def.plural.clone(),
-        };
-        *app.lock()
-            .counts
-            .entry((verb.to_string(), resource))
-            .or_insert(0) += 1;
-    }
+    auth::authorize(
+        app,
+        user,
+        &Attributes {
+            resource_request: true,
+            verb: verb.into(),
+            api_group: def.group.clone(),
+            api_version: version.into(),
+            resource: def.plural.clone(),
+            subresource: t.sub.unwrap_or("").into(),
+            namespace: t.namespace.into(),
+            name: t.name.unwrap_or("").into(),
+            path: String::new(),
+        },
+    )?;
+    count(app, verb, &def.plural, t.sub);
     let name = t.name.unwrap_or("");
     let resp = match verb {
         "get" => {
@@ -469,6 +546,18 @@ async fn resource(
         _ => return Err(ApiError::no_route()),
     };
     Ok(resp)
+}
+
+/// Counts a served request by (verb, resource[/subresource]).
+fn count(app: &App, verb: &str, plural: &str, sub: Option<&str>) {
+    let resource = match sub {
+        Some(s) => format!("{plural}/{s}"),
+        None => plural.to_string(),
+    };
+    *app.lock()
+        .counts
+        .entry((verb.to_string(), resource))
+        .or_insert(0) += 1;
 }
 
 fn delete_opts(params: &Params, body: &[u8]) -> Result<DeleteOpts, ApiError> {

@@ -507,6 +507,10 @@ impl State {
         if scope.def.crd.is_none() && scope.def.plural == "customresourcedefinitions" {
             errors.extend(crd_errors(obj));
         }
+        if scope.def.crd.is_none() {
+            // Built-in admission (pod defaults and Pod Security) lives in its own module.
+            super::admission::admit(self, scope, obj)?;
+        }
         if !errors.is_empty() {
             return Err(ApiError::invalid(
                 &scope.def.kind,
@@ -1333,6 +1337,84 @@ impl State {
             changed = true;
         }
         changed
+    }
+
+    /// The scope of `(group, plural)` in `namespace` ("" for cluster-scoped), at the storage
+    /// version. For controllers, which address resources by name rather than by URL.
+    pub fn scope_for(&self, group: &str, plural: &str, namespace: &str) -> Option<Scope> {
+        let def = self
+            .resources
+            .get(&(group.to_string(), plural.to_string()))?
+            .clone();
+        Some(Scope {
+            version: def.storage_version.clone(),
+            namespace: if def.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            def,
+        })
+    }
+
+    /// Every stored object of `(group, plural)` (all namespaces, storage version, key order).
+    pub fn objects_of(&self, group: &str, plural: &str) -> Vec<Value> {
+        self.objects
+            .get(&(group.to_string(), plural.to_string()))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One stored object, if present.
+    pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.get_obj(&(group.to_string(), plural.to_string()), namespace, name)
+            .cloned()
+    }
+
+    fn controller_scope(&self, group: &str, plural: &str, obj: &Value) -> Result<Scope, ApiError> {
+        self.scope_for(group, plural, meta_str(obj, "namespace"))
+            .ok_or_else(ApiError::no_route)
+    }
+
+    /// Creates an object as a controller would through the API (namespace from metadata).
+    pub fn create_object(
+        &mut self,
+        group: &str,
+        plural: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        let scope = self.controller_scope(group, plural, &obj)?;
+        self.create(&scope, obj, &WriteOpts::default())
+            .map(|w| w.object)
+    }
+
+    /// Replaces an object (or, with `status`, its status subresource) as a controller would.
+    /// A stale resourceVersion gets a Conflict, as through the API.
+    pub fn update_object(
+        &mut self,
+        group: &str,
+        plural: &str,
+        obj: Value,
+        status: bool,
+    ) -> Result<Value, ApiError> {
+        let scope = self.controller_scope(group, plural, &obj)?;
+        let name = meta_str(&obj, "name").to_string();
+        self.update(&scope, &name, obj, status, &WriteOpts::default())
+            .map(|w| w.object)
+    }
+
+    /// Deletes an object (background propagation) as a controller would.
+    pub fn delete_object(
+        &mut self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let scope = self
+            .scope_for(group, plural, namespace)
+            .ok_or_else(ApiError::no_route)?;
+        self.delete(&scope, name, &DeleteOpts::default())
     }
 
     /// Creates an object at start-up (system namespaces, fixture CRDs) as if through the API.

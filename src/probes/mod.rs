@@ -3,6 +3,8 @@
 //! it is the emulator or a real cluster.
 
 pub mod platform;
+pub mod profiles;
+pub mod training;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -41,7 +43,7 @@ pub struct ProbeTest {
 
 /// Every implemented test. A unit test keeps this and the catalog in one-to-one correspondence.
 pub fn registry() -> Vec<ProbeTest> {
-    platform::TESTS.to_vec()
+    [platform::TESTS, profiles::TESTS, training::TESTS].concat()
 }
 
 /// Looks a test up by id.
@@ -62,9 +64,31 @@ pub struct TestContext {
     pub target: Arc<Discovered>,
     /// Objects saved as evidence if the test fails.
     pub evidence: Evidence,
+    /// Image of probe pods (the kfconform binary); tests that start workloads use it.
+    pub probe_image: String,
+    /// The Profile the runner made for this test, when its catalog entry asks for a tenant;
+    /// `namespace` is then the Profile's namespace.
+    pub tenant: Option<Tenant>,
+}
+
+/// A Profile the runner created for a test, owned by a synthetic user.
+pub struct Tenant {
+    /// The Profile's owner (`spec.owner.name`).
+    pub owner: String,
+    /// A client impersonating the owner (requests counted with the test's).
+    pub as_owner: kube::Client,
 }
 
 impl TestContext {
+    /// The client workloads are created with: the tenant owner's when the test runs in a
+    /// Profile, else the runner's own.
+    pub fn workload_client(&self) -> &kube::Client {
+        match &self.tenant {
+            Some(t) => &t.as_owner,
+            None => &self.client,
+        }
+    }
+
     /// Every API resource the profile's required features need.
     pub fn required_apis(&self) -> Vec<(String, ApiResourceRef)> {
         let mut out = Vec::new();

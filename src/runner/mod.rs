@@ -254,6 +254,8 @@ impl Shared<'_> {
             catalog: self.catalog,
             target: self.target.discovered.clone(),
             evidence: Evidence::default(),
+            probe_image: self.opts.probe_image.clone(),
+            tenant: None,
         });
         let timeout = spec.timeout.mul_f64(self.opts.timeout_scale.max(0.01));
         let outcome = match tokio::time::timeout(timeout, (probe.run)(ctx.clone())).await {
