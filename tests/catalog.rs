@@ -143,7 +143,7 @@ fn embedded_sources_validate_against_the_schema() {
         }
         let def = match name.as_str() {
             "suites/features.yaml" => "featuresFile",
-            "suites/profiles.yaml" => "profilesFile",
+            "suites/releases.yaml" => "profilesFile",
             _ => {
                 suites += 1;
                 "suiteFile"
@@ -260,7 +260,7 @@ fn two_component_catalog() -> Catalog {
         .filter(|(n, _)| {
             [
                 "suites/features.yaml",
-                "suites/profiles.yaml",
+                "suites/releases.yaml",
                 "suites/schema.json",
             ]
             .contains(&n.as_str())
@@ -553,30 +553,30 @@ fn malformed_features_and_profiles() {
         )
     };
     let msg = error_of(
-        "suites/profiles.yaml",
+        "suites/releases.yaml",
         &profiles("    platform: []\n    training: [training.tfjob]\n"),
     );
     assert_eq!(
         msg,
-        "catalog suites/profiles.yaml: profile 1 (p): components.training: unknown feature \
+        "catalog suites/releases.yaml: profile 1 (p): components.training: unknown feature \
          \"training.tfjob\""
     );
-    let msg = error_of("suites/profiles.yaml", &profiles("    notebooks: []\n"));
+    let msg = error_of("suites/releases.yaml", &profiles("    notebooks: []\n"));
     assert!(
         msg.starts_with(
-            "catalog suites/profiles.yaml: profile 1 (p): unknown component \"notebooks\""
+            "catalog suites/releases.yaml: profile 1 (p): unknown component \"notebooks\""
         ),
         "{msg}"
     );
     // Dropping a component from every profile orphans its suite file.
-    let msg = error_of("suites/profiles.yaml", &profiles("    training: []\n"));
+    let msg = error_of("suites/releases.yaml", &profiles("    training: []\n"));
     assert_eq!(
         msg,
         "catalog suites/platform.yaml: component \"platform\" is in no profile of \
-         suites/profiles.yaml"
+         suites/releases.yaml"
     );
     let msg = error_of(
-        "suites/profiles.yaml",
+        "suites/releases.yaml",
         &profiles("    platform: []\n").replace("max: \"1.35\"", "max: \"1.30\""),
     );
     assert!(msg.contains("kubernetes range"), "{msg}");

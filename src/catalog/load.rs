@@ -194,10 +194,10 @@ pub(super) fn load(files: &[(&str, &str)]) -> Result<Catalog, CatalogError> {
             "features.yaml" | "features.yml" if features_src.is_none() => {
                 features_src = Some((name, text))
             }
-            "profiles.yaml" | "profiles.yml" if profiles_src.is_none() => {
+            "releases.yaml" | "releases.yml" if profiles_src.is_none() => {
                 profiles_src = Some((name, text))
             }
-            "features.yaml" | "features.yml" | "profiles.yaml" | "profiles.yml" => {
+            "features.yaml" | "features.yml" | "releases.yaml" | "releases.yml" => {
                 return Err(malformed(name, "given twice"));
             }
             _ if base.ends_with(".json") => {} // the schema: counted in the digest only
@@ -224,7 +224,7 @@ pub(super) fn load(files: &[(&str, &str)]) -> Result<Catalog, CatalogError> {
     let (features_name, features_text) = features_src
         .ok_or_else(|| malformed("suites/features.yaml", "missing from the catalog"))?;
     let (profiles_name, profiles_text) = profiles_src
-        .ok_or_else(|| malformed("suites/profiles.yaml", "missing from the catalog"))?;
+        .ok_or_else(|| malformed("suites/releases.yaml", "missing from the catalog"))?;
 
     let features = load_features(features_name, features_text, validators)?;
     let feature_names: HashSet<&str> = features.iter().map(|f| f.name.as_str()).collect();

@@ -221,7 +221,7 @@ impl Catalog {
             .map_err(Clone::clone)
     }
 
-    /// Builds a catalog from `(file name, text)` pairs: `features.yaml`, `profiles.yaml`, one
+    /// Builds a catalog from `(file name, text)` pairs: `features.yaml`, `releases.yaml`, one
     /// `<component>.yaml` per component with tests, and optionally `schema.json` (only hashed;
     /// validation always uses the schema built into the binary). Names may carry directories
     /// (`suites/training.yaml`); errors quote them as given.
