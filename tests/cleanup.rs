@@ -85,3 +85,82 @@ async fn cleanup_deletes_only_labelled_namespaces() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to clean up"));
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_deletes_only_labelled_profiles_and_their_namespaces() {
+    use kube::api::DynamicObject;
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, emu.kubeconfig_yaml()).unwrap();
+    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let profiles: Api<DynamicObject> =
+        Api::all_with(client.clone(), &kfconform::cluster::profile_resource());
+    let profile = |name: &str, labels: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "Profile",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"owner": {"kind": "User", "name": format!("{name}@example.com")}},
+        }))
+        .unwrap()
+    };
+    let pp = PostParams::default();
+    profiles
+        .create(
+            &pp,
+            &profile(
+                "kfconform-cccc-1",
+                serde_json::json!({"kfconform.io/run": "cccc"}),
+            ),
+        )
+        .await
+        .unwrap();
+    // Named like ours, unlabelled: a user's.
+    profiles
+        .create(&pp, &profile("kfconform-team", serde_json::json!({})))
+        .await
+        .unwrap();
+
+    let bin = env!("CARGO_BIN_EXE_kfconform");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .arg("cleanup")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deleted profile kfconform-cccc-1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        profiles
+            .get_opt("kfconform-cccc-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        profiles.get_opt("kfconform-team").await.unwrap().is_some(),
+        "cleanup deleted an unlabelled profile"
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces
+            .get_opt("kfconform-cccc-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    emu.shutdown().await;
+}

@@ -220,3 +220,59 @@ fn list_prints_the_plan_in_every_format() {
         .unwrap();
     assert!(String::from_utf8_lossy(&md.stdout).contains("\n# Kubeflow conformance"));
 }
+
+#[test]
+fn rbac_prints_the_runner_role_and_binding() {
+    let out = kfconform()
+        .args([
+            "rbac",
+            "--profile",
+            "kubeflow-26.03/platform",
+            "--user",
+            "runner@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = kfconform::fixtures::yaml_documents(&text).unwrap();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ClusterRole", "ClusterRoleBinding"]);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn rbac_subjects() {
+    let sa = kfconform()
+        .args(["rbac", "--service-account", "ci:kfconform"])
+        .output()
+        .unwrap();
+    assert!(sa.status.success());
+    let docs = kfconform::fixtures::yaml_documents(&String::from_utf8_lossy(&sa.stdout)).unwrap();
+    assert_eq!(
+        docs[1]["subjects"][0],
+        serde_json::json!({"kind": "ServiceAccount", "name": "kfconform", "namespace": "ci"})
+    );
+    // Without a subject: the role alone, still one apply-able document.
+    let bare = kfconform().arg("rbac").output().unwrap();
+    assert!(bare.status.success());
+    let docs = kfconform::fixtures::yaml_documents(&String::from_utf8_lossy(&bare.stdout)).unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["kind"], "ClusterRole");
+
+    let bad = kfconform()
+        .args(["rbac", "--service-account", "kfconform"])
+        .output()
+        .unwrap();
+    assert_error(&bad, 2, &["--service-account", "NAMESPACE:NAME"]);
+    let two = kfconform()
+        .args(["rbac", "--user", "a", "--group", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(two.status.code(), Some(2));
+    let unknown = kfconform()
+        .args(["rbac", "--profile", "nope"])
+        .output()
+        .unwrap();
+    assert_error(&unknown, 2, &["unknown profile"]);
+}

@@ -103,6 +103,8 @@ struct RawTest {
     since: String,
     timeout: String,
     description: String,
+    #[serde(default)]
+    tenant: bool,
 }
 
 #[derive(Deserialize)]
@@ -520,6 +522,7 @@ fn load_suite(
             since: raw.since,
             timeout,
             description: raw.description.trim().to_string(),
+            tenant: raw.tenant,
         });
     }
     Ok(tests)

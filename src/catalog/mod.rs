@@ -75,6 +75,10 @@ pub struct TestSpec {
     pub timeout: Duration,
     /// Normative text (RFC 2119 keywords).
     pub description: String,
+    /// The test runs in a Profile the runner creates (owned by a synthetic user) instead of a
+    /// plain namespace.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tenant: bool,
 }
 
 /// An API resource a feature needs served (`group` empty for the core group).

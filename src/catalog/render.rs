@@ -343,9 +343,14 @@ fn tests(md: &mut String, catalog: &Catalog) {
         for t in specs {
             let _ = writeln!(md, "#### `{}`\n", t.id);
             let _ = writeln!(md, "**{}**\n", text(&t.title));
+            let tenant = if t.tenant {
+                "- Runs in: a Profile the runner creates for it, owned by a synthetic user\n"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 md,
-                "- Level: **{}**\n- Features: {}\n- Timeout: {}\n- Since: {}\n",
+                "- Level: **{}**\n- Features: {}\n- Timeout: {}\n- Since: {}\n{tenant}",
                 level_word(t.level).to_uppercase(),
                 code_list(&t.features),
                 timeout(t.timeout),

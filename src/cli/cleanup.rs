@@ -18,21 +18,29 @@ pub struct CleanupArgs {
 
 pub(super) async fn cleanup(args: CleanupArgs) -> Result<ExitCode, Error> {
     let target = args.target.resolve().await?;
+    let run_id = args.run_id.as_deref();
     let result = async {
         let client = crate::cluster::connect(&target.config).await?;
-        crate::cluster::delete_labelled_namespaces(&client, args.run_id.as_deref(), CLEANUP_TIMEOUT)
-            .await
+        // Profiles before namespaces: a tenant's namespace belongs to its Profile.
+        let profiles =
+            crate::cluster::delete_labelled_profiles(&client, run_id, CLEANUP_TIMEOUT).await?;
+        let namespaces =
+            crate::cluster::delete_labelled_namespaces(&client, run_id, CLEANUP_TIMEOUT).await?;
+        Ok::<_, Error>((profiles, namespaces))
     }
     .await;
     target.shutdown().await;
-    let deleted = result?;
-    if deleted.is_empty() {
+    let (profiles, namespaces) = result?;
+    if profiles.is_empty() && namespaces.is_empty() {
         println!(
-            "nothing to clean up (no namespace labelled {})",
-            crate::cluster::run_selector(args.run_id.as_deref())
+            "nothing to clean up (no namespace or profile labelled {})",
+            crate::cluster::run_selector(run_id)
         );
     }
-    for ns in deleted {
+    for p in profiles {
+        println!("deleted profile {p} (and its namespace)");
+    }
+    for ns in namespaces {
         println!("deleted namespace {ns}");
     }
     Ok(ExitCode::Ok)

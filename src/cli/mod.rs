@@ -83,7 +83,7 @@ pub struct SelectionArgs {
 }
 
 impl SelectionArgs {
-    fn selection(&self) -> Selection {
+    pub(crate) fn selection(&self) -> Selection {
         Selection {
             profile: Some(self.profile.clone()),
             components: self.components.clone(),
@@ -125,10 +125,24 @@ impl TargetArgs {
     }
 
     pub(crate) async fn resolve(&self) -> Result<ResolvedTarget, Error> {
+        self.resolve_with(None).await
+    }
+
+    /// Resolves the target; an in-process emulator runs probe pods of `probe_image` (the run's
+    /// `--probe-image`) as kfconform child processes.
+    pub(crate) async fn resolve_with(
+        &self,
+        probe_image: Option<&str>,
+    ) -> Result<ResolvedTarget, Error> {
         if self.emulator {
             let defects = self.parse_defects()?;
+            let mut kubelet = crate::emulator::kubelet::KubeletConfig::default();
+            if let Some(image) = probe_image {
+                kubelet.probe_image = image.to_string();
+            }
             let emu = Emulator::start(EmulatorConfig {
                 defects,
+                kubelet,
                 ..Default::default()
             })
             .await?;

@@ -40,6 +40,11 @@ pub struct RunArgs {
     /// Image for probe workloads (the kfconform binary itself).
     #[arg(long, default_value = DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
     pub probe_image: String,
+    /// Do not check the runner's permissions before the run (the preflight asks the API
+    /// server, one SelfSubjectAccessReview per permission `kfconform rbac` lists, and stops
+    /// with exit 3 listing what is missing).
+    #[arg(long)]
+    pub skip_preflight: bool,
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
@@ -79,10 +84,13 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         defects: args.target.defects.clone(),
         command: super::command_line(),
     };
-    let target = args.target.resolve().await?;
+    let target = args.target.resolve_with(Some(&args.probe_image)).await?;
     let cancel = super::cancel_on_signal();
     let progress = Progress::new();
-    let outcome = runner::run(target.config.clone(), &opts, &cancel, &|e| {
+    let checks = runner::Checks {
+        preflight: !args.skip_preflight,
+    };
+    let outcome = runner::run_with(target.config.clone(), &opts, checks, &cancel, &|e| {
         progress.event(e)
     })
     .await;

@@ -7,11 +7,15 @@ mod discovery;
 use std::path::Path;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::runtime::watcher;
+use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 pub use counting::{RequestCounter, counting_client};
@@ -32,6 +36,26 @@ pub enum ClusterError {
     /// The API server answered with an error.
     #[error("cluster API: {0}")]
     Api(String),
+    /// The permission preflight found permissions the run needs that the identity lacks.
+    #[error(
+        "the kubeconfig identity{} lacks permissions the runner needs: {} (grant them with: {hint})",
+        identity.as_deref().map(|u| format!(" ({u})")).unwrap_or_default(),
+        missing.join("; ")
+    )]
+    MissingPermissions {
+        /// The authenticated user name, when the server says.
+        identity: Option<String>,
+        /// Each missing permission, e.g. `create profiles.kubeflow.org`.
+        missing: Vec<String>,
+        /// The command that grants them.
+        hint: String,
+    },
+    /// The permission preflight could not ask the server.
+    #[error(
+        "cannot check the runner's permissions before the run: {0} (run with --skip-preflight to \
+         run without the check)"
+    )]
+    PreflightUnavailable(String),
 }
 
 impl ClusterError {
@@ -175,59 +199,171 @@ pub async fn delete_labelled_namespaces(
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     for name in &names {
+        delete_namespace(&api, name).await?;
+    }
+    wait_gone(
+        api,
+        watcher::Config::default().labels(&selector),
+        None,
+        timeout,
+        &format!("namespaces labelled {selector}"),
+    )
+    .await?;
+    Ok(names)
+}
+
+async fn delete_namespace(api: &Api<Namespace>, name: &str) -> Result<(), ClusterError> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(ClusterError::Api(format!(
+            "deleting namespace {name}: {}",
+            flatten(&e)
+        ))),
+    }
+}
+
+/// The Kubeflow Profile resource (kubeflow.org/v1, cluster-scoped).
+pub fn profile_resource() -> ApiResource {
+    ApiResource {
+        group: "kubeflow.org".into(),
+        version: "v1".into(),
+        api_version: "kubeflow.org/v1".into(),
+        kind: "Profile".into(),
+        plural: "profiles".into(),
+    }
+}
+
+/// Deletes every Profile carrying the run label (never an unlabelled one), waits with a watch
+/// until they are gone, then until their namespaces are gone. A namespace the Profile
+/// controller left behind is deleted when its `owner` annotation names the Profile's owner:
+/// the runner's synthetic users own nothing else. A target that does not serve Profiles has
+/// none to delete. Returns the Profiles deleted.
+pub async fn delete_labelled_profiles(
+    client: &kube::Client,
+    run_id: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<String>, ClusterError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let ar = profile_resource();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let selector = run_selector(run_id);
+    let list = match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(l) => l,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(ClusterError::Api(format!(
+                "listing profiles: {}",
+                flatten(&e)
+            )));
+        }
+    };
+    let mut owners = std::collections::BTreeMap::new();
+    for p in &list.items {
+        let owner = p.data["spec"]["owner"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        owners.insert(p.name_any(), owner);
+    }
+    for name in owners.keys() {
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
                 return Err(ClusterError::Api(format!(
-                    "deleting namespace {name}: {}",
+                    "deleting profile {name}: {}",
                     flatten(&e)
                 )));
             }
         }
     }
-    wait_namespaces_gone(&api, &selector, timeout).await?;
-    Ok(names)
+    if owners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    wait_gone(
+        api,
+        watcher::Config::default().labels(&selector),
+        None,
+        left,
+        &format!("profiles labelled {selector}"),
+    )
+    .await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for (name, owner) in &owners {
+        let ns = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| ClusterError::Api(format!("reading namespace {name}: {}", flatten(&e))))?;
+        let Some(ns) = ns else { continue };
+        let annotated = ns.annotations().get("owner");
+        if ns.metadata.deletion_timestamp.is_none() && !owner.is_empty() && annotated == Some(owner)
+        {
+            delete_namespace(&namespaces, name).await?;
+        }
+    }
+    let names: BTreeSet<String> = owners.keys().cloned().collect();
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    wait_gone(
+        namespaces,
+        watcher::Config::default(),
+        Some(&names),
+        left,
+        "namespaces of the deleted profiles",
+    )
+    .await?;
+    Ok(names.into_iter().collect())
 }
 
-/// Waits with a watch until no namespace matches `selector`.
-async fn wait_namespaces_gone(
-    api: &Api<Namespace>,
-    selector: &str,
+/// Waits with a watch until no object the watch sees (restricted to `only` when given) is
+/// left, or `timeout` passes.
+async fn wait_gone<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    only: Option<&BTreeSet<String>>,
     timeout: Duration,
-) -> Result<(), ClusterError> {
-    let cfg = watcher::Config::default().labels(selector);
-    let mut remaining = std::collections::BTreeSet::new();
+    what: &str,
+) -> Result<(), ClusterError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let mut remaining = BTreeSet::new();
     let mut initialised = false;
-    let stream = watcher(api.clone(), cfg);
+    let wanted = |name: &str| only.is_none_or(|o| o.contains(name));
+    let stream = watcher(api, cfg);
     futures::pin_mut!(stream);
     let wait = async {
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(watcher::Event::Init) => remaining.clear(),
-                Ok(watcher::Event::InitApply(ns)) => {
-                    remaining.insert(ns.metadata.name.unwrap_or_default());
+                Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => {
+                    let name = o.name_any();
+                    if wanted(&name) {
+                        remaining.insert(name);
+                    }
                 }
                 Ok(watcher::Event::InitDone) => initialised = true,
-                Ok(watcher::Event::Apply(ns)) => {
-                    remaining.insert(ns.metadata.name.unwrap_or_default());
+                Ok(watcher::Event::Delete(o)) => {
+                    remaining.remove(&o.name_any());
                 }
-                Ok(watcher::Event::Delete(ns)) => {
-                    remaining.remove(&ns.metadata.name.unwrap_or_default());
-                }
-                Err(e) => tracing::debug!("namespace watch: {e}"),
+                Err(e) => tracing::debug!("watch of {what}: {e}"),
             }
             if initialised && remaining.is_empty() {
                 return Ok(());
             }
         }
-        Err(ClusterError::Api("namespace watch ended".into()))
+        Err(ClusterError::Api(format!("watch of {what} ended")))
     };
     match tokio::time::timeout(timeout, wait).await {
         Ok(r) => r,
-        Err(_) => Err(ClusterError::Api(format!(
-            "namespaces labelled {selector} still present after {}s",
-            timeout.as_secs()
-        ))),
+        Err(_) => {
+            let names: Vec<&str> = remaining.iter().map(String::as_str).collect();
+            Err(ClusterError::Api(format!(
+                "{what} still present after {}s: {}",
+                timeout.as_secs(),
+                names.join(", ")
+            )))
+        }
     }
 }

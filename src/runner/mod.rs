@@ -3,10 +3,14 @@
 //! evidence of failures, and always delete what the run created.
 
 mod evidence;
+pub mod preflight;
+pub mod rbac;
+pub mod tenant;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -18,8 +22,11 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::catalog::{Catalog, Plan, PlannedTest, Selection};
 use crate::cluster::{self, Discovered, RequestCounter};
-use crate::probes::{self, Evidence, Failure, TestContext};
+use crate::probes::{self, Evidence, Failure, Tenant, TestContext};
 use crate::report::{self, Report, RunConfig, Status, TestResult};
+
+/// The label naming the test an object was created for.
+pub const TEST_LABEL: &str = "kfconform.io/test";
 
 /// How long the runner waits for its namespaces to be gone after the tests.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -75,6 +82,16 @@ impl Target {
         features: Option<Vec<String>>,
     ) -> Result<Target, Error> {
         let client = cluster::connect(&config).await?;
+        Self::discover(config, client, catalog, features).await
+    }
+
+    /// Discovers what the target serves through an already connected client.
+    pub async fn discover(
+        config: kube::Config,
+        client: kube::Client,
+        catalog: &Catalog,
+        features: Option<Vec<String>>,
+    ) -> Result<Target, Error> {
         let discovered = cluster::discover(&client).await?;
         let overridden = features.is_some();
         let features = match features {
@@ -160,6 +177,7 @@ pub async fn execute(
         opts,
         run_id,
         on_event,
+        tenants_created: AtomicBool::new(false),
     };
     let shared = &shared;
     let mut stream = futures::stream::iter(
@@ -192,6 +210,16 @@ pub async fn execute(
         });
     }
     on_event(Event::CleaningUp);
+    // Profiles first: deleting a tenant's namespace while its Profile exists would only make
+    // the Profile controller re-create it.
+    if shared.tenants_created.load(Ordering::SeqCst)
+        && let Err(e) =
+            cluster::delete_labelled_profiles(&target.client, Some(run_id), CLEANUP_TIMEOUT).await
+    {
+        tracing::warn!(
+            "cleanup of run {run_id}'s profiles: {e}; run `kfconform cleanup --run-id {run_id}`"
+        );
+    }
     if let Err(e) =
         cluster::delete_labelled_namespaces(&target.client, Some(run_id), CLEANUP_TIMEOUT).await
     {
@@ -211,6 +239,9 @@ struct Shared<'a> {
     opts: &'a RunOptions,
     run_id: &'a str,
     on_event: &'a (dyn Fn(Event) + Send + Sync),
+    /// Set before the first Profile is asked for, so cleanup (even of an interrupted run)
+    /// looks for Profiles only when the run may have made some.
+    tenants_created: AtomicBool,
 }
 
 impl Shared<'_> {
@@ -230,21 +261,35 @@ impl Shared<'_> {
             );
         };
         let namespace = format!("kfconform-{}-{}", self.run_id, index + 1);
-        if let Err(e) = self.create_namespace(&namespace, &spec.id).await {
-            return result_of(
-                t,
-                Status::Error,
-                format!("set-up: creating namespace {namespace}: {e}"),
-                start.elapsed(),
-                0,
-            );
-        }
+        let timeout = spec.timeout.mul_f64(self.opts.timeout_scale.max(0.01));
         let counter = RequestCounter::default();
         let client = match cluster::counting_client(&self.target.config, counter.clone()) {
             Ok(c) => c,
             Err(e) => {
                 return result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
             }
+        };
+        let tenant = if spec.tenant {
+            match self
+                .create_tenant(&namespace, &spec.id, timeout, &counter)
+                .await
+            {
+                Ok(tenant) => Some(tenant),
+                Err(e) => {
+                    return result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
+                }
+            }
+        } else {
+            if let Err(e) = self.create_namespace(&namespace, &spec.id).await {
+                return result_of(
+                    t,
+                    Status::Error,
+                    format!("set-up: creating namespace {namespace}: {e}"),
+                    start.elapsed(),
+                    0,
+                );
+            }
+            None
         };
         let ctx = Arc::new(TestContext {
             client,
@@ -255,9 +300,8 @@ impl Shared<'_> {
             target: self.target.discovered.clone(),
             evidence: Evidence::default(),
             probe_image: self.opts.probe_image.clone(),
-            tenant: None,
+            tenant,
         });
-        let timeout = spec.timeout.mul_f64(self.opts.timeout_scale.max(0.01));
         let outcome = match tokio::time::timeout(timeout, (probe.run)(ctx.clone())).await {
             Ok(o) => o,
             Err(_) => Err(Failure::Error(format!(
@@ -273,10 +317,56 @@ impl Shared<'_> {
         let mut r = result_of(t, status, message, start.elapsed(), 1);
         r.api_requests = counter.snapshot();
         if status != Status::Passed {
+            if spec.tenant {
+                self.record_profile(&ctx, &namespace).await;
+            }
             r.evidence =
                 evidence::save(&self.opts.output, &spec.id, &ctx, &self.target.client).await;
         }
         r
+    }
+
+    /// The labels of everything the runner creates for a test.
+    fn labels(&self, test_id: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (crate::RUN_LABEL.to_string(), self.run_id.to_string()),
+            (TEST_LABEL.to_string(), label_value(test_id)),
+        ])
+    }
+
+    /// Creates the Profile `name` for a tenant test and waits until its owner can work in it.
+    async fn create_tenant(
+        &self,
+        name: &str,
+        test_id: &str,
+        timeout: Duration,
+        counter: &RequestCounter,
+    ) -> Result<Tenant, String> {
+        if !tenant::profiles_served(&self.target.discovered) {
+            return Err(
+                "this test runs in a Kubeflow Profile the runner creates, but the \
+                        target does not serve profiles.kubeflow.org/v1 (Profile)"
+                    .into(),
+            );
+        }
+        let owner = tenant::owner_of(name);
+        self.tenants_created.store(true, Ordering::SeqCst);
+        tenant::create_profile(&self.target.client, name, &owner, &self.labels(test_id)).await?;
+        tenant::wait_ready(&self.target.client, name, &owner, timeout).await?;
+        let as_owner = tenant::owner_client(&self.target.config, &owner, counter.clone())?;
+        Ok(Tenant { owner, as_owner })
+    }
+
+    /// Keeps the tenant's Profile as evidence of a failed test.
+    async fn record_profile(&self, ctx: &TestContext, name: &str) {
+        let api: Api<kube::api::DynamicObject> =
+            Api::all_with(self.target.client.clone(), &cluster::profile_resource());
+        if let Ok(Some(p)) = api.get_opt(name).await {
+            ctx.evidence.record(
+                format!("profile-{name}"),
+                serde_json::to_value(&p).unwrap_or_default(),
+            );
+        }
     }
 
     async fn create_namespace(&self, name: &str, test_id: &str) -> Result<(), String> {
@@ -284,10 +374,7 @@ impl Shared<'_> {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
-                labels: Some(BTreeMap::from([
-                    (crate::RUN_LABEL.to_string(), self.run_id.to_string()),
-                    ("kfconform.io/test".to_string(), label_value(test_id)),
-                ])),
+                labels: Some(self.labels(test_id)),
                 ..Default::default()
             },
             ..Default::default()
@@ -350,10 +437,36 @@ pub struct RunOutcome {
     pub files: Vec<PathBuf>,
 }
 
-/// The whole run: plan, connect, execute, report. `config` is the target's client config.
+/// The whole run: plan, connect, permission preflight, execute, report. `config` is the
+/// target's client config.
 pub async fn run(
     config: kube::Config,
     opts: &RunOptions,
+    cancel: &CancellationToken,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<RunOutcome, Error> {
+    run_with(config, opts, Checks::default(), cancel, on_event).await
+}
+
+/// What the runner checks before any test.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// Ask the server whether the identity holds every permission of the run's
+    /// [`rbac::rules_for`] (`--skip-preflight` turns it off).
+    pub preflight: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self { preflight: true }
+    }
+}
+
+/// [`run`] with the pre-run checks chosen.
+pub async fn run_with(
+    config: kube::Config,
+    opts: &RunOptions,
+    checks: Checks,
     cancel: &CancellationToken,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunOutcome, Error> {
@@ -361,12 +474,30 @@ pub async fn run(
     let plan = catalog.plan(&opts.selection)?;
     check_output(&opts.output)?;
     let started_at = Utc::now();
-    let target = Target::connect(config, catalog, opts.features.clone()).await?;
+    let client = cluster::connect(&config).await?;
+    if checks.preflight {
+        preflight::check(
+            &client,
+            &rbac::rules_for(&plan),
+            &rbac_flags(&opts.selection, &plan),
+        )
+        .await?;
+    }
+    let target = Target::discover(config, client, catalog, opts.features.clone()).await?;
     let run_id = new_run_id();
     let exec = execute(&target, catalog, &plan, opts, &run_id, cancel, on_event).await;
     let report = build_report(catalog, &plan, &target, opts, exec, started_at);
     let files = report::write_report(&opts.output, &report)?;
     Ok(RunOutcome { report, files })
+}
+
+/// The `kfconform rbac` flags that print the rules of this selection.
+fn rbac_flags(selection: &Selection, plan: &Plan) -> String {
+    let mut flags = vec![format!("--profile {}", plan.profile.name)];
+    for c in &selection.components {
+        flags.push(format!("--component {c}"));
+    }
+    flags.join(" ")
 }
 
 fn build_report(
