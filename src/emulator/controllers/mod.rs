@@ -16,7 +16,10 @@ pub trait Controller: Send {
 
 /// Every controller, with the defects they are to exhibit.
 pub fn all(defects: &[Defect]) -> Vec<Box<dyn Controller>> {
-    vec![Box::new(profile::ProfileController::new(defects))]
+    vec![
+        Box::new(super::auth::aggregation::ClusterRoleAggregation::new()),
+        Box::new(profile::ProfileController::new(defects)),
+    ]
 }
 
 /// Runs the store's own reconcile (namespaces, GC) and every controller until quiet.
