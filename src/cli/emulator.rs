@@ -31,6 +31,15 @@ pub struct EmulatorArgs {
     /// List the defects with one line of description each, and exit.
     #[arg(long)]
     pub list_defects: bool,
+    /// Identity the written kubeconfig authenticates as, instead of the cluster admin
+    /// (`kubernetes-admin`, group system:masters). The emulator enforces RBAC, so this user can
+    /// do only what Roles/ClusterRoles bound to it (or to its groups) allow; the admin token
+    /// `kfconform-admin` keeps working for setting that up.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// A group of `--user` (repeatable); `system:authenticated` is always added.
+    #[arg(long = "group", value_name = "GROUP", requires = "user")]
+    pub groups: Vec<String>,
 }
 
 pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
@@ -55,21 +64,33 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
-    let config = EmulatorConfig {
+    let mut config = EmulatorConfig {
         listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
         ..EmulatorConfig::default()
     };
+    let user_token = args
+        .user
+        .as_deref()
+        .map(|name| config.auth.add_user(name, &args.groups));
     let emu = Emulator::start(config).await?;
-    std::fs::write(&args.kubeconfig_out, emu.kubeconfig_yaml()).map_err(|e| {
-        EmulatorError::Kubeconfig {
-            path: args.kubeconfig_out.display().to_string(),
-            message: e.to_string(),
-        }
+    let kubeconfig = match &user_token {
+        Some(token) => emu.kubeconfig_yaml_for(token),
+        None => emu.kubeconfig_yaml(),
+    };
+    std::fs::write(&args.kubeconfig_out, kubeconfig).map_err(|e| EmulatorError::Kubeconfig {
+        path: args.kubeconfig_out.display().to_string(),
+        message: e.to_string(),
     })?;
     println!("kfconform emulator serving at {}", emu.url());
-    println!("kubeconfig written to {}", args.kubeconfig_out.display());
+    println!(
+        "kubeconfig written to {} (user {})",
+        args.kubeconfig_out.display(),
+        args.user
+            .as_deref()
+            .unwrap_or("kubernetes-admin, group system:masters")
+    );
     println!(
         "try: KUBECONFIG={} kubectl api-resources",
         args.kubeconfig_out.display()

@@ -126,7 +126,7 @@ impl Default for Tuning {
 
 /// The user every emulator kubeconfig names, and its bearer token.
 pub const CONTEXT_NAME: &str = "kfconform-emulator";
-/// Bearer token of the kubeconfig's user (authentication is not enforced yet).
+/// Bearer token of the default cluster admin (`kubernetes-admin`, group `system:masters`).
 pub const ADMIN_TOKEN: &str = "kfconform-admin";
 
 /// A running emulator: an API server on loopback, serving until [`Emulator::shutdown`].
@@ -206,6 +206,7 @@ impl Emulator {
                     message: e.message,
                 })?;
         }
+        auth::bootstrap(&mut state)?;
         for f in crate::fixtures::crds() {
             let docs = crate::fixtures::yaml_documents(f.text).map_err(|message| {
                 EmulatorError::Fixture {
@@ -303,8 +304,15 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    /// A kubeconfig (YAML) with one cluster/user/context named "kfconform-emulator".
+    /// A kubeconfig (YAML) with one cluster/user/context named "kfconform-emulator", for the
+    /// first configured user (the cluster admin by default).
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_for(&self.first_token())
+    }
+
+    /// [`Emulator::kubeconfig_yaml`] authenticating with `token` (any configured user's, or a
+    /// ServiceAccount token from TokenRequest).
+    pub fn kubeconfig_yaml_for(&self, token: &str) -> String {
         let url = self.url();
         [
             "apiVersion: v1".to_string(),
@@ -316,7 +324,7 @@ impl Emulator {
             "users:".into(),
             format!("- name: {CONTEXT_NAME}"),
             "  user:".into(),
-            format!("    token: {ADMIN_TOKEN}"),
+            format!("    token: {token}"),
             "contexts:".into(),
             format!("- name: {CONTEXT_NAME}"),
             "  context:".into(),
@@ -330,8 +338,13 @@ impl Emulator {
         .join("\n")
     }
 
-    /// A kube::Config for in-process clients (same server/token).
+    /// A kube::Config for in-process clients (same server, first configured user's token).
     pub fn kube_config(&self) -> kube::Config {
+        self.kube_config_for(&self.first_token())
+    }
+
+    /// [`Emulator::kube_config`] authenticating with `token`.
+    pub fn kube_config_for(&self, token: &str) -> kube::Config {
         let uri: http::Uri = match self.url().parse() {
             Ok(u) => u,
             // A SocketAddr always renders as a valid authority.
@@ -340,8 +353,19 @@ impl Emulator {
         crate::cluster::ensure_crypto_provider();
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
-        config.auth_info.token = Some(ADMIN_TOKEN.to_string().into());
+        config.auth_info.token = Some(token.to_string().into());
         config
+    }
+
+    /// The token of the first configured user (the admin unless configured otherwise).
+    fn first_token(&self) -> String {
+        self.app
+            .auth
+            .config()
+            .users
+            .first()
+            .map(|u| u.token.clone())
+            .unwrap_or_default()
     }
 
     /// Requests served so far by (verb, resource).

@@ -450,7 +450,11 @@ async fn resource(
         "create" => {
             let obj = parse_body(headers, &body)?;
             let opts = write_opts(params)?;
-            let w = app.lock().create(&scope, obj, &opts)?;
+            let w = {
+                let mut st = app.lock();
+                auth::admit_write(&st, user, &scope, "", &obj, None)?;
+                st.create(&scope, obj, &opts)?
+            };
             app.reconcile.notify_one();
             with_warnings(
                 json_response(StatusCode::CREATED, &render_one(&scope, w.object, out)),
@@ -463,7 +467,10 @@ async fn resource(
             let w = if t.sub == Some("finalize") {
                 app.lock().finalize_namespace(&scope, name, &obj, &opts)?
             } else {
-                app.lock().update(&scope, name, obj, status_write, &opts)?
+                let mut st = app.lock();
+                let old = st.get(&scope, name).ok();
+                auth::admit_write(&st, user, &scope, name, &obj, old.as_ref())?;
+                st.update(&scope, name, obj, status_write, &opts)?
             };
             app.reconcile.notify_one();
             with_warnings(ok_json(&render_one(&scope, w.object, out)), &w.warnings)
@@ -479,16 +486,31 @@ async fn resource(
                 ))
             })?;
             let opts = write_opts(params)?;
-            let existed = app.lock().get(&scope, name).is_ok();
-            let w = app.lock().patch(
-                &scope,
-                name,
-                kind,
-                &body,
-                status_write,
-                params.get("fieldManager").map(String::as_str),
-                &opts,
-            )?;
+            let field_manager = params.get("fieldManager").map(String::as_str);
+            let (existed, w) = {
+                let mut st = app.lock();
+                let old = st.get(&scope, name).ok();
+                // RBAC escalation checks need the patched object: compute it with a dry run.
+                if auth::guards_writes(&scope) {
+                    let dry = WriteOpts {
+                        dry_run: true,
+                        ..opts.clone()
+                    };
+                    let preview =
+                        st.patch(&scope, name, kind, &body, status_write, field_manager, &dry)?;
+                    auth::admit_write(&st, user, &scope, name, &preview.object, old.as_ref())?;
+                }
+                let w = st.patch(
+                    &scope,
+                    name,
+                    kind,
+                    &body,
+                    status_write,
+                    field_manager,
+                    &opts,
+                )?;
+                (old.is_some(), w)
+            };
             app.reconcile.notify_one();
             let code = if existed {
                 StatusCode::OK
