@@ -216,6 +216,19 @@ fn how_to_run(md: &mut String, catalog: &Catalog) {
     );
     let _ = writeln!(
         md,
+        "The runner does not need cluster-admin. `kfconform rbac --profile <profile> --user \
+         <name>` (or `--group`, `--service-account <namespace>:<name>`) prints the ClusterRole \
+         `kfconform-runner` holding exactly the permissions a run of that profile needs, each \
+         rule commented with the test or step that needs it, and a ClusterRoleBinding granting \
+         it; pipe it to `kubectl apply -f -`. Before any test the run checks every one of \
+         those permissions with a SelfSubjectAccessReview and, if any is missing, stops with \
+         exit code 3 and lists them, having created nothing (`--skip-preflight` skips the \
+         check). Tests marked as tenant tests run in a Kubeflow Profile the runner creates \
+         for them, owned by a synthetic user `<profile>@kfconform.invalid`, and deletes at the \
+         end.\n"
+    );
+    let _ = writeln!(
+        md,
         "`--component`, `--focus <regex>` and `--skip <regex>` narrow a run (the regexes match \
          anywhere in a test id); `--features` replaces feature detection with the given list. \
          `kfconform list` shows which tests a selection runs, and `kfconform list --profiles` \

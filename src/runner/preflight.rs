@@ -93,12 +93,14 @@ fn review_of(p: &Permission) -> SelfSubjectAccessReview {
             group,
             resource,
             subresource,
+            name,
         } => SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 verb: Some(verb.clone()),
                 group: Some(group.clone()),
                 resource: Some(resource.clone()),
                 subresource: (!subresource.is_empty()).then(|| subresource.clone()),
+                name: (!name.is_empty()).then(|| name.clone()),
                 ..Default::default()
             }),
             ..Default::default()

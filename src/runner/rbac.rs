@@ -30,10 +30,13 @@ pub struct Rule {
     pub api_groups: &'static [&'static str],
     /// Resources, `resource/subresource` for a subresource; empty for a non-resource rule.
     pub resources: &'static [&'static str],
+    /// Only these objects (empty: any).
+    pub resource_names: &'static [&'static str],
     /// Non-resource URL paths (discovery); empty for a resource rule.
     pub non_resource_urls: &'static [&'static str],
     pub verbs: &'static [&'static str],
-    pub need: Need,
+    /// The rule is needed when any of these applies.
+    pub needs: &'static [Need],
     /// Which test or step of the runner needs it (printed as a comment).
     pub why: &'static str,
 }
@@ -42,27 +45,32 @@ const fn resource(
     api_groups: &'static [&'static str],
     resources: &'static [&'static str],
     verbs: &'static [&'static str],
-    need: Need,
+    needs: &'static [Need],
     why: &'static str,
 ) -> Rule {
     Rule {
         api_groups,
         resources,
+        resource_names: &[],
         non_resource_urls: &[],
         verbs,
-        need,
+        needs,
         why,
     }
 }
+
+/// The profiles component.
+const PROFILES: Need = Need::Component("profiles");
 
 /// Every permission the runner may need, with when and why.
 pub const RULES: &[Rule] = &[
     Rule {
         api_groups: &[],
         resources: &[],
+        resource_names: &[],
         non_resource_urls: &["/version", "/api", "/api/*", "/apis", "/apis/*"],
         verbs: &["get"],
-        need: Need::Always,
+        needs: &[Need::Always],
         why: "connecting (GET /version) and discovering the served APIs and so the supported \
               features; platform/apis-served re-reads discovery",
     },
@@ -70,14 +78,14 @@ pub const RULES: &[Rule] = &[
         &["authorization.k8s.io"],
         &["selfsubjectaccessreviews"],
         &["create"],
-        Need::Always,
+        &[Need::Always],
         "the permission preflight: one SelfSubjectAccessReview per rule of this role",
     ),
     resource(
         &[""],
         &["namespaces"],
         &["create", "get", "list", "watch", "delete"],
-        Need::Always,
+        &[Need::Always],
         "each test's own namespace kfconform-<run>-<n> (labelled kfconform.io/run), deleted \
          at the end with a watch until it is gone; kfconform cleanup",
     ),
@@ -85,21 +93,21 @@ pub const RULES: &[Rule] = &[
         &[""],
         &["events"],
         &["list"],
-        Need::Always,
+        &[Need::Always],
         "evidence of a failed test: the events of its namespace",
     ),
     resource(
         &["apiextensions.k8s.io"],
         &["customresourcedefinitions"],
         &["get", "list", "watch"],
-        Need::Tests(&["platform/crds-established"]),
+        &[Need::Tests(&["platform/crds-established"])],
         "platform/crds-established reads each required CRD's served versions and conditions",
     ),
     resource(
         &["kubeflow.org"],
         &["profiles", "pytorchjobs", "experiments"],
         &["create"],
-        Need::Tests(&["platform/upstream-examples-accepted"]),
+        &[Need::Tests(&["platform/upstream-examples-accepted"])],
         "platform/upstream-examples-accepted: server-side dry-run creates (dryRun=All) of the \
          upstream example objects (authorised as creates, never stored)",
     ),
@@ -107,7 +115,7 @@ pub const RULES: &[Rule] = &[
         &["trainer.kubeflow.org"],
         &["clustertrainingruntimes"],
         &["create"],
-        Need::Tests(&["platform/upstream-examples-accepted"]),
+        &[Need::Tests(&["platform/upstream-examples-accepted"])],
         "platform/upstream-examples-accepted: dry-run create of the upstream \
          ClusterTrainingRuntime example",
     ),
@@ -115,29 +123,76 @@ pub const RULES: &[Rule] = &[
         &["kubeflow.org"],
         &["profiles"],
         &["create", "get", "list", "watch", "delete"],
-        Need::Tenants,
+        &[Need::Tenants, PROFILES],
         "tenant tests: the Profile kfconform-<run>-<n> the runner creates, watches until its \
-         namespace is ready, and deletes at the end; kfconform cleanup",
+         namespace is ready, and deletes at the end (kfconform cleanup too); the profiles tests \
+         create, watch and delete Profiles of their own",
+    ),
+    resource(
+        &["kubeflow.org"],
+        &["profiles"],
+        &["patch"],
+        &[Need::Tests(&["profiles/resource-quota"])],
+        "profiles/resource-quota changes and removes a Profile's resourceQuotaSpec",
     ),
     resource(
         &[""],
         &["users"],
         &["impersonate"],
-        Need::Tenants,
-        "tenant tests act as the Profile's synthetic owner (<profile>@kfconform.invalid)",
+        &[Need::Tenants, PROFILES],
+        "tenant tests act as the Profile's synthetic owner (<profile>@kfconform.invalid); \
+         profiles/member-isolation and profiles/contributor-access ask SelfSubjectAccessReviews \
+         and create objects as synthetic owners, non-members and contributors",
     ),
     resource(
         &["authorization.k8s.io"],
         &["subjectaccessreviews"],
         &["create"],
-        Need::Tenants,
-        "tenant set-up waits until the owner may create pods in the Profile's namespace",
+        &[Need::Tenants, PROFILES],
+        "tenant set-up waits until the owner may create pods in the Profile's namespace; \
+         profiles/roles-aggregate and profiles/default-service-account-permissions ask what \
+         test users and the default service accounts may do",
+    ),
+    resource(
+        &["rbac.authorization.k8s.io"],
+        &["rolebindings"],
+        &["create", "get", "list", "watch"],
+        &[PROFILES],
+        "the profiles tests read the bindings the Profile controller makes (namespaceAdmin, \
+         default-editor, default-viewer); profiles/roles-aggregate and \
+         profiles/contributor-access bind test users to the Kubeflow roles",
+    ),
+    Rule {
+        api_groups: &["rbac.authorization.k8s.io"],
+        resources: &["clusterroles"],
+        resource_names: &["kubeflow-admin", "kubeflow-edit", "kubeflow-view"],
+        non_resource_urls: &[],
+        verbs: &["bind"],
+        needs: &[PROFILES],
+        why: "RBAC escalation prevention: binding test users to these roles needs bind on them \
+              (the runner does not hold their permissions itself)",
+    },
+    resource(
+        &[""],
+        &["serviceaccounts", "resourcequotas"],
+        &["get", "list", "watch"],
+        &[PROFILES],
+        "profiles/default-service-accounts and profiles/resource-quota wait for what the \
+         Profile controller makes in a Profile's namespace",
+    ),
+    resource(
+        &["security.istio.io"],
+        &["authorizationpolicies"],
+        &["list"],
+        &[PROFILES],
+        "evidence of a failed profiles test: the Istio AuthorizationPolicies of the Profile's \
+         namespace",
     ),
     resource(
         &[""],
         &["pods", "pods/log"],
         &["get", "list", "watch"],
-        Need::Component("training"),
+        &[Need::Component("training")],
         "training tests follow their probe pods and read what each probe verified from its \
          log (one JSON line); evidence of a failed test",
     ),
@@ -146,13 +201,15 @@ pub const RULES: &[Rule] = &[
 impl Rule {
     /// Whether a run of `plan` needs this rule.
     pub fn needed_by(&self, plan: &Plan) -> bool {
-        let mut selected = plan.selected();
-        match self.need {
-            Need::Always => true,
-            Need::Tenants => selected.any(|t| t.spec.tenant),
-            Need::Tests(ids) => selected.any(|t| ids.contains(&t.spec.id.as_str())),
-            Need::Component(c) => selected.any(|t| t.spec.component == c),
-        }
+        self.needs.iter().any(|need| {
+            let mut selected = plan.selected();
+            match need {
+                Need::Always => true,
+                Need::Tenants => selected.any(|t| t.spec.tenant),
+                Need::Tests(ids) => selected.any(|t| ids.contains(&t.spec.id.as_str())),
+                Need::Component(c) => selected.any(|t| &t.spec.component == c),
+            }
+        })
     }
 
     /// Every single permission the rule grants, one per verb and resource (or URL).
@@ -171,12 +228,20 @@ impl Rule {
                         Some((r, s)) => (r, s),
                         None => (*res, ""),
                     };
-                    out.push(Permission::Resource {
-                        verb: verb.to_string(),
-                        group: group.to_string(),
-                        resource: resource.to_string(),
-                        subresource: subresource.to_string(),
-                    });
+                    let names: Vec<&str> = if self.resource_names.is_empty() {
+                        vec![""]
+                    } else {
+                        self.resource_names.to_vec()
+                    };
+                    for name in names {
+                        out.push(Permission::Resource {
+                            verb: verb.to_string(),
+                            group: group.to_string(),
+                            resource: resource.to_string(),
+                            subresource: subresource.to_string(),
+                            name: name.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -187,19 +252,21 @@ impl Rule {
 /// One permission, as a SelfSubjectAccessReview asks about it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Permission {
-    /// A verb on a resource, in every namespace.
+    /// A verb on a resource (on the object `name` when not empty), in every namespace.
     Resource {
         verb: String,
         group: String,
         resource: String,
         subresource: String,
+        name: String,
     },
     /// A verb on a non-resource URL.
     NonResource { verb: String, path: String },
 }
 
 impl std::fmt::Display for Permission {
-    /// `create profiles.kubeflow.org`, `get pods/log`, `impersonate users`, `get /version`.
+    /// `create profiles.kubeflow.org`, `get pods/log`, `impersonate users`, `get /version`,
+    /// `bind clusterroles.rbac.authorization.k8s.io/kubeflow-edit`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Permission::Resource {
@@ -207,6 +274,7 @@ impl std::fmt::Display for Permission {
                 group,
                 resource,
                 subresource,
+                name,
             } => {
                 write!(f, "{verb} {resource}")?;
                 if !subresource.is_empty() {
@@ -214,6 +282,9 @@ impl std::fmt::Display for Permission {
                 }
                 if !group.is_empty() {
                     write!(f, ".{group}")?;
+                }
+                if !name.is_empty() {
+                    write!(f, "/{name}")?;
                 }
                 Ok(())
             }
@@ -327,6 +398,9 @@ pub fn manifests(rules: &[&Rule], subject: Option<&Subject>, selection: &str) ->
         if rule.non_resource_urls.is_empty() {
             let _ = writeln!(out, "- apiGroups: {}", flow(rule.api_groups));
             let _ = writeln!(out, "  resources: {}", flow(rule.resources));
+            if !rule.resource_names.is_empty() {
+                let _ = writeln!(out, "  resourceNames: {}", flow(rule.resource_names));
+            }
         } else {
             let _ = writeln!(out, "- nonResourceURLs: {}", flow(rule.non_resource_urls));
         }
@@ -383,19 +457,22 @@ mod tests {
                 r.non_resource_urls.is_empty() != r.resources.is_empty(),
                 "{r:?}: resources or URLs, not both"
             );
-            match r.need {
-                Need::Tests(ids) => {
-                    for id in ids {
-                        assert!(
-                            catalog.tests.iter().any(|t| &t.id == id),
-                            "rule names unknown test {id}"
-                        );
+            assert!(!r.needs.is_empty());
+            for need in r.needs {
+                match need {
+                    Need::Tests(ids) => {
+                        for id in *ids {
+                            assert!(
+                                catalog.tests.iter().any(|t| &t.id == id),
+                                "rule names unknown test {id}"
+                            );
+                        }
                     }
+                    Need::Component(c) => {
+                        assert!(catalog.components.iter().any(|k| k == c), "{c}")
+                    }
+                    Need::Always | Need::Tenants => {}
                 }
-                Need::Component(c) => {
-                    assert!(catalog.components.iter().any(|k| k == c), "{c}")
-                }
-                Need::Always | Need::Tenants => {}
             }
         }
     }
@@ -430,6 +507,7 @@ mod tests {
                     group: group.into(),
                     resource: crd["spec"]["names"]["plural"].as_str().unwrap().into(),
                     subresource: String::new(),
+                    name: String::new(),
                 };
                 assert!(granted.contains(&want), "{} lacks {want}", f.path);
             }
@@ -446,6 +524,7 @@ mod tests {
             "get pods/log",
             "get /version",
             "create selfsubjectaccessreviews.authorization.k8s.io",
+            "bind clusterroles.rbac.authorization.k8s.io/kubeflow-edit",
         ] {
             assert!(shown.iter().any(|s| s == want), "{want} not in {shown:?}");
         }
