@@ -2,7 +2,7 @@
 //! owned by a synthetic user, labelled with the run) and deletes at the end, also when the run
 //! is interrupted; a target without Profiles makes them errors that say why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -57,33 +57,81 @@ fn profiles(client: &kube::Client) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &kfconform::cluster::profile_resource())
 }
 
-/// Everything a watch of `api` saw, by name (last state wins), collected in the background.
-fn record<K>(api: Api<K>) -> Arc<Mutex<BTreeMap<String, Value>>>
+/// What a background watch saw: each object's last state by name, and which were deleted.
+struct Recorder {
+    seen: Mutex<BTreeMap<String, Value>>,
+    deleted: tokio::sync::watch::Sender<BTreeSet<String>>,
+}
+
+impl Recorder {
+    fn last(&self, name: &str) -> Option<Value> {
+        self.seen.lock().unwrap().get(name).cloned()
+    }
+
+    /// Waits until the watch has seen `name` deleted (bounded, as a safety net).
+    async fn wait_deleted(&self, name: &str) {
+        let mut rx = self.deleted.subscribe();
+        let seen = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            rx.wait_for(|d| d.contains(name)),
+        )
+        .await;
+        assert!(
+            matches!(seen, Ok(Ok(_))),
+            "the watch never saw {name} deleted"
+        );
+    }
+}
+
+/// Records everything a watch of `api` sees, in the background; returns once the watch has
+/// its initial list, so nothing later is missed.
+async fn record<K>(api: Api<K>) -> Arc<Recorder>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize,
     K: std::fmt::Debug + Send + 'static,
 {
-    let seen = Arc::new(Mutex::new(BTreeMap::new()));
-    let s = seen.clone();
+    let rec = Arc::new(Recorder {
+        seen: Mutex::new(BTreeMap::new()),
+        deleted: tokio::sync::watch::Sender::new(BTreeSet::new()),
+    });
+    let r = rec.clone();
+    let (ready, listed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default());
         futures::pin_mut!(stream);
+        let mut ready = Some(ready);
         while let Some(ev) = stream.next().await {
-            if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev {
-                let v = serde_json::to_value(&o).unwrap();
-                s.lock().unwrap().insert(o.name_any(), v);
+            match ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    let v = serde_json::to_value(&o).unwrap();
+                    r.seen.lock().unwrap().insert(o.name_any(), v);
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    r.deleted.send_modify(|d| {
+                        d.insert(o.name_any());
+                    });
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                // The emulator is gone (the test ended): retrying at once would spin.
+                Err(_) => return,
+                _ => {}
             }
         }
     });
-    seen
+    listed.await.unwrap();
+    rec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_test_runs_in_its_own_profile_which_is_gone_after_the_run() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    let seen_profiles = record(profiles(&client));
-    let seen_namespaces = record(Api::<Namespace>::all(client.clone()));
+    let seen_profiles = record(profiles(&client)).await;
+    let seen_namespaces = record(Api::<Namespace>::all(client.clone())).await;
     let catalog = Catalog::embedded().unwrap();
     let (plan, index) = tenant_plan();
     let dir = tempfile::tempdir().unwrap();
@@ -105,7 +153,10 @@ async fn a_tenant_test_runs_in_its_own_profile_which_is_gone_after_the_run() {
     assert_eq!(r.status, Status::Passed, "{}", r.message);
 
     let name = format!("kfconform-{run_id}-{}", index + 1);
-    let profile = seen_profiles.lock().unwrap().get(&name).cloned();
+    // The run waited for both to be gone; the recorders catch up with that.
+    seen_profiles.wait_deleted(&name).await;
+    seen_namespaces.wait_deleted(&name).await;
+    let profile = seen_profiles.last(&name);
     let profile = profile.unwrap_or_else(|| panic!("no Profile {name} was created"));
     assert_eq!(
         profile["spec"]["owner"],
@@ -119,7 +170,7 @@ async fn a_tenant_test_runs_in_its_own_profile_which_is_gone_after_the_run() {
     );
     // The test worked in the Profile's namespace (its namespaced dry-run creates need it to
     // exist), which the Profile controller made, not the runner.
-    let ns = seen_namespaces.lock().unwrap().get(&name).cloned();
+    let ns = seen_namespaces.last(&name);
     let ns = ns.unwrap_or_else(|| panic!("no namespace {name} appeared"));
     assert_eq!(ns["metadata"]["ownerReferences"][0]["kind"], "Profile");
     assert!(
@@ -141,9 +192,20 @@ async fn a_tenant_test_runs_in_its_own_profile_which_is_gone_after_the_run() {
     emu.shutdown().await;
 }
 
+fn defect(name: &str) -> kfconform::emulator::Defect {
+    name.parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_tenant_test_leaves_no_profile_behind() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    // Without the owner's admin binding the tenant never becomes ready, so the run is
+    // certainly still setting it up when it is interrupted.
+    let emu = Emulator::start(EmulatorConfig {
+        defects: vec![defect("profiles.no-admin-binding")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let client = kube::Client::try_from(emu.kube_config()).unwrap();
     let catalog = Catalog::embedded().unwrap();
     let (plan, index) = tenant_plan();
@@ -159,18 +221,30 @@ async fn an_interrupted_tenant_test_leaves_no_profile_behind() {
         let cancel = cancel.clone();
         let api = profiles(&client);
         let name = name.clone();
+        let (ready, listed) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let stream = watcher(api, watcher::Config::default());
             futures::pin_mut!(stream);
+            let mut ready = Some(ready);
             while let Some(ev) = stream.next().await {
-                if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = ev
-                    && o.name_any() == name
-                {
-                    cancel.cancel();
-                    return;
+                match ev {
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))
+                        if o.name_any() == name =>
+                    {
+                        cancel.cancel();
+                        return;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Err(_) => return,
+                    _ => {}
                 }
             }
         });
+        listed.await.unwrap();
     }
     let exec = runner::execute(
         &target,
@@ -237,5 +311,151 @@ async fn without_profiles_a_tenant_test_is_an_error_that_says_why() {
         "{}",
         r.message
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_test_needs_only_the_printed_rules() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use kfconform::runner::rbac::{self, Subject};
+    use kube::api::PostParams;
+    let mut auth = kfconform::emulator::auth::AuthConfig::default();
+    let token = auth.add_user("runner@example.com", &[]);
+    let emu = Emulator::start(EmulatorConfig {
+        auth,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+    let (plan, _) = tenant_plan();
+    let rules = rbac::rules_for(&plan);
+    let shown: Vec<String> = rbac::permissions(&rules)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for want in [
+        "create profiles.kubeflow.org",
+        "impersonate users",
+        "create subjectaccessreviews.authorization.k8s.io",
+    ] {
+        assert!(shown.iter().any(|s| s == want), "{want} not in {shown:?}");
+    }
+    let text = rbac::manifests(
+        &rules,
+        Some(&Subject::User("runner@example.com".into())),
+        "a tenant test",
+    );
+    let docs = kfconform::fixtures::yaml_documents(&text).unwrap();
+    let role: ClusterRole = serde_json::from_value(docs[0].clone()).unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(docs[1].clone()).unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    let config = emu.kube_config_for(&token);
+    let client = kube::Client::try_from(config.clone()).unwrap();
+    runner::preflight::check(&client, &rules, "").await.unwrap();
+    let catalog = Catalog::embedded().unwrap();
+    let target = Target::connect(config, catalog, None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let exec = runner::execute(
+        &target,
+        catalog,
+        &plan,
+        &options(&dir),
+        "tenant04",
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await;
+    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    assert_eq!(r.status, Status::Passed, "{}", r.message);
+    let left = profiles(&admin)
+        .list(&ListParams::default().labels(kfconform::RUN_LABEL))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_whose_owner_gets_no_access_is_a_set_up_error_that_says_so() {
+    let emu = Emulator::start(EmulatorConfig {
+        defects: vec![defect("profiles.no-admin-binding")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let catalog = Catalog::embedded().unwrap();
+    let (plan, index) = tenant_plan();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&dir);
+    // A short budget: the wait for readiness is what is tested, and it cannot succeed.
+    opts.timeout_scale = 0.02;
+    let target = Target::connect(emu.kube_config(), catalog, None)
+        .await
+        .unwrap();
+    let exec = runner::execute(
+        &target,
+        catalog,
+        &plan,
+        &opts,
+        "tenant05",
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await;
+    let name = format!("kfconform-tenant05-{}", index + 1);
+    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert!(
+        r.message.contains(&format!(
+            "Profile {name}: its owner {name}@kfconform.invalid was still not allowed to create \
+             pods in namespace {name}"
+        )),
+        "{}",
+        r.message
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_namespace_the_controller_does_not_own_is_still_cleaned_up() {
+    // The namespace carries no ownerReference, so deleting the Profile leaves it; the runner
+    // knows it by its owner annotation (the synthetic owner) and deletes it itself.
+    let emu = Emulator::start(EmulatorConfig {
+        defects: vec![defect("profiles.no-owner-reference")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let catalog = Catalog::embedded().unwrap();
+    let (plan, index) = tenant_plan();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::connect(emu.kube_config(), catalog, None)
+        .await
+        .unwrap();
+    let exec = runner::execute(
+        &target,
+        catalog,
+        &plan,
+        &options(&dir),
+        "tenant06",
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await;
+    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    assert_eq!(r.status, Status::Passed, "{}", r.message);
+    let name = format!("kfconform-tenant06-{}", index + 1);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&name).await.unwrap().is_none());
     emu.shutdown().await;
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
@@ -331,7 +331,9 @@ where
     let mut remaining = BTreeSet::new();
     let mut initialised = false;
     let wanted = |name: &str| only.is_none_or(|o| o.contains(name));
-    let stream = watcher(api, cfg);
+    // Backoff: a watch that fails at once (server gone) must not spin without yielding, or
+    // the timeout around it could never fire.
+    let stream = watcher(api, cfg).default_backoff();
     futures::pin_mut!(stream);
     let wait = async {
         while let Some(ev) = stream.next().await {

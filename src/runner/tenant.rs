@@ -12,7 +12,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use crate::catalog::ApiResourceRef;
@@ -98,15 +98,22 @@ pub async fn wait_ready(
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &cluster::profile_resource());
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let profile_events = watcher(profiles, by_name.clone()).map(|e| match e {
-        Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => Some(Change::Profile(p)),
-        _ => Some(Change::Other),
-    });
-    let namespace_events = watcher(namespaces, by_name).map(|e| match e {
-        Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => Some(Change::Namespace(n)),
-        Ok(watcher::Event::Delete(_)) => Some(Change::NamespaceGone),
-        _ => Some(Change::Other),
-    });
+    // Backoff: a watch that fails at once (server gone) must not spin without yielding.
+    let profile_events = watcher(profiles, by_name.clone())
+        .default_backoff()
+        .map(|e| match e {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => Some(Change::Profile(p)),
+            _ => Some(Change::Other),
+        });
+    let namespace_events = watcher(namespaces, by_name)
+        .default_backoff()
+        .map(|e| match e {
+            Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
+                Some(Change::Namespace(n))
+            }
+            Ok(watcher::Event::Delete(_)) => Some(Change::NamespaceGone),
+            _ => Some(Change::Other),
+        });
     let ticks = tokio_stream_interval(RECHECK).map(|_| Some(Change::Other));
     let events = futures::stream::select(
         futures::stream::select(profile_events, namespace_events),
