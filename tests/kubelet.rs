@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kfconform::emulator::kubelet::{KubeletConfig, PodStage, StagePhase};
 use kfconform::emulator::{Emulator, EmulatorConfig};
@@ -213,7 +214,7 @@ async fn probe_pod_runs_with_downward_api_env_and_its_log_is_readable() {
     assert!(conds.contains(&("Ready".into(), "False".into())));
     assert!(
         done["metadata"].get("finalizers").is_none(),
-        "terminal pods hold no finalizer"
+        "terminal pods hold no finalizer: {done:#}"
     );
 
     let log = pods.logs("env", &LogParams::default()).await.unwrap();
@@ -357,8 +358,16 @@ async fn deleting_a_pod_kills_its_process_first() {
         "one sleeping probe process"
     );
     // The log streams the first line while the process runs.
-    let log = pods.logs("sleeper", &LogParams::default()).await.unwrap();
-    assert_eq!(log, format!("kfconform probe sleep: sleeping {marker}s\n"));
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream("sleeper", &follow).await.unwrap().lines();
+    let first = tokio::time::timeout(WAIT, lines.next()).await.unwrap();
+    assert_eq!(
+        first.unwrap().unwrap(),
+        format!("kfconform probe sleep: sleeping {marker}s")
+    );
     let deleted = pods
         .delete("sleeper", &DeleteParams::default())
         .await
@@ -649,7 +658,11 @@ async fn wait_exit(pid: u32) {
     }
     // SAFETY: fd is a fresh descriptor this function owns.
     let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
-    let afd = tokio::io::unix::AsyncFd::new(owned).unwrap();
+    // SAFETY: the OwnedFd stays open and unchanged for the AsyncFd's whole life.
+    let afd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE)
+    }
+    .unwrap_or_else(|_| panic!("cannot watch the pidfd"));
     let _ = afd.readable().await.unwrap();
 }
 

@@ -537,7 +537,7 @@ async fn worker(c: &Contract, deadline: Instant, budget: Duration) -> Outcome {
             }
             Err(e) => last_error = e,
         }
-        if attempts == 1 || attempts % 20 == 0 {
+        if attempts == 1 || attempts.is_multiple_of(20) {
             progress(&format!(
                 "rank {} cannot reach the master yet: {last_error}",
                 c.rank

@@ -156,6 +156,11 @@ impl PodCtx {
         if list.len() == before {
             return;
         }
+        if list.is_empty()
+            && let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("finalizers");
+        }
         if let Err(e) = st.update_object("", "pods", pod, false) {
             tracing::warn!(pod = %self.name, error = %e.message, "kubelet cannot drop its finalizer");
         }
@@ -437,12 +442,16 @@ impl PodCtx {
             }
             let phase = status::phase(&slots, &policy);
             let idle = instances.is_empty() && timers.is_empty();
+            let terminal = idle && matches!(phase, "Succeeded" | "Failed");
+            if terminal {
+                // No process is left: drop the finalizer before reporting the terminal
+                // phase, so whoever sees the phase may delete the pod at once.
+                self.release();
+            }
             if self.write_status(&slots, phase, &start).is_err() {
                 break;
             }
-            if idle && matches!(phase, "Succeeded" | "Failed") {
-                // Terminal: no process left, the pod may go as soon as it is deleted.
-                self.release();
+            if terminal {
                 self.release_ip();
                 return;
             }
