@@ -1099,3 +1099,74 @@ async fn kubeconfigs_for_other_identities_use_tls() {
     );
     emu.shutdown().await;
 }
+
+/// Kills the spawned emulator when the test ends, however it ends.
+struct Reap(std::process::Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_command_writes_a_kubeconfig_for_user() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("alice.kubeconfig");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
+        .args([
+            "emulator",
+            "--user",
+            "alice",
+            "--group",
+            "devs",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _reap = Reap(child);
+    let banner: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("press Ctrl-C"))
+        .collect();
+    assert!(
+        banner.iter().any(|l| l.contains("(user alice)")),
+        "{banner:?}"
+    );
+    let yaml = std::fs::read_to_string(&kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let who: Value = client
+        .request(
+            http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+                .header("content-type", "application/json")
+                .body(
+                    br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#
+                        .to_vec(),
+                )
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        who["status"]["userInfo"],
+        json!({"username": "alice", "groups": ["devs", "system:authenticated"]})
+    );
+    // RBAC applies: alice holds nothing beyond the defaults.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+    match namespaces.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
+        other => panic!("alice listed namespaces: {other:?}"),
+    }
+}
