@@ -324,6 +324,20 @@ async fn rbac_rules_names_subresources_wildcards_and_urls() {
             .code,
         403
     );
+    // A list pinned to the name by a field selector counts as that name (kubectl get -w).
+    let pinned = |name: &str| {
+        format!("/api/v1/namespaces/team-a/configmaps?fieldSelector=metadata.name%3D{name}")
+    };
+    ctx.role(
+        "team-a",
+        "list-named",
+        json!([{"verbs": ["list"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["allowed"]}]),
+    )
+    .await;
+    ctx.bind("team-a", "list-named", "Role", "list-named", user("alice"))
+        .await;
+    assert_eq!(ctx.get(&pinned("allowed"), &ctx.alice).await.code, 200);
+    assert_eq!(ctx.get(&pinned("other"), &ctx.alice).await.code, 403);
     // Wildcard resources in one group; a wildcard verb.
     assert_eq!(
         ctx.get(
