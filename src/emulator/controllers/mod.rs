@@ -14,7 +14,9 @@ pub trait Controller: Send {
 
 /// Every controller, with the defects they are to exhibit.
 pub fn all(_defects: &[Defect]) -> Vec<Box<dyn Controller>> {
-    Vec::new()
+    vec![Box::new(
+        super::auth::aggregation::ClusterRoleAggregation::new(),
+    )]
 }
 
 /// Runs the store's own reconcile (namespaces, GC) and every controller until quiet.
