@@ -206,10 +206,7 @@ impl ProfileController {
         pass: &mut Pass,
     ) -> Result<(), Stop> {
         let name = meta_str(&profile, "name").to_string();
-        let owner = profile
-            .pointer("/spec/owner")
-            .cloned()
-            .unwrap_or(json!({}));
+        let owner = profile.pointer("/spec/owner").cloned().unwrap_or(json!({}));
         let owner_name = owner
             .get("name")
             .and_then(Value::as_str)
@@ -299,7 +296,9 @@ impl ProfileController {
                     self.fail(
                         state,
                         name,
-                        &format!("namespace already exist, but not owned by profile creator {owner}"),
+                        &format!(
+                            "namespace already exist, but not owned by profile creator {owner}"
+                        ),
                         pass,
                     );
                     return Ok(false);
@@ -413,7 +412,10 @@ impl ProfileController {
         owner: &str,
         pass: &mut Pass,
     ) -> Result<(), Stop> {
-        if state.scope_for(ISTIO_GROUP, "authorizationpolicies", name).is_none() {
+        if state
+            .scope_for(ISTIO_GROUP, "authorizationpolicies", name)
+            .is_none()
+        {
             return Err(Stop(
                 "no kind AuthorizationPolicy is registered for security.istio.io/v1beta1".into(),
             ));
