@@ -808,9 +808,9 @@ fn roles_aggregate(ctx: Arc<TestContext>) -> TestFuture {
     })
 }
 
-/// What a member or non-member tries to create: an upstream example of a served Kubeflow kind,
-/// else a ConfigMap. Returns (API path of the collection, body, what it is).
-fn sample_object(ctx: &TestContext, namespace: &str) -> (String, Value, String) {
+/// What a member or non-member tries to create, in order of preference: upstream examples of
+/// served Kubeflow kinds, then a ConfigMap. Each is (API path of the collection, body, what).
+fn sample_objects(ctx: &TestContext, namespace: &str) -> Vec<(String, Value, String)> {
     let candidates = [
         (
             "kubeflow.org/v1",
@@ -823,38 +823,40 @@ fn sample_object(ctx: &TestContext, namespace: &str) -> (String, Value, String) 
             "examples/katib.experiment.grid.yaml",
         ),
     ];
+    let meta = json!({
+        "name": format!("kfconform-{}", ctx.run_id),
+        "namespace": namespace,
+        "labels": ctx.labels(),
+    });
+    let mut out = Vec::new();
     for (gv, kind, file) in candidates {
         let Some(resource) = ctx.target.resource_for(gv, kind) else {
             continue;
         };
-        let Some(doc) = crate::fixtures::file(file)
+        let Some(mut obj) = crate::fixtures::file(file)
             .and_then(|f| crate::fixtures::yaml_documents(f.text).ok())
             .and_then(|d| d.into_iter().find(|o| o["kind"] == kind))
         else {
             continue;
         };
-        let mut obj = doc;
-        obj["metadata"] = json!({
-            "name": format!("kfconform-{}", ctx.run_id),
-            "namespace": namespace,
-            "labels": ctx.labels(),
-        });
-        return (
+        obj["metadata"] = meta.clone();
+        out.push((
             format!("/apis/{gv}/namespaces/{namespace}/{resource}"),
             obj,
             format!("{kind} (from upstream {file})"),
-        );
+        ));
     }
-    (
+    out.push((
         format!("/api/v1/namespaces/{namespace}/configmaps"),
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": format!("kfconform-{}", ctx.run_id), "namespace": namespace, "labels": ctx.labels()},
+            "metadata": meta,
             "data": {"probe": "kfconform"},
         }),
         "ConfigMap".into(),
-    )
+    ));
+    out
 }
 
 /// POSTs `body` to `path` as `user`; Ok(()) on success, Err((code, reason, message)).
@@ -919,18 +921,33 @@ async fn member_isolation_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> 
         &mut log,
     )
     .await?;
-    let (path, body, what) = sample_object(&ctx, &name);
-    match create_as(&ctx, &owner, &path, &body, true).await? {
-        Ok(()) => {}
-        Err((403, _, msg)) => v.push(format!(
-            "the owner {owner} was forbidden to create a {what} in {name} (dry run): {msg}"
-        )),
-        Err((code, reason, msg)) => {
-            return Err(Failure::Error(format!(
-                "dry-run create of a {what} in {name} as the owner failed for a reason other than authorisation: {code} {reason}: {msg}"
-            )));
+    // The owner's dry run picks the object: one the target accepts from the owner, or the
+    // first one it forbids. An object rejected for other reasons (a schema the platform
+    // tests judge) is passed over.
+    let mut chosen = None;
+    let mut passed_over = Vec::new();
+    for (path, body, what) in sample_objects(&ctx, &name) {
+        match create_as(&ctx, &owner, &path, &body, true).await? {
+            Ok(()) => {
+                chosen = Some((path, body, what));
+                break;
+            }
+            Err((403, _, msg)) => {
+                v.push(format!(
+                    "the owner {owner} was forbidden to create a {what} in {name} (dry run): {msg}"
+                ));
+                chosen = Some((path, body, what));
+                break;
+            }
+            Err((code, reason, msg)) => passed_over.push(format!("{what}: {code} {reason}: {msg}")),
         }
     }
+    let Some((path, body, what)) = chosen else {
+        return Err(Failure::Error(format!(
+            "no object could be created in {name} as its owner, for reasons other than authorisation: {}",
+            passed_over.join("; ")
+        )));
+    };
     match create_as(&ctx, &stranger, &path, &body, false).await? {
         Err((403, _, _)) => {}
         Ok(()) => v.push(format!(
