@@ -254,15 +254,21 @@ async fn delete_profiles(client: kube::Client, names: Vec<String>) {
 /// Records a Profile and what its namespace holds (namespace, RoleBindings, ServiceAccounts,
 /// ResourceQuotas, the owner's AuthorizationPolicy) as evidence.
 async fn record_profile(ctx: &TestContext, name: &str) {
+    record_profile_as(ctx, name, "").await;
+}
+
+/// [`record_profile`] with a prefix on every evidence name (e.g. state before a deletion).
+async fn record_profile_as(ctx: &TestContext, name: &str, prefix: &str) {
     let client = ctx.client.clone();
     let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profile_resource());
     if let Ok(Some(p)) = profiles.get_opt(name).await {
-        ctx.evidence.record(format!("profile-{name}"), to_value(&p));
+        ctx.evidence
+            .record(format!("{prefix}profile-{name}"), to_value(&p));
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     if let Ok(Some(n)) = namespaces.get_opt(name).await {
         ctx.evidence
-            .record(format!("namespace-{name}"), to_value(&n));
+            .record(format!("{prefix}namespace-{name}"), to_value(&n));
     }
     let lp = ListParams::default();
     if let Ok(l) = Api::<RoleBinding>::namespaced(client.clone(), name)
@@ -270,26 +276,30 @@ async fn record_profile(ctx: &TestContext, name: &str) {
         .await
     {
         ctx.evidence
-            .record(format!("rolebindings-{name}"), to_value(&l.items));
+            .record(format!("{prefix}rolebindings-{name}"), to_value(&l.items));
     }
     if let Ok(l) = Api::<ServiceAccount>::namespaced(client.clone(), name)
         .list(&lp)
         .await
     {
-        ctx.evidence
-            .record(format!("serviceaccounts-{name}"), to_value(&l.items));
+        ctx.evidence.record(
+            format!("{prefix}serviceaccounts-{name}"),
+            to_value(&l.items),
+        );
     }
     if let Ok(l) = Api::<ResourceQuota>::namespaced(client.clone(), name)
         .list(&lp)
         .await
     {
         ctx.evidence
-            .record(format!("resourcequotas-{name}"), to_value(&l.items));
+            .record(format!("{prefix}resourcequotas-{name}"), to_value(&l.items));
     }
     let policies: Api<DynamicObject> = Api::namespaced_with(client, name, &policy_resource());
     if let Ok(l) = policies.list(&lp).await {
-        ctx.evidence
-            .record(format!("authorizationpolicies-{name}"), to_value(&l.items));
+        ctx.evidence.record(
+            format!("{prefix}authorizationpolicies-{name}"),
+            to_value(&l.items),
+        );
     }
 }
 
@@ -1120,7 +1130,7 @@ async fn deletion_removes_namespace_body(ctx: Arc<TestContext>, tenants: Arc<Ten
     let owner = user(&ctx, "alice");
     let (name, _) = profile_with_namespace(&ctx, &tenants, "delete", &owner, json!({})).await?;
     // Evidence of the Profile before it goes.
-    record_profile(&ctx, &name).await;
+    record_profile_as(&ctx, &name, "before-deletion-").await;
     let profiles: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &profile_resource());
     match profiles.delete(&name, &DeleteParams::default()).await {
         Ok(_) => {}
