@@ -12,7 +12,8 @@ use crate::{Error, ExitCode};
 /// Arguments of `kfconform emulator`.
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address of the HTTPS endpoint the kubeconfig names (port 0 picks a free port). The
+    /// certificate comes from a CA made for this run; the kubeconfig carries it.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Where to write the kubeconfig for kubectl and `kfconform run --kubeconfig`.
@@ -65,7 +66,7 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = EmulatorConfig {
-        listen: args.listen,
+        tls_listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
         ..EmulatorConfig::default()
@@ -83,7 +84,7 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         path: args.kubeconfig_out.display().to_string(),
         message: e.to_string(),
     })?;
-    println!("kfconform emulator serving at {}", emu.url());
+    println!("kfconform emulator serving at {}", emu.tls_url());
     println!(
         "kubeconfig written to {} (user {})",
         args.kubeconfig_out.display(),
