@@ -20,8 +20,6 @@
 //! main resource on every reconcile, where a real API server drops it); writes whose result
 //! equals the stored object are skipped, so the synchronous reconcile loop settles.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value, json};
 
 use super::Controller;
@@ -662,14 +660,4 @@ impl ProfileController {
             Err(e) => tracing::warn!("drifting kubeflow-trainer-edit: {}", e.message),
         }
     }
-}
-
-/// Labels a Profile's namespace gets from the default file on creation (for tests and docs).
-pub fn expected_namespace_labels() -> BTreeMap<String, String> {
-    let c = ProfileController::new(&[]);
-    let mut m = Map::new();
-    c.set_labels(&mut m);
-    m.into_iter()
-        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-        .collect()
 }
