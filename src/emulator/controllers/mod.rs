@@ -1,6 +1,8 @@
 //! Controllers the emulator runs, each following its upstream's observable contract. They run
 //! under the state lock after every write, until none of them changes anything.
 
+pub mod profile;
+
 use super::Defect;
 use super::store::State;
 
@@ -13,10 +15,11 @@ pub trait Controller: Send {
 }
 
 /// Every controller, with the defects they are to exhibit.
-pub fn all(_defects: &[Defect]) -> Vec<Box<dyn Controller>> {
-    vec![Box::new(
-        super::auth::aggregation::ClusterRoleAggregation::new(),
-    )]
+pub fn all(defects: &[Defect]) -> Vec<Box<dyn Controller>> {
+    vec![
+        Box::new(super::auth::aggregation::ClusterRoleAggregation::new()),
+        Box::new(profile::ProfileController::new(defects)),
+    ]
 }
 
 /// Runs the store's own reconcile (namespaces, GC) and every controller until quiet.
