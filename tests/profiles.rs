@@ -57,15 +57,13 @@ fn profile(name: &str, owner: &str, extra: Value) -> DynamicObject {
 }
 
 /// Waits until `cond` holds for object `name`.
-async fn until<K>(api: &Api<K>, name: &str, cond: impl Fn(Option<&K>) -> bool + Send + 'static)
--> Option<K>
+async fn until<K>(
+    api: &Api<K>,
+    name: &str,
+    cond: impl Fn(Option<&K>) -> bool + Send + 'static,
+) -> Option<K>
 where
-    K: Clone
-        + std::fmt::Debug
-        + Send
-        + serde::de::DeserializeOwned
-        + kube::Resource
-        + 'static,
+    K: Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + kube::Resource + 'static,
 {
     tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
         .await
@@ -225,7 +223,9 @@ async fn quota_follows_the_profile_and_goes_with_it() {
         .patch(
             "team-q",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"resourceQuotaSpec": {"hard": {"cpu": "4", "pods": "3"}}}})),
+            &Patch::Merge(
+                json!({"spec": {"resourceQuotaSpec": {"hard": {"cpu": "4", "pods": "3"}}}}),
+            ),
         )
         .await
         .unwrap();
@@ -275,7 +275,10 @@ async fn a_foreign_namespace_is_not_taken_over() {
         "metadata": {"name": "taken", "annotations": {"owner": "carol@example.com"}, "labels": {"keep": "me"}}
     }))
     .unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
     profiles
         .create(
@@ -321,7 +324,10 @@ async fn the_owners_existing_namespace_is_adopted_without_owner_reference() {
                      "labels": {"pipelines.kubeflow.org/enabled": "false"}}
     }))
     .unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
     profiles
         .create(

@@ -12,7 +12,8 @@ use crate::{Error, ExitCode};
 /// Arguments of `kfconform emulator`.
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address of the HTTPS endpoint the kubeconfig names (port 0 picks a free port). The
+    /// certificate comes from a CA made for this run; the kubeconfig carries it.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Where to write the kubeconfig for kubectl and `kfconform run --kubeconfig`.
@@ -31,6 +32,17 @@ pub struct EmulatorArgs {
     /// List the defects with one line of description each, and exit.
     #[arg(long)]
     pub list_defects: bool,
+    /// Pods whose container uses this image run as `kfconform` processes (probe pods).
+    #[arg(long, default_value = crate::workload::DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
+    pub probe_image: String,
+    /// Phases pods of other images go through: comma-separated `Phase[=delay]`, each delay
+    /// counted from the previous stage (e.g. `Running,Succeeded=100ms`; `Running` alone keeps
+    /// them running).
+    #[arg(long, default_value = "Running,Succeeded=100ms", value_name = "STAGES")]
+    pub pod_stages: String,
+    /// Binary probe pods run (default: this one).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub probe_binary: Option<PathBuf>,
     /// Identity the written kubeconfig authenticates as, instead of the cluster admin
     /// (`kubernetes-admin`, group system:masters). The emulator enforces RBAC, so this user can
     /// do only what Roles/ClusterRoles bound to it (or to its groups) allow; the admin token
@@ -64,10 +76,18 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
+    let pod_stages =
+        crate::emulator::kubelet::parse_stages(&args.pod_stages).map_err(Error::Usage)?;
     let mut config = EmulatorConfig {
-        listen: args.listen,
+        tls_listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
+        kubelet: crate::emulator::kubelet::KubeletConfig {
+            probe_image: args.probe_image.clone(),
+            probe_binary: args.probe_binary.clone(),
+            pod_stages,
+            ..Default::default()
+        },
         ..EmulatorConfig::default()
     };
     let user_token = args
@@ -83,7 +103,7 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         path: args.kubeconfig_out.display().to_string(),
         message: e.to_string(),
     })?;
-    println!("kfconform emulator serving at {}", emu.url());
+    println!("kfconform emulator serving at {}", emu.tls_url());
     println!(
         "kubeconfig written to {} (user {})",
         args.kubeconfig_out.display(),

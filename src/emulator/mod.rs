@@ -59,6 +59,9 @@ pub enum EmulatorError {
     /// A fixture embedded in the binary is broken (a build defect).
     #[error("fixture {file}: {message}")]
     Fixture { file: String, message: String },
+    /// The TLS identity of the HTTPS endpoint cannot be made.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// Writing the kubeconfig failed.
     #[error("kubeconfig {path}: {message}")]
     Kubeconfig { path: String, message: String },
@@ -79,8 +82,12 @@ impl EmulatorError {
 /// How to start the emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address of the plain-HTTP endpoint in-process clients use ([`Emulator::kube_config`]);
+    /// port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address of the HTTPS endpoint kubeconfig files name ([`Emulator::kubeconfig_yaml`]):
+    /// kubectl sends credentials only over TLS. Port 0 picks a free port.
+    pub tls_listen: SocketAddr,
     /// Contract breaks to inject.
     pub defects: Vec<Defect>,
     /// API-server trouble to inject.
@@ -95,6 +102,7 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             defects: Vec::new(),
             faults: faults::Faults::default(),
             auth: auth::AuthConfig::default(),
@@ -132,6 +140,9 @@ pub const ADMIN_TOKEN: &str = "kfconform-admin";
 /// A running emulator: an API server on loopback, serving until [`Emulator::shutdown`].
 pub struct Emulator {
     addr: SocketAddr,
+    tls_addr: SocketAddr,
+    ca_pem: String,
+    tls_server: JoinHandle<()>,
     app: server::App,
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
@@ -244,6 +255,17 @@ impl Emulator {
             addr: config.listen.to_string(),
             message: e.to_string(),
         })?;
+        let tls_listener = tokio::net::TcpListener::bind(config.tls_listen)
+            .await
+            .map_err(|e| EmulatorError::Bind {
+                addr: config.tls_listen.to_string(),
+                message: e.to_string(),
+            })?;
+        let tls_addr = tls_listener.local_addr().map_err(|e| EmulatorError::Bind {
+            addr: config.tls_listen.to_string(),
+            message: e.to_string(),
+        })?;
+        let tls = auth::tls::identity(tls_addr.ip()).map_err(EmulatorError::Tls)?;
         let app = server::App {
             state: Arc::new(Mutex::new(state)),
             reconcile: Arc::new(Notify::new()),
@@ -262,6 +284,8 @@ impl Emulator {
                 },
             ));
         }
+        let tls_server =
+            auth::tls::serve(tls_listener, router.clone(), tls.config, app.cancel.clone());
         let cancel = app.cancel.clone();
         let server = tokio::spawn(async move {
             let res = axum::serve(listener, router)
@@ -284,9 +308,12 @@ impl Emulator {
             }
         });
         let kubelet = kubelet::start(app.clone());
-        tracing::info!(%addr, "emulator serving");
+        tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,
+            tls_addr,
+            ca_pem: tls.ca_pem,
+            tls_server,
             app,
             server,
             reconciler,
@@ -299,9 +326,19 @@ impl Emulator {
         self.addr
     }
 
-    /// e.g. "http://127.0.0.1:40123"
+    /// e.g. "http://127.0.0.1:40123": the plain-HTTP endpoint for in-process clients.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// e.g. "https://127.0.0.1:40124": the HTTPS endpoint kubeconfig files name.
+    pub fn tls_url(&self) -> String {
+        format!("https://{}", self.tls_addr)
+    }
+
+    /// The PEM of the per-run CA that signed the HTTPS endpoint's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// A kubeconfig (YAML) with one cluster/user/context named "kfconform-emulator", for the
@@ -313,7 +350,9 @@ impl Emulator {
     /// [`Emulator::kubeconfig_yaml`] authenticating with `token` (any configured user's, or a
     /// ServiceAccount token from TokenRequest).
     pub fn kubeconfig_yaml_for(&self, token: &str) -> String {
-        let url = self.url();
+        use base64::Engine as _;
+        let url = self.tls_url();
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         [
             "apiVersion: v1".to_string(),
             "kind: Config".into(),
@@ -321,6 +360,7 @@ impl Emulator {
             format!("- name: {CONTEXT_NAME}"),
             "  cluster:".into(),
             format!("    server: {url}"),
+            format!("    certificate-authority-data: {ca}"),
             "users:".into(),
             format!("- name: {CONTEXT_NAME}"),
             "  user:".into(),
@@ -377,6 +417,7 @@ impl Emulator {
     pub async fn shutdown(self) {
         self.app.cancel.cancel();
         self.reconciler.abort();
+        self.tls_server.abort();
         kubelet::shutdown(&self.app).await;
         let _ = self.kubelet.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot

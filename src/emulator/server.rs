@@ -423,6 +423,15 @@ async fn resource(
             "the server does not allow this method on the requested resource",
         ));
     }
+    // RequestInfo takes a list/watch's name from a `metadata.name=` field selector, so
+    // resourceNames rules can allow `kubectl get x -w` and `kubectl wait`.
+    let selected_name = match (t.name, verb) {
+        (None, "list" | "watch") => params
+            .get("fieldSelector")
+            .and_then(|fs| FieldSelector::parse(fs, &def.field_selectors).ok())
+            .and_then(|fs| fs.pinned_name().map(str::to_string)),
+        _ => None,
+    };
     auth::authorize(
         app,
         user,
@@ -434,7 +443,7 @@ async fn resource(
             resource: def.plural.clone(),
             subresource: t.sub.unwrap_or("").into(),
             namespace: t.namespace.into(),
-            name: t.name.unwrap_or("").into(),
+            name: selected_name.unwrap_or_else(|| t.name.unwrap_or("").to_string()),
             path: String::new(),
         },
     )?;

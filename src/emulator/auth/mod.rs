@@ -13,6 +13,7 @@ pub mod authn;
 pub mod proto;
 pub mod rbac;
 pub mod reviews;
+pub mod tls;
 
 use std::collections::BTreeMap;
 

@@ -67,8 +67,11 @@ const TOKEN_REQUEST_SPEC: &[Field] = &[
     (4, "expirationSeconds", Kind::Int),
 ];
 
-/// Reads fields of one message: (field number, wire type, varint value or bytes).
-fn fields(mut buf: &[u8]) -> Result<Vec<(u64, u64, &[u8])>, String> {
+/// One decoded field: (field number, varint value, bytes of a length-delimited field).
+type WireField<'a> = (u64, u64, &'a [u8]);
+
+/// Reads the fields of one message (fixed-width fields are skipped).
+fn fields(mut buf: &[u8]) -> Result<Vec<WireField<'_>>, String> {
     fn varint(buf: &mut &[u8]) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {

@@ -257,22 +257,21 @@ pub fn visit_rules(
     mut visit: impl FnMut(&dyn Fn() -> String, &PolicyRule) -> bool,
 ) -> Vec<String> {
     let mut errors = Vec::new();
+    let role_bindings = if namespace.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .objects_of(GROUP, "rolebindings")
+            .into_iter()
+            .filter(|b| meta_str(b, "namespace") == namespace)
+            .map(|b| (b, namespace))
+            .collect()
+    };
     let bindings = state
         .objects_of(GROUP, "clusterrolebindings")
         .into_iter()
         .map(|b| (b, ""))
-        .chain(
-            (!namespace.is_empty())
-                .then(|| {
-                    state
-                        .objects_of(GROUP, "rolebindings")
-                        .into_iter()
-                        .filter(|b| meta_str(b, "namespace") == namespace)
-                        .map(|b| (b, namespace))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        );
+        .chain(role_bindings);
     for (binding, ns) in bindings {
         let Some(subject) = binding
             .get("subjects")

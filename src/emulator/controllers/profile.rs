@@ -20,8 +20,6 @@
 //! main resource on every reconcile, where a real API server drops it); writes whose result
 //! equals the stored object are skipped, so the synchronous reconcile loop settles.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value, json};
 
 use super::Controller;
@@ -206,10 +204,7 @@ impl ProfileController {
         pass: &mut Pass,
     ) -> Result<(), Stop> {
         let name = meta_str(&profile, "name").to_string();
-        let owner = profile
-            .pointer("/spec/owner")
-            .cloned()
-            .unwrap_or(json!({}));
+        let owner = profile.pointer("/spec/owner").cloned().unwrap_or(json!({}));
         let owner_name = owner
             .get("name")
             .and_then(Value::as_str)
@@ -299,7 +294,9 @@ impl ProfileController {
                     self.fail(
                         state,
                         name,
-                        &format!("namespace already exist, but not owned by profile creator {owner}"),
+                        &format!(
+                            "namespace already exist, but not owned by profile creator {owner}"
+                        ),
                         pass,
                     );
                     return Ok(false);
@@ -413,7 +410,10 @@ impl ProfileController {
         owner: &str,
         pass: &mut Pass,
     ) -> Result<(), Stop> {
-        if state.scope_for(ISTIO_GROUP, "authorizationpolicies", name).is_none() {
+        if state
+            .scope_for(ISTIO_GROUP, "authorizationpolicies", name)
+            .is_none()
+        {
             return Err(Stop(
                 "no kind AuthorizationPolicy is registered for security.istio.io/v1beta1".into(),
             ));
@@ -660,14 +660,4 @@ impl ProfileController {
             Err(e) => tracing::warn!("drifting kubeflow-trainer-edit: {}", e.message),
         }
     }
-}
-
-/// Labels a Profile's namespace gets from the default file on creation (for tests and docs).
-pub fn expected_namespace_labels() -> BTreeMap<String, String> {
-    let c = ProfileController::new(&[]);
-    let mut m = Map::new();
-    c.set_labels(&mut m);
-    m.into_iter()
-        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-        .collect()
 }
