@@ -21,6 +21,10 @@ pub enum Need {
     Tests(&'static [&'static str]),
     /// When a test of this component is selected.
     Component(&'static str),
+    /// When a test of this component is selected that does not run in a tenant Profile: its
+    /// workloads are then created with the runner's own client
+    /// ([`crate::probes::TestContext::workload_client`]).
+    Workloads(&'static str),
 }
 
 /// One RBAC rule of the runner's ClusterRole.
@@ -61,6 +65,8 @@ const fn resource(
 
 /// The profiles component.
 const PROFILES: Need = Need::Component("profiles");
+/// Training tests whose jobs the runner's own client creates.
+const TRAINING_WORKLOADS: Need = Need::Workloads("training");
 
 /// Every permission the runner may need, with when and why.
 pub const RULES: &[Rule] = &[
@@ -189,12 +195,41 @@ pub const RULES: &[Rule] = &[
          namespace",
     ),
     resource(
+        &["kubeflow.org"],
+        &["pytorchjobs"],
+        &["create", "get", "list", "watch"],
+        &[TRAINING_WORKLOADS],
+        "training tests outside a tenant Profile create their PyTorchJobs and watch them to the \
+         end",
+    ),
+    resource(
+        &["trainer.kubeflow.org"],
+        &["trainjobs"],
+        &["create", "get", "list", "watch"],
+        &[TRAINING_WORKLOADS],
+        "training tests outside a tenant Profile create their TrainJobs and watch them to the end",
+    ),
+    resource(
+        &["trainer.kubeflow.org"],
+        &["clustertrainingruntimes"],
+        &["get"],
+        &[TRAINING_WORKLOADS],
+        "training/torch-distributed-runtime reads the torch-distributed ClusterTrainingRuntime",
+    ),
+    resource(
         &[""],
-        &["pods", "pods/log"],
+        &["pods"],
         &["get", "list", "watch"],
-        &[Need::Component("training")],
-        "training tests follow their probe pods and read what each probe verified from its \
-         log (one JSON line); evidence of a failed test",
+        &[TRAINING_WORKLOADS],
+        "training tests outside a tenant Profile follow their probe pods",
+    ),
+    resource(
+        &[""],
+        &["pods/log", "services"],
+        &["get", "list"],
+        &[TRAINING_WORKLOADS],
+        "training tests outside a tenant Profile read what each probe verified from its log \
+         (one JSON line) and the services the operator made for the replicas",
     ),
 ];
 
@@ -208,6 +243,7 @@ impl Rule {
                 Need::Tenants => selected.any(|t| t.spec.tenant),
                 Need::Tests(ids) => selected.any(|t| ids.contains(&t.spec.id.as_str())),
                 Need::Component(c) => selected.any(|t| &t.spec.component == c),
+                Need::Workloads(c) => selected.any(|t| &t.spec.component == c && !t.spec.tenant),
             }
         })
     }
@@ -468,7 +504,7 @@ mod tests {
                             );
                         }
                     }
-                    Need::Component(c) => {
+                    Need::Component(c) | Need::Workloads(c) => {
                         assert!(catalog.components.iter().any(|k| k == c), "{c}")
                     }
                     Need::Always | Need::Tenants => {}
@@ -522,6 +558,7 @@ mod tests {
             "create profiles.kubeflow.org",
             "impersonate users",
             "get pods/log",
+            "list services",
             "get /version",
             "create selfsubjectaccessreviews.authorization.k8s.io",
             "bind clusterroles.rbac.authorization.k8s.io/kubeflow-edit",
