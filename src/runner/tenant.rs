@@ -26,6 +26,15 @@ pub const OWNER_DOMAIN: &str = "kfconform.invalid";
 /// runner sees; this re-ask is the safety net, the watches do the waiting.
 const RECHECK: Duration = Duration::from_secs(2);
 
+/// How long the owner's access may lag once the Profile controller has finished its pass (the
+/// namespace is Active and the Profile carries upstream's `profile-finalizer`, which the
+/// controller adds last): enough for an authorizer cache, short enough that a controller that
+/// never grants the owner access costs seconds, not the test's whole timeout.
+const ACCESS_GRACE: Duration = Duration::from_secs(10);
+
+/// The Profile controller's finalizer (profile_controller.go adds it at the end of a pass).
+const PROFILE_FINALIZER: &str = "profile-finalizer";
+
 /// The synthetic user owning the Profile `profile`.
 pub fn owner_of(profile: &str) -> String {
     format!("{profile}@{OWNER_DOMAIN}")
@@ -85,6 +94,10 @@ struct Seen {
     phase: Option<String>,
     denied: Option<String>,
     failed: Option<String>,
+    /// The controller finished a pass over the Profile (its finalizer is there).
+    finalized: bool,
+    /// When the controller was first seen done with an Active namespace.
+    settled_at: Option<tokio::time::Instant>,
 }
 
 /// Waits (watching the Profile and its namespace) until the namespace `name` is Active and
@@ -124,7 +137,14 @@ pub async fn wait_ready(
     let wait = async {
         while let Some(Some(change)) = events.next().await {
             match change {
-                Change::Profile(p) => seen.failed = failed_condition(&p.data),
+                Change::Profile(p) => {
+                    seen.failed = failed_condition(&p.data);
+                    seen.finalized = p
+                        .metadata
+                        .finalizers
+                        .as_ref()
+                        .is_some_and(|f| f.iter().any(|f| f == PROFILE_FINALIZER));
+                }
                 Change::Namespace(n) => {
                     seen.phase = n.status.and_then(|s| s.phase);
                 }
@@ -141,6 +161,20 @@ pub async fn wait_ready(
                 Ok(None) => return Ok(()),
                 Ok(Some(reason)) => seen.denied = Some(reason),
                 Err(e) => return Err(e),
+            }
+            if seen.finalized {
+                let since = *seen
+                    .settled_at
+                    .get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= ACCESS_GRACE {
+                    return Err(format!(
+                        "Profile {name}: its owner {owner} was still not allowed to create pods \
+                         in namespace {name} {}s after the Profile controller finished (it \
+                         added {PROFILE_FINALIZER}) (SubjectAccessReview: {})",
+                        ACCESS_GRACE.as_secs(),
+                        seen.denied.as_deref().unwrap_or("denied")
+                    ));
+                }
             }
         }
         Err(format!("watch of Profile {name} ended"))
