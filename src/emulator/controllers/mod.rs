@@ -1,6 +1,10 @@
 //! Controllers the emulator runs, each following its upstream's observable contract. They run
 //! under the state lock after every write, until none of them changes anything.
 
+pub mod job;
+pub mod pytorchjob;
+pub mod trainjob;
+
 use super::Defect;
 use super::store::State;
 
@@ -13,8 +17,12 @@ pub trait Controller: Send {
 }
 
 /// Every controller, with the defects they are to exhibit.
-pub fn all(_defects: &[Defect]) -> Vec<Box<dyn Controller>> {
-    Vec::new()
+pub fn all(defects: &[Defect]) -> Vec<Box<dyn Controller>> {
+    vec![
+        Box::new(job::JobController),
+        Box::new(pytorchjob::PyTorchJobController::new(defects)),
+        Box::new(trainjob::TrainJobController::new(defects)),
+    ]
 }
 
 /// Runs the store's own reconcile (namespaces, GC) and every controller until quiet.
