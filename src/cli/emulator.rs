@@ -31,6 +31,17 @@ pub struct EmulatorArgs {
     /// List the defects with one line of description each, and exit.
     #[arg(long)]
     pub list_defects: bool,
+    /// Pods whose container uses this image run as `kfconform` processes (probe pods).
+    #[arg(long, default_value = crate::workload::DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
+    pub probe_image: String,
+    /// Phases pods of other images go through: comma-separated `Phase[=delay]`, each delay
+    /// counted from the previous stage (e.g. `Running,Succeeded=100ms`; `Running` alone keeps
+    /// them running).
+    #[arg(long, default_value = "Running,Succeeded=100ms", value_name = "STAGES")]
+    pub pod_stages: String,
+    /// Binary probe pods run (default: this one).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub probe_binary: Option<PathBuf>,
 }
 
 pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
@@ -55,10 +66,18 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
+    let pod_stages =
+        crate::emulator::kubelet::parse_stages(&args.pod_stages).map_err(Error::Usage)?;
     let config = EmulatorConfig {
         listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
+        kubelet: crate::emulator::kubelet::KubeletConfig {
+            probe_image: args.probe_image.clone(),
+            probe_binary: args.probe_binary.clone(),
+            pod_stages,
+            ..Default::default()
+        },
         ..EmulatorConfig::default()
     };
     let emu = Emulator::start(config).await?;

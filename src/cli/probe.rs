@@ -1,16 +1,107 @@
-//! `kfconform probe`: the entry point of probe pods.
+//! `kfconform probe`: the entry point of probe pods. Each role prints what it verified on
+//! stdout; the logic lives in `crate::workload`.
 
-use clap::Args;
+use std::time::Duration;
 
+use clap::{Args, Subcommand};
+
+use crate::workload::{self, Framework, TrainOptions};
 use crate::{Error, ExitCode};
 
 /// Arguments of `kfconform probe`.
 #[derive(Debug, Args)]
-pub struct ProbeArgs {}
+pub struct ProbeArgs {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Check the distributed-training environment, then rendezvous with the other replicas
+    /// over TCP; prints one JSON verdict line, exits 1 on any violation.
+    Train {
+        /// Whose environment contract to check.
+        #[arg(long, value_enum, default_value = "pytorch")]
+        framework: Framework,
+        /// How long the rendezvous may take, e.g. 120s, 500ms, 2m.
+        #[arg(long, default_value = "120s", value_parser = workload::parse_duration)]
+        rendezvous_timeout: Duration,
+    },
+    /// Print a line and exit with the given code (failure paths).
+    Fail {
+        /// Exit code.
+        #[arg(long)]
+        code: u8,
+    },
+    /// Print a line, sleep, print another (lifetime tests).
+    Sleep {
+        /// How long to sleep.
+        #[arg(long)]
+        seconds: f64,
+    },
+    /// Print the environment as one JSON object line (downward API checks).
+    Env {
+        /// Only variables whose name starts with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
 
 /// Runs a probe role.
-pub async fn probe(_args: ProbeArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage(
-        "kfconform probe is not implemented yet".into(),
-    ))
+pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
+    workload::arm_lifeline();
+    match args.role {
+        Role::Train {
+            framework,
+            rendezvous_timeout,
+        } => {
+            let verdict = workload::train::run(&TrainOptions {
+                framework,
+                rendezvous_timeout,
+            })
+            .await;
+            workload::print_line(&verdict.to_line());
+            Ok(if verdict.ok {
+                ExitCode::Ok
+            } else {
+                ExitCode::NotConformant
+            })
+        }
+        Role::Fail { code } => {
+            workload::print_line(&format!("kfconform probe fail: exiting with code {code}"));
+            // Arbitrary codes are the point of this role; ExitCode only knows the suite's.
+            std::process::exit(i32::from(code));
+        }
+        Role::Sleep { seconds } => {
+            let d = Duration::try_from_secs_f64(seconds)
+                .map_err(|e| Error::Usage(format!("--seconds {seconds}: {e}")))?;
+            workload::print_line(&format!("kfconform probe sleep: sleeping {seconds}s"));
+            tokio::time::sleep(d).await;
+            workload::print_line("kfconform probe sleep: done");
+            Ok(ExitCode::Ok)
+        }
+        Role::Env { prefix } => {
+            let vars: std::collections::BTreeMap<String, String> = std::env::vars()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .collect();
+            workload::print_line(&serde_json::to_string(&vars).unwrap_or_default());
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        use crate::workload::parse_duration;
+        assert_eq!(parse_duration("120s"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
 }
