@@ -36,8 +36,13 @@ async fn start(defects: Vec<Defect>) -> (Emulator, kube::Client) {
     (emu, client)
 }
 
+/// Pods of other images move through no stages: after binding them (spec.nodeName, phase
+/// Pending) the kubelet leaves them to the test.
 fn kubelet_config() -> KubeletConfig {
-    KubeletConfig::default()
+    KubeletConfig {
+        pod_stages: Vec::new(),
+        ..KubeletConfig::default()
+    }
 }
 
 async fn namespace(client: &kube::Client, name: &str) {
@@ -167,6 +172,11 @@ async fn wait_pods(api: &Api<Pod>, prefix: &str, n: usize) -> Vec<Pod> {
                 .filter(|p| {
                     p.metadata.name.as_deref().unwrap().starts_with(prefix)
                         && p.metadata.deletion_timestamp.is_none()
+                })
+                // Bound and reported Pending: the kubelet is done with it.
+                .filter(|p| {
+                    p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
                 })
                 .cloned()
                 .collect();
@@ -583,7 +593,7 @@ async fn pytorchjob_pods_services_env_and_success() {
         let ports = serde_json::to_value(&spec.containers[0].ports).unwrap();
         assert_eq!(
             ports,
-            json!([{"name": "pytorchjob-port", "containerPort": 23456}])
+            json!([{"name": "pytorchjob-port", "containerPort": 23456, "protocol": "TCP"}])
         );
         let svc = svcs.get(name).await.unwrap();
         let s = svc.spec.unwrap();

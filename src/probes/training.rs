@@ -457,6 +457,87 @@ async fn explain(
     verdict_notes(&verdicts(ctx, &names, container).await)
 }
 
+/// Verdicts of replicas that crashed while their job ran, read before the operator deletes
+/// their pods (a failed Job's active pods go away, logs included).
+#[derive(Debug, Default)]
+struct Crashes(std::sync::Mutex<BTreeMap<String, Result<Verdict, String>>>);
+
+impl Crashes {
+    fn notes(&self) -> String {
+        self.0.lock().map(|m| verdict_notes(&m)).unwrap_or_default()
+    }
+}
+
+/// Whether a container exited non-zero: `Some(true)` when that run is the previous one.
+fn crashed(pod: &Pod, container: &str) -> Option<bool> {
+    let st = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|s| s.name == container)?;
+    let failed = |t: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>| {
+        t.is_some_and(|t| t.exit_code != 0)
+    };
+    if st.restart_count == 0 && failed(st.state.as_ref().and_then(|s| s.terminated.as_ref())) {
+        return Some(false);
+    }
+    if failed(st.last_state.as_ref().and_then(|s| s.terminated.as_ref())) {
+        return Some(true);
+    }
+    None
+}
+
+/// Watches the pods named `prefix*` and keeps the verdict of the first crash of each (at most
+/// two pods, one log request each). Never returns: run it beside the job's watch.
+async fn watch_crashes(ctx: &TestContext, prefix: &str, container: &str, crashes: &Crashes) {
+    let pods: Api<Pod> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
+    let stream = watcher(pods.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(ev) = stream.next().await {
+        let Ok(pod) = ev else { continue };
+        let name = pod_name(&pod).to_string();
+        let (seen, full) = crashes
+            .0
+            .lock()
+            .map(|m| (m.contains_key(&name), m.len() >= 2))
+            .unwrap_or((true, true));
+        if !name.starts_with(prefix) || seen || full {
+            continue;
+        }
+        let Some(previous) = crashed(&pod, container) else {
+            continue;
+        };
+        let params = LogParams {
+            container: Some(container.to_string()),
+            previous,
+            ..LogParams::default()
+        };
+        let verdict = match pods.logs(&name, &params).await {
+            Ok(log) => {
+                ctx.evidence.record(
+                    format!("log-{name}-crashed"),
+                    json!({"pod": name, "container": container, "previous": previous,
+                           "lines": log.lines().collect::<Vec<_>>()}),
+                );
+                Verdict::from_log(&log)
+                    .ok_or_else(|| format!("pod {name} crashed without a train verdict"))
+            }
+            Err(e) => Err(format!(
+                "pod {name} crashed; its log is not readable: {}",
+                crate::cluster::flatten(&e)
+            )),
+        };
+        if let Ok(mut m) = crashes.0.lock() {
+            m.insert(name, verdict);
+        }
+    }
+    futures::future::pending::<()>().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // PyTorchJob.
 
@@ -928,19 +1009,31 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
         );
         let tj = trainjob(&ctx, name, 2, &train_args("torchrun", RENDEZVOUS));
         create(&api, &format!("TrainJob {name}"), tj).await?;
-        let (end, last) = watch_object(&api, name, JOB_BUDGET, trainjob_end).await?;
         let prefix = format!("{name}-node-0-");
+        let crashes = Crashes::default();
+        let (end, last) = tokio::select! {
+            r = watch_object(&api, name, JOB_BUDGET, trainjob_end) => r?,
+            _ = watch_crashes(&ctx, &prefix, "node", &crashes) => {
+                return Err(Failure::Error("the pod watch ended".into()));
+            }
+        };
         match end {
             Some(JobEnd::Succeeded) => {}
             Some(JobEnd::Failed) => {
-                let notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
+                let mut notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
+                if notes.is_empty() {
+                    notes = crashes.notes();
+                }
                 return Err(Failure::Failed(format!(
                     "TrainJob {name} (numNodes 2 on {RUNTIME}) ended with {} instead of Complete=True{notes}",
                     describe_condition(&last, "Failed")
                 )));
             }
             None => {
-                let notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
+                let mut notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
+                if notes.is_empty() {
+                    notes = crashes.notes();
+                }
                 return Err(Failure::Failed(format!(
                     "TrainJob {name} (numNodes 2 on {RUNTIME}) did not reach Complete=True within {}s; it has {}{notes}",
                     JOB_BUDGET.as_secs(),
