@@ -17,10 +17,10 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, LogParams, PostParams,
 };
 use kube::runtime::{WatchStreamExt, watcher};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Failure, ProbeTest, TestContext, TestFuture, Violations};
+use crate::workload::TrainVerdict;
 
 /// The training tests, by catalog id.
 pub const TESTS: &[ProbeTest] = &[
@@ -318,38 +318,11 @@ fn conditions_summary(obj: &Value) -> String {
     }
 }
 
-/// The probe's verdict line (the schema of `kfconform probe train`'s JSON output).
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Verdict {
-    #[serde(default)]
-    probe: String,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    #[serde(default)]
-    peers: Vec<u32>,
-    #[serde(default)]
-    ok: bool,
-    #[serde(default)]
-    violations: Vec<String>,
-}
+/// A replica's verdict: the schema `kfconform probe train` prints.
+type Verdict = TrainVerdict;
 
-impl Verdict {
-    /// The last train verdict line in a log.
-    fn from_log(log: &str) -> Option<Verdict> {
-        log.lines().rev().find_map(|l| {
-            let l = l.trim();
-            if !l.starts_with('{') {
-                return None;
-            }
-            serde_json::from_str::<Verdict>(l)
-                .ok()
-                .filter(|v| v.probe == "train")
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.env.get(key).map(String::as_str)
-    }
+fn env_of<'a>(v: &'a Verdict, key: &str) -> Option<&'a str> {
+    v.env.get(key).map(String::as_str)
 }
 
 /// Pods of the test's namespace.
@@ -648,7 +621,7 @@ fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
                 ("PET_NODE_RANK", &rank_s),
             ];
             for (key, value) in want {
-                match verdict.get(key) {
+                match env_of(verdict, key) {
                     Some(got) if got == value => {}
                     Some(got) => v.push(format!("pod {pod}: {key}={got:?}, expected {value:?}")),
                     None => v.push(format!("pod {pod}: {key} is not set (expected {value:?})")),
@@ -1084,7 +1057,7 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                 ("PET_MASTER_PORT", Some(TRAINER_PORT)),
             ];
             for (key, want) in checks {
-                match (verdict.get(key), want) {
+                match (env_of(verdict, key), want) {
                     (Some(got), Some(w)) if got == w => {}
                     (Some(got), Some(w)) => {
                         v.push(format!("pod {pname}: {key}={got:?}, expected {w:?}"))
@@ -1097,14 +1070,16 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                     )),
                 }
             }
-            match verdict.get("PET_NPROC_PER_NODE").map(str::parse::<u32>) {
-                Some(Ok(n)) if n > 0 => {}
-                other => v.push(format!(
-                    "pod {pname}: PET_NPROC_PER_NODE is {:?}, expected a positive integer (CPU-only nodes)",
-                    verdict.get("PET_NPROC_PER_NODE").or(other.map(|_| ""))
-                )),
+            let nproc = env_of(verdict, "PET_NPROC_PER_NODE");
+            if !nproc
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n > 0)
+            {
+                v.push(format!(
+                    "pod {pname}: PET_NPROC_PER_NODE is {nproc:?}, expected a positive integer (the nodes have no GPUs)"
+                ));
             }
-            if let Some(r) = verdict.get("PET_NODE_RANK") {
+            if let Some(r) = env_of(verdict, "PET_NODE_RANK") {
                 ranks.insert(r.to_string());
             }
             if !verdict.ok {
@@ -1192,16 +1167,6 @@ fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn verdict_is_read_from_the_last_json_line() {
-        let log = "starting\n{\"probe\":\"train\",\"env\":{\"RANK\":\"1\"},\"peers\":[0,1],\"ok\":true,\"violations\":[]}\n";
-        let v = Verdict::from_log(log).unwrap();
-        assert_eq!(v.get("RANK"), Some("1"));
-        assert!(v.ok);
-        assert!(Verdict::from_log("{\"probe\":\"fail\"}").is_none());
-        assert!(Verdict::from_log("no json").is_none());
-    }
 
     #[test]
     fn selector_matching() {
