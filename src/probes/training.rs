@@ -1071,9 +1071,9 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                 }
             }
             let nproc = env_of(verdict, "PET_NPROC_PER_NODE");
-            if !nproc
+            if nproc
                 .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| n > 0)
+                .is_none_or(|n| n == 0)
             {
                 v.push(format!(
                     "pod {pname}: PET_NPROC_PER_NODE is {nproc:?}, expected a positive integer (the nodes have no GPUs)"
