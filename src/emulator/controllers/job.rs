@@ -40,8 +40,18 @@ impl Controller for JobController {
 
     fn reconcile(&mut self, state: &mut State) -> bool {
         let mut changed = release_orphans(state);
-        for job in state.objects_of("batch", "jobs") {
-            changed |= sync_job(state, &job);
+        // A finished job only has pods to release; skip it without copying when it has none.
+        let keys = keys_where(state, "batch", "jobs", |j| {
+            let finished = is_true(j, "Complete") || is_true(j, "Failed");
+            !finished
+                || in_namespace(state, "", "pods", meta_str(j, "namespace")).any(|p| {
+                    has_tracking_finalizer(p) && controller_uid(p) == Some(meta_str(j, "uid"))
+                })
+        });
+        for (ns, name) in keys {
+            if let Some(job) = state.object("batch", "jobs", &ns, &name) {
+                changed |= sync_job(state, &job);
+            }
         }
         changed
     }
@@ -75,6 +85,27 @@ pub(crate) fn controller_uid(obj: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// The stored objects of `(group, plural)` in `namespace`, by reference (no copies: the
+/// controllers run after every write, so they look before they clone).
+pub(crate) fn in_namespace<'a>(
+    state: &'a State,
+    group: &str,
+    plural: &str,
+    namespace: &str,
+) -> impl Iterator<Item = &'a Value> {
+    let ns = namespace.to_string();
+    state
+        .objects
+        .get(&(group.to_string(), plural.to_string()))
+        .into_iter()
+        .flat_map(move |m| {
+            let ns = ns.clone();
+            m.range((ns.clone(), String::new())..)
+                .take_while(move |((o_ns, _), _)| *o_ns == ns)
+                .map(|(_, o)| o)
+        })
+}
+
 /// Objects of `(group, plural)` in `namespace` whose controller is `uid`.
 pub(crate) fn controlled(
     state: &State,
@@ -83,10 +114,27 @@ pub(crate) fn controlled(
     namespace: &str,
     uid: &str,
 ) -> Vec<Value> {
+    in_namespace(state, group, plural, namespace)
+        .filter(|o| controller_uid(o) == Some(uid))
+        .cloned()
+        .collect()
+}
+
+/// The `(namespace, name)` keys of the stored objects of `(group, plural)` for which `keep`
+/// holds, so a controller clones only what it works on.
+pub(crate) fn keys_where(
+    state: &State,
+    group: &str,
+    plural: &str,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<(String, String)> {
     state
-        .objects_of(group, plural)
+        .objects
+        .get(&(group.to_string(), plural.to_string()))
         .into_iter()
-        .filter(|o| meta_str(o, "namespace") == namespace && controller_uid(o) == Some(uid))
+        .flat_map(|m| m.iter())
+        .filter(|(_, o)| keep(o))
+        .map(|(k, _)| k.clone())
         .collect()
 }
 
@@ -438,22 +486,28 @@ fn has_tracking_finalizer(pod: &Value) -> bool {
 
 /// Pods whose Job is gone (or going) keep no tracking finalizer.
 fn release_orphans(state: &mut State) -> bool {
-    let mut live: std::collections::BTreeMap<String, bool> = Default::default();
-    for j in state.objects_of("batch", "jobs") {
-        live.insert(meta_str(&j, "uid").to_string(), deleting(&j));
-    }
-    let mut changed = false;
-    for pod in state.objects_of("", "pods") {
-        if !has_tracking_finalizer(&pod) {
-            continue;
-        }
-        let orphan = match controller_uid(&pod) {
+    let live: std::collections::BTreeMap<&str, bool> = state
+        .objects
+        .get(&("batch".to_string(), "jobs".to_string()))
+        .into_iter()
+        .flat_map(|m| m.values())
+        .map(|j| (meta_str(j, "uid"), deleting(j)))
+        .collect();
+    let orphans: Vec<Value> = state
+        .objects
+        .get(&(String::new(), "pods".to_string()))
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|p| has_tracking_finalizer(p))
+        .filter(|p| match controller_uid(p) {
             Some(uid) => live.get(uid).is_none_or(|deleting| *deleting),
             None => true,
-        };
-        if orphan {
-            changed |= remove_finalizer(state, "", "pods", &pod, TRACKING_FINALIZER);
-        }
+        })
+        .cloned()
+        .collect();
+    let mut changed = false;
+    for pod in orphans {
+        changed |= remove_finalizer(state, "", "pods", &pod, TRACKING_FINALIZER);
     }
     changed
 }
@@ -471,6 +525,11 @@ fn sync_job(state: &mut State, job: &Value) -> bool {
         let mut j = job.clone();
         defaults(&mut j);
         return state.update_object("batch", "jobs", j, false).is_ok();
+    }
+    // JobManagedBy: another controller (e.g. MultiKueue) owns the job's pods and status.
+    let managed_by = str_at(job, "/spec/managedBy");
+    if !managed_by.is_empty() && managed_by != "kubernetes.io/job-controller" {
+        return false;
     }
     let ns = meta_str(job, "namespace").to_string();
     let uid = meta_str(job, "uid").to_string();
@@ -683,7 +742,11 @@ fn sync_job(state: &mut State, job: &Value) -> bool {
     }
 
     // Status from the pods as they are now.
-    let pods_now = controlled(state, "", "pods", &ns, &uid);
+    let pods_now = if changed {
+        controlled(state, "", "pods", &ns, &uid)
+    } else {
+        pods
+    };
     let active_now: Vec<&Value> = pods_now
         .iter()
         .filter(|p| !terminal(p) && !deleting(p))

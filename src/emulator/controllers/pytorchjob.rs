@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 
 use super::Controller;
 use super::job::{
-    controlled, controller_ref, delete, deleting, int_at, is_true, phase, restarts, str_at,
-    write_status,
+    controlled, controller_ref, delete, deleting, int_at, is_true, keys_where, phase, restarts,
+    str_at, write_status,
 };
 use crate::emulator::Defect;
 use crate::emulator::store::{State, meta_str, now};
@@ -68,9 +68,22 @@ impl Controller for PyTorchJobController {
     }
 
     fn reconcile(&mut self, state: &mut State) -> bool {
+        // A finished job whose pods stay (cleanPodPolicy None) and whose replica statuses are
+        // settled needs nothing: skip it without copying.
+        let keys = keys_where(state, GROUP, PLURAL, |j| {
+            let finished = is_true(j, "Succeeded") || is_true(j, "Failed");
+            let keeps_pods = matches!(str_at(j, "/spec/runPolicy/cleanPodPolicy"), "" | "None");
+            let active_left = j
+                .pointer("/status/replicaStatuses")
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.values().any(|s| s.get("active").is_some()));
+            !(finished && keeps_pods && !(is_true(j, "Succeeded") && active_left))
+        });
         let mut changed = false;
-        for job in state.objects_of(GROUP, PLURAL) {
-            changed |= self.sync(state, &job);
+        for (ns, name) in keys {
+            if let Some(job) = state.object(GROUP, PLURAL, &ns, &name) {
+                changed |= self.sync(state, &job);
+            }
         }
         changed
     }

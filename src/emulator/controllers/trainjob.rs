@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::Controller;
 use super::job::{
-    controlled, controller_ref, deleting, is_true, set_condition, str_at, write_status,
+    controlled, controller_ref, deleting, is_true, keys_where, set_condition, str_at, write_status,
 };
 use crate::emulator::Defect;
 use crate::emulator::store::{State, meta_str};
@@ -64,9 +64,15 @@ impl Controller for TrainJobController {
     }
 
     fn reconcile(&mut self, state: &mut State) -> bool {
+        // A finished TrainJob is not reconciled any more: skip it without copying.
+        let keys = keys_where(state, GROUP, PLURAL, |t| {
+            !(is_true(t, "Complete") || is_true(t, "Failed"))
+        });
         let mut changed = false;
-        for tj in state.objects_of(GROUP, PLURAL) {
-            changed |= self.sync(state, &tj);
+        for (ns, name) in keys {
+            if let Some(tj) = state.object(GROUP, PLURAL, &ns, &name) {
+                changed |= self.sync(state, &tj);
+            }
         }
         changed
     }
