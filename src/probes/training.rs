@@ -411,7 +411,8 @@ fn verdict_notes(verdicts: &BTreeMap<String, Result<Verdict, String>>) -> String
     }
 }
 
-/// After a job ended badly: records evidence and reads every replica's verdict for the message.
+/// After a job ended badly: records the job, its pods and their logs as evidence, and returns
+/// what the replicas reported, for the message.
 async fn explain(
     ctx: &TestContext,
     kind: &str,
@@ -700,8 +701,8 @@ fn pytorchjob_failure(ctx: Arc<TestContext>) -> TestFuture {
                 conditions_summary(&last)
             ),
         };
-        let pods = list_pods(&ctx).await.unwrap_or_default();
-        record(&ctx, "pytorchjob", &last, &pods);
+        // The job, its pods and their logs, for the vendor.
+        explain(&ctx, "pytorchjob", &last, &format!("{name}-"), "pytorch").await;
         Err(Failure::Failed(result))
     })
 }
@@ -1158,8 +1159,7 @@ fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
                 conditions_summary(&last)
             ),
         };
-        let pods = list_pods(&ctx).await.unwrap_or_default();
-        record(&ctx, "trainjob", &last, &pods);
+        explain(&ctx, "trainjob", &last, &format!("{name}-node-0-"), "node").await;
         Err(Failure::Failed(message))
     })
 }
