@@ -34,7 +34,13 @@ impl Http {
     fn new(emu: &Emulator) -> Self {
         Http {
             base: emu.url(),
-            c: reqwest::Client::new(),
+            c: reqwest::Client::builder()
+                .default_headers(reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::AUTHORIZATION,
+                    reqwest::header::HeaderValue::from_static("Bearer kfconform-admin"),
+                )]))
+                .build()
+                .unwrap(),
         }
     }
 

@@ -33,10 +33,15 @@ struct Kubectl {
 
 impl Kubectl {
     fn new(emu: &Emulator) -> Self {
+        Self::with_kubeconfig(&emu.kubeconfig_yaml())
+    }
+
+    /// kubectl with its own kubeconfig (e.g. another user's token).
+    fn with_kubeconfig(yaml: &str) -> Self {
         let bin = kubectl_path();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, emu.kubeconfig_yaml()).unwrap();
+        std::fs::write(&kubeconfig, yaml).unwrap();
         Kubectl {
             bin,
             dir,
@@ -376,6 +381,133 @@ async fn edit_watch_wait_delete() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(r#"namespaces "{NS}" not found"#))
+    );
+    emu.shutdown().await;
+}
+
+/// `kubectl auth can-i` prints yes/no and exits 0/1.
+async fn can_i(k: &Kubectl, args: &[&str]) -> bool {
+    let mut all = vec!["auth", "can-i"];
+    all.extend_from_slice(args);
+    let out = k.run(&all).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    match (out.status.code(), stdout.as_str()) {
+        (Some(0), "yes") => true,
+        (Some(1), "no") => false,
+        other => panic!(
+            "kubectl {all:?}: unexpected {other:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_can_i_whoami_and_tokens() {
+    let mut config = EmulatorConfig::default();
+    let alice_token = config.auth.add_user("alice", &["devs".to_string()]);
+    let emu = Emulator::start(config).await.unwrap();
+    let k = Kubectl::new(&emu);
+    let setup = k.file(
+        "rbac.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: alice-edit\n  namespace: team-a\n\
+         roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: kubeflow-edit\n\
+         subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: alice\n",
+    );
+    k.ok(&["apply", "-f", &setup]).await;
+
+    // The admin, and what RBAC says for an impersonated user.
+    assert!(can_i(&k, &["create", "pytorchjobs.kubeflow.org", "-n", "team-b"]).await);
+    let alice = |verb: &'static str, res: &'static str, ns: &'static str| {
+        let k = &k;
+        async move { can_i(k, &[verb, res, "-n", ns, "--as", "alice"]).await }
+    };
+    assert!(alice("create", "pytorchjobs.kubeflow.org", "team-a").await);
+    assert!(alice("create", "trainjobs.trainer.kubeflow.org", "team-a").await);
+    assert!(alice("create", "inferenceservices.serving.kserve.io", "team-a").await);
+    assert!(!alice("update", "trainjobs.trainer.kubeflow.org", "team-a").await);
+    assert!(!alice("create", "pytorchjobs.kubeflow.org", "team-b").await);
+    assert!(!alice("delete", "namespaces", "team-a").await);
+    let list = k
+        .ok(&["auth", "can-i", "--list", "-n", "team-a", "--as", "alice"])
+        .await;
+    assert!(list.contains("pytorchjobs.kubeflow.org"), "{list}");
+    assert!(
+        list.contains("selfsubjectaccessreviews.authorization.k8s.io"),
+        "{list}"
+    );
+
+    // whoami, plain and impersonated.
+    let out = k.ok(&["auth", "whoami"]).await;
+    assert!(
+        out.contains("kubernetes-admin") && out.contains("system:masters"),
+        "{out}"
+    );
+    let who = k
+        .json(&[
+            "auth",
+            "whoami",
+            "--as",
+            "alice",
+            "--as-group",
+            "devs",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_eq!(who["status"]["userInfo"]["username"], "alice");
+    assert_eq!(
+        who["status"]["userInfo"]["groups"],
+        serde_json::json!(["devs", "system:authenticated"])
+    );
+
+    // kubectl with alice's own token: allowed where bound, Forbidden elsewhere.
+    let ka = Kubectl::with_kubeconfig(&emu.kubeconfig_yaml_for(&alice_token));
+    let out = ka.ok(&["auth", "whoami"]).await;
+    assert!(out.contains("alice") && out.contains("devs"), "{out}");
+    ka.ok(&["get", "pytorchjobs", "-n", "team-a"]).await;
+    let out = ka.run(&["get", "configmaps", "-n", "team-b"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"Error from server (Forbidden): configmaps is forbidden: User "alice" cannot list resource "configmaps" in API group "" in the namespace "team-b""#
+        ),
+        "{stderr}"
+    );
+    // Impersonation needs the verb.
+    let out = ka
+        .run(&["get", "configmaps", "-n", "team-a", "--as", "bob"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"users "bob" is forbidden: User "alice" cannot impersonate resource "users""#
+        ),
+        "{stderr}"
+    );
+
+    // A ServiceAccount token from `kubectl create token` works with kubectl.
+    let sa = k.file(
+        "sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: robot\n  namespace: team-a\n",
+    );
+    k.ok(&["apply", "-f", &sa]).await;
+    let token = k.ok(&["create", "token", "robot", "-n", "team-a"]).await;
+    let kr = Kubectl::with_kubeconfig(&emu.kubeconfig_yaml_for(token.trim()));
+    let out = kr.ok(&["auth", "whoami"]).await;
+    assert!(out.contains("system:serviceaccount:team-a:robot"), "{out}");
+
+    // A wrong token: kubectl's Unauthorized message.
+    let kx = Kubectl::with_kubeconfig(&emu.kubeconfig_yaml_for("wrong"));
+    let out = kx.run(&["get", "namespaces"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("You must be logged in to the server"),
+        "{stderr}"
     );
     emu.shutdown().await;
 }

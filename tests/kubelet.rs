@@ -725,3 +725,58 @@ async fn no_probe_process_outlives_a_sigkilled_emulator() {
         .expect("the probe process exits once its emulator is killed");
     assert!(procs_matching(&needle).is_empty());
 }
+
+#[tokio::test]
+async fn init_containers_run_first_and_a_failed_one_fails_the_pod() {
+    let (_emu, client) = emulator().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let mut ok = probe_pod("init-ok", &["probe", "fail", "--code", "0"], "Never");
+    let mut init = ok["spec"]["containers"][0].clone();
+    init["name"] = json!("setup");
+    init["args"] = json!(["probe", "env", "--prefix", "HOSTNAME"]);
+    ok["spec"]["initContainers"] = json!([init.clone()]);
+    create(&pods, ok).await;
+    let done = as_json(&wait_phase(&pods, "init-ok", "Succeeded").await);
+    let ics = &done["status"]["initContainerStatuses"][0];
+    assert_eq!(ics["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(ics["ready"], true);
+    let setup_log = pods
+        .logs(
+            "init-ok",
+            &LogParams {
+                container: Some("setup".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(setup_log, "{\"HOSTNAME\":\"init-ok\"}\n");
+
+    let mut bad = probe_pod("init-bad", &["probe", "fail", "--code", "0"], "Never");
+    init["args"] = json!(["probe", "fail", "--code", "5"]);
+    bad["spec"]["initContainers"] = json!([init]);
+    create(&pods, bad).await;
+    let failed = as_json(&wait_phase(&pods, "init-bad", "Failed").await);
+    assert_eq!(
+        failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        5
+    );
+    assert_eq!(
+        failed["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+}
+
+#[test]
+fn emulator_rejects_unknown_pod_stages() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
+        .args(["emulator", "--pod-stages", "Running,Done=1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown pod phase \"Done\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

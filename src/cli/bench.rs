@@ -38,6 +38,25 @@ pub struct BenchArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
     pub format: BenchFormat,
+    /// Target: no test issues more API requests than this (exit 1 when missed).
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<u64>,
+    /// Target: all tests together take at most this multiple of the longest single one
+    /// (exit 1 when missed). The training target is 1.3.
+    #[arg(long, value_name = "RATIO")]
+    pub max_ratio: Option<f64>,
+}
+
+/// A target given on the command line and whether the measurement met it.
+#[derive(Debug, Serialize)]
+pub struct BenchTarget {
+    pub target: String,
+    pub limit: f64,
+    pub measured: f64,
+    /// The test that measured worst, for per-test targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst: Option<String>,
+    pub met: bool,
 }
 
 /// One test measured alone.
@@ -59,6 +78,34 @@ pub struct BenchReport {
     /// together / longest single; 1.0 is the physical limit.
     pub ratio: f64,
     pub parallel: usize,
+    /// Targets asked for with --max-requests / --max-ratio.
+    pub targets: Vec<BenchTarget>,
+}
+
+impl BenchReport {
+    /// Checks the measurement against the targets the user gave.
+    fn check(&mut self, max_requests: Option<u64>, max_ratio: Option<f64>) {
+        if let Some(limit) = max_requests {
+            let worst = self.tests.iter().max_by_key(|t| t.api_requests_total);
+            let measured = worst.map(|t| t.api_requests_total).unwrap_or(0);
+            self.targets.push(BenchTarget {
+                target: "api requests per test".into(),
+                limit: limit as f64,
+                measured: measured as f64,
+                worst: worst.map(|t| t.id.clone()),
+                met: measured <= limit,
+            });
+        }
+        if let Some(limit) = max_ratio {
+            self.targets.push(BenchTarget {
+                target: "together / longest single".into(),
+                limit,
+                measured: self.ratio,
+                worst: None,
+                met: self.ratio <= limit,
+            });
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -101,7 +148,8 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let resolved = args.target.resolve().await?;
     let result = measure(&args, catalog, &plan, resolved.config.clone()).await;
     resolved.shutdown().await;
-    let report = result?;
+    let mut report = result?;
+    report.check(args.max_requests, args.max_ratio);
     match args.format {
         BenchFormat::Json => {
             println!(
@@ -111,7 +159,11 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         }
         BenchFormat::Table => print_table(&report),
     }
-    Ok(ExitCode::Ok)
+    if report.targets.iter().all(|t| t.met) {
+        Ok(ExitCode::Ok)
+    } else {
+        Ok(ExitCode::NotConformant)
+    }
 }
 
 async fn measure(
@@ -181,6 +233,7 @@ async fn measure(
         together_median_seconds: together,
         longest_single_seconds: longest,
         parallel,
+        targets: Vec::new(),
     })
 }
 
@@ -208,4 +261,25 @@ fn print_table(r: &BenchReport) {
         "all together (parallel {}): median {:.3}s; longest single {:.3}s; ratio {:.2} (1.0 is the limit)",
         r.parallel, r.together_median_seconds, r.longest_single_seconds, r.ratio
     );
+    for t in &r.targets {
+        let worst = t
+            .worst
+            .as_ref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        let num = |x: f64| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.2}")
+            }
+        };
+        println!(
+            "target {}: {} <= {}: {}{worst}",
+            t.target,
+            num(t.measured),
+            num(t.limit),
+            if t.met { "met" } else { "MISSED" }
+        );
+    }
 }

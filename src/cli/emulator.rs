@@ -12,7 +12,8 @@ use crate::{Error, ExitCode};
 /// Arguments of `kfconform emulator`.
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address of the HTTPS endpoint the kubeconfig names (port 0 picks a free port). The
+    /// certificate comes from a CA made for this run; the kubeconfig carries it.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Where to write the kubeconfig for kubectl and `kfconform run --kubeconfig`.
@@ -42,6 +43,15 @@ pub struct EmulatorArgs {
     /// Binary probe pods run (default: this one).
     #[arg(long, value_name = "FILE", hide = true)]
     pub probe_binary: Option<PathBuf>,
+    /// Identity the written kubeconfig authenticates as, instead of the cluster admin
+    /// (`kubernetes-admin`, group system:masters). The emulator enforces RBAC, so this user can
+    /// do only what Roles/ClusterRoles bound to it (or to its groups) allow; the admin token
+    /// `kfconform-admin` keeps working for setting that up.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// A group of `--user` (repeatable); `system:authenticated` is always added.
+    #[arg(long = "group", value_name = "GROUP", requires = "user")]
+    pub groups: Vec<String>,
 }
 
 pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
@@ -68,8 +78,8 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let pod_stages =
         crate::emulator::kubelet::parse_stages(&args.pod_stages).map_err(Error::Usage)?;
-    let config = EmulatorConfig {
-        listen: args.listen,
+    let mut config = EmulatorConfig {
+        tls_listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
         kubelet: crate::emulator::kubelet::KubeletConfig {
@@ -80,15 +90,27 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         },
         ..EmulatorConfig::default()
     };
+    let user_token = args
+        .user
+        .as_deref()
+        .map(|name| config.auth.add_user(name, &args.groups));
     let emu = Emulator::start(config).await?;
-    std::fs::write(&args.kubeconfig_out, emu.kubeconfig_yaml()).map_err(|e| {
-        EmulatorError::Kubeconfig {
-            path: args.kubeconfig_out.display().to_string(),
-            message: e.to_string(),
-        }
+    let kubeconfig = match &user_token {
+        Some(token) => emu.kubeconfig_yaml_for(token),
+        None => emu.kubeconfig_yaml(),
+    };
+    std::fs::write(&args.kubeconfig_out, kubeconfig).map_err(|e| EmulatorError::Kubeconfig {
+        path: args.kubeconfig_out.display().to_string(),
+        message: e.to_string(),
     })?;
-    println!("kfconform emulator serving at {}", emu.url());
-    println!("kubeconfig written to {}", args.kubeconfig_out.display());
+    println!("kfconform emulator serving at {}", emu.tls_url());
+    println!(
+        "kubeconfig written to {} (user {})",
+        args.kubeconfig_out.display(),
+        args.user
+            .as_deref()
+            .unwrap_or("kubernetes-admin, group system:masters")
+    );
     println!(
         "try: KUBECONFIG={} kubectl api-resources",
         args.kubeconfig_out.display()

@@ -17,6 +17,28 @@ pub enum Defect {
     PlatformExperimentCrdNotEstablished,
     /// The PyTorchJob CRD schema drifted from upstream: `spec.pytorchReplicaSpecs` is gone.
     PlatformPytorchjobSchemaDrift,
+    /// The Profile controller creates a Profile's namespace without an ownerReference to it.
+    ProfilesNoOwnerReference,
+    /// The Profile controller never creates the owner's `namespaceAdmin` RoleBinding.
+    ProfilesNoAdminBinding,
+    /// `namespaceAdmin` lacks the `user`/`role` annotations KFAM lists bindings by.
+    ProfilesAdminBindingUnannotated,
+    /// The `default-editor` ServiceAccount is never created (its RoleBinding is).
+    ProfilesNoDefaultEditor,
+    /// The `default-viewer` RoleBinding points at kubeflow-edit instead of kubeflow-view.
+    ProfilesViewerCanEdit,
+    /// kubeflow-trainer-edit ships without the aggregate-to-kubeflow-edit label, so kubeflow-edit lacks TrainJobs.
+    ProfilesEditRoleNotAggregated,
+    /// Every Profile namespace also binds kubeflow-edit to the group system:authenticated.
+    ProfilesNonMembersAllowed,
+    /// `spec.resourceQuotaSpec` is ignored: no `kf-resource-quota` is made.
+    ProfilesNoResourceQuota,
+    /// `profile-finalizer` is never removed, so deleted Profiles and their namespaces stay.
+    ProfilesFinalizerStuck,
+    /// The Profile controller deletes RoleBindings in its namespaces that it did not create.
+    ProfilesContributorBindingsPruned,
+    /// The default namespace labels (namespace-labels.yaml) are not applied.
+    ProfilesMissingNamespaceLabels,
     /// PyTorchJob pods lack MASTER_ADDR and PET_MASTER_ADDR.
     TrainingNoMasterAddr,
     /// PyTorchJob WORLD_SIZE counts the workers only.
@@ -44,6 +66,17 @@ impl Defect {
         Defect::PlatformMissingTrainjobCrd,
         Defect::PlatformExperimentCrdNotEstablished,
         Defect::PlatformPytorchjobSchemaDrift,
+        Defect::ProfilesNoOwnerReference,
+        Defect::ProfilesNoAdminBinding,
+        Defect::ProfilesAdminBindingUnannotated,
+        Defect::ProfilesNoDefaultEditor,
+        Defect::ProfilesViewerCanEdit,
+        Defect::ProfilesEditRoleNotAggregated,
+        Defect::ProfilesNonMembersAllowed,
+        Defect::ProfilesNoResourceQuota,
+        Defect::ProfilesFinalizerStuck,
+        Defect::ProfilesContributorBindingsPruned,
+        Defect::ProfilesMissingNamespaceLabels,
         Defect::TrainingNoMasterAddr,
         Defect::TrainingWrongWorldSize,
         Defect::TrainingFailedJobSucceeds,
@@ -64,6 +97,17 @@ impl Defect {
                 "platform.experiment-crd-not-established"
             }
             Defect::PlatformPytorchjobSchemaDrift => "platform.pytorchjob-schema-drift",
+            Defect::ProfilesNoOwnerReference => "profiles.no-owner-reference",
+            Defect::ProfilesNoAdminBinding => "profiles.no-admin-binding",
+            Defect::ProfilesAdminBindingUnannotated => "profiles.admin-binding-unannotated",
+            Defect::ProfilesNoDefaultEditor => "profiles.no-default-editor",
+            Defect::ProfilesViewerCanEdit => "profiles.viewer-can-edit",
+            Defect::ProfilesEditRoleNotAggregated => "profiles.edit-role-not-aggregated",
+            Defect::ProfilesNonMembersAllowed => "profiles.non-members-allowed",
+            Defect::ProfilesNoResourceQuota => "profiles.no-resource-quota",
+            Defect::ProfilesFinalizerStuck => "profiles.finalizer-stuck",
+            Defect::ProfilesContributorBindingsPruned => "profiles.contributor-bindings-pruned",
+            Defect::ProfilesMissingNamespaceLabels => "profiles.missing-namespace-labels",
             Defect::TrainingNoMasterAddr => "training.no-master-addr",
             Defect::TrainingWrongWorldSize => "training.wrong-world-size",
             Defect::TrainingFailedJobSucceeds => "training.failed-job-succeeds",
@@ -88,6 +132,39 @@ impl Defect {
             }
             Defect::PlatformPytorchjobSchemaDrift => {
                 "the PyTorchJob CRD schema lost spec.pytorchReplicaSpecs (renamed replicaSpecs)"
+            }
+            Defect::ProfilesNoOwnerReference => {
+                "the Profile controller creates the namespace without an ownerReference to the Profile"
+            }
+            Defect::ProfilesNoAdminBinding => {
+                "the Profile controller creates no namespaceAdmin RoleBinding for the owner"
+            }
+            Defect::ProfilesAdminBindingUnannotated => {
+                "namespaceAdmin lacks the user/role annotations KFAM and the dashboard read"
+            }
+            Defect::ProfilesNoDefaultEditor => {
+                "the default-editor ServiceAccount is not created (its RoleBinding is)"
+            }
+            Defect::ProfilesViewerCanEdit => {
+                "the default-viewer RoleBinding grants kubeflow-edit instead of kubeflow-view"
+            }
+            Defect::ProfilesEditRoleNotAggregated => {
+                "kubeflow-trainer-edit ships without the aggregate-to-kubeflow-edit label"
+            }
+            Defect::ProfilesNonMembersAllowed => {
+                "every Profile namespace binds kubeflow-edit to system:authenticated"
+            }
+            Defect::ProfilesNoResourceQuota => {
+                "spec.resourceQuotaSpec is ignored: no kf-resource-quota"
+            }
+            Defect::ProfilesFinalizerStuck => {
+                "profile-finalizer is never removed: deleted Profiles and their namespaces stay"
+            }
+            Defect::ProfilesContributorBindingsPruned => {
+                "the Profile controller deletes RoleBindings it did not create (contributors lose access)"
+            }
+            Defect::ProfilesMissingNamespaceLabels => {
+                "the namespace-labels defaults are not applied to Profile namespaces"
             }
             Defect::TrainingNoMasterAddr => "PyTorchJob pods get no MASTER_ADDR or PET_MASTER_ADDR",
             Defect::TrainingWrongWorldSize => {

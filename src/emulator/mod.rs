@@ -59,6 +59,9 @@ pub enum EmulatorError {
     /// A fixture embedded in the binary is broken (a build defect).
     #[error("fixture {file}: {message}")]
     Fixture { file: String, message: String },
+    /// The TLS identity of the HTTPS endpoint cannot be made.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// Writing the kubeconfig failed.
     #[error("kubeconfig {path}: {message}")]
     Kubeconfig { path: String, message: String },
@@ -79,8 +82,12 @@ impl EmulatorError {
 /// How to start the emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address of the plain-HTTP endpoint in-process clients use ([`Emulator::kube_config`]);
+    /// port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Address of the HTTPS endpoint kubeconfig files name ([`Emulator::kubeconfig_yaml`]):
+    /// kubectl sends credentials only over TLS. Port 0 picks a free port.
+    pub tls_listen: SocketAddr,
     /// Contract breaks to inject.
     pub defects: Vec<Defect>,
     /// API-server trouble to inject.
@@ -95,6 +102,7 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             defects: Vec::new(),
             faults: faults::Faults::default(),
             auth: auth::AuthConfig::default(),
@@ -126,12 +134,15 @@ impl Default for Tuning {
 
 /// The user every emulator kubeconfig names, and its bearer token.
 pub const CONTEXT_NAME: &str = "kfconform-emulator";
-/// Bearer token of the kubeconfig's user (authentication is not enforced yet).
+/// Bearer token of the default cluster admin (`kubernetes-admin`, group `system:masters`).
 pub const ADMIN_TOKEN: &str = "kfconform-admin";
 
 /// A running emulator: an API server on loopback, serving until [`Emulator::shutdown`].
 pub struct Emulator {
     addr: SocketAddr,
+    tls_addr: SocketAddr,
+    ca_pem: String,
+    tls_server: JoinHandle<()>,
     app: server::App,
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
@@ -226,6 +237,7 @@ impl Emulator {
                     message: e.message,
                 })?;
         }
+        auth::bootstrap(&mut state)?;
         for f in crate::fixtures::crds() {
             let docs = crate::fixtures::yaml_documents(f.text).map_err(|message| {
                 EmulatorError::Fixture {
@@ -264,6 +276,17 @@ impl Emulator {
             addr: config.listen.to_string(),
             message: e.to_string(),
         })?;
+        let tls_listener = tokio::net::TcpListener::bind(config.tls_listen)
+            .await
+            .map_err(|e| EmulatorError::Bind {
+                addr: config.tls_listen.to_string(),
+                message: e.to_string(),
+            })?;
+        let tls_addr = tls_listener.local_addr().map_err(|e| EmulatorError::Bind {
+            addr: config.tls_listen.to_string(),
+            message: e.to_string(),
+        })?;
+        let tls = auth::tls::identity(tls_addr.ip()).map_err(EmulatorError::Tls)?;
         let app = server::App {
             state: Arc::new(Mutex::new(state)),
             reconcile: Arc::new(Notify::new()),
@@ -282,6 +305,8 @@ impl Emulator {
                 },
             ));
         }
+        let tls_server =
+            auth::tls::serve(tls_listener, router.clone(), tls.config, app.cancel.clone());
         let cancel = app.cancel.clone();
         let server = tokio::spawn(async move {
             let res = axum::serve(listener, router)
@@ -304,9 +329,12 @@ impl Emulator {
             }
         });
         let kubelet = kubelet::start(app.clone());
-        tracing::info!(%addr, "emulator serving");
+        tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,
+            tls_addr,
+            ca_pem: tls.ca_pem,
+            tls_server,
             app,
             server,
             reconciler,
@@ -319,14 +347,33 @@ impl Emulator {
         self.addr
     }
 
-    /// e.g. "http://127.0.0.1:40123"
+    /// e.g. "http://127.0.0.1:40123": the plain-HTTP endpoint for in-process clients.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// A kubeconfig (YAML) with one cluster/user/context named "kfconform-emulator".
+    /// e.g. "https://127.0.0.1:40124": the HTTPS endpoint kubeconfig files name.
+    pub fn tls_url(&self) -> String {
+        format!("https://{}", self.tls_addr)
+    }
+
+    /// The PEM of the per-run CA that signed the HTTPS endpoint's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A kubeconfig (YAML) with one cluster/user/context named "kfconform-emulator", for the
+    /// first configured user (the cluster admin by default).
     pub fn kubeconfig_yaml(&self) -> String {
-        let url = self.url();
+        self.kubeconfig_yaml_for(&self.first_token())
+    }
+
+    /// [`Emulator::kubeconfig_yaml`] authenticating with `token` (any configured user's, or a
+    /// ServiceAccount token from TokenRequest).
+    pub fn kubeconfig_yaml_for(&self, token: &str) -> String {
+        use base64::Engine as _;
+        let url = self.tls_url();
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         [
             "apiVersion: v1".to_string(),
             "kind: Config".into(),
@@ -334,10 +381,11 @@ impl Emulator {
             format!("- name: {CONTEXT_NAME}"),
             "  cluster:".into(),
             format!("    server: {url}"),
+            format!("    certificate-authority-data: {ca}"),
             "users:".into(),
             format!("- name: {CONTEXT_NAME}"),
             "  user:".into(),
-            format!("    token: {ADMIN_TOKEN}"),
+            format!("    token: {token}"),
             "contexts:".into(),
             format!("- name: {CONTEXT_NAME}"),
             "  context:".into(),
@@ -351,8 +399,13 @@ impl Emulator {
         .join("\n")
     }
 
-    /// A kube::Config for in-process clients (same server/token).
+    /// A kube::Config for in-process clients (same server, first configured user's token).
     pub fn kube_config(&self) -> kube::Config {
+        self.kube_config_for(&self.first_token())
+    }
+
+    /// [`Emulator::kube_config`] authenticating with `token`.
+    pub fn kube_config_for(&self, token: &str) -> kube::Config {
         let uri: http::Uri = match self.url().parse() {
             Ok(u) => u,
             // A SocketAddr always renders as a valid authority.
@@ -361,8 +414,19 @@ impl Emulator {
         crate::cluster::ensure_crypto_provider();
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
-        config.auth_info.token = Some(ADMIN_TOKEN.to_string().into());
+        config.auth_info.token = Some(token.to_string().into());
         config
+    }
+
+    /// The token of the first configured user (the admin unless configured otherwise).
+    fn first_token(&self) -> String {
+        self.app
+            .auth
+            .config()
+            .users
+            .first()
+            .map(|u| u.token.clone())
+            .unwrap_or_default()
     }
 
     /// Requests served so far by (verb, resource).
@@ -374,6 +438,7 @@ impl Emulator {
     pub async fn shutdown(self) {
         self.app.cancel.cancel();
         self.reconciler.abort();
+        self.tls_server.abort();
         kubelet::shutdown(&self.app).await;
         let _ = self.kubelet.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot

@@ -423,6 +423,15 @@ async fn resource(
             "the server does not allow this method on the requested resource",
         ));
     }
+    // RequestInfo takes a list/watch's name from a `metadata.name=` field selector, so
+    // resourceNames rules can allow `kubectl get x -w` and `kubectl wait`.
+    let selected_name = match (t.name, verb) {
+        (None, "list" | "watch") => params
+            .get("fieldSelector")
+            .and_then(|fs| FieldSelector::parse(fs, &def.field_selectors).ok())
+            .and_then(|fs| fs.pinned_name().map(str::to_string)),
+        _ => None,
+    };
     auth::authorize(
         app,
         user,
@@ -434,7 +443,7 @@ async fn resource(
             resource: def.plural.clone(),
             subresource: t.sub.unwrap_or("").into(),
             namespace: t.namespace.into(),
-            name: t.name.unwrap_or("").into(),
+            name: selected_name.unwrap_or_else(|| t.name.unwrap_or("").to_string()),
             path: String::new(),
         },
     )?;
@@ -450,7 +459,11 @@ async fn resource(
         "create" => {
             let obj = parse_body(headers, &body)?;
             let opts = write_opts(params)?;
-            let w = app.lock().create(&scope, obj, &opts)?;
+            let w = {
+                let mut st = app.lock();
+                auth::admit_write(&st, user, &scope, "", &obj, None)?;
+                st.create(&scope, obj, &opts)?
+            };
             app.reconcile.notify_one();
             with_warnings(
                 json_response(StatusCode::CREATED, &render_one(&scope, w.object, out)),
@@ -463,7 +476,10 @@ async fn resource(
             let w = if t.sub == Some("finalize") {
                 app.lock().finalize_namespace(&scope, name, &obj, &opts)?
             } else {
-                app.lock().update(&scope, name, obj, status_write, &opts)?
+                let mut st = app.lock();
+                let old = st.get(&scope, name).ok();
+                auth::admit_write(&st, user, &scope, name, &obj, old.as_ref())?;
+                st.update(&scope, name, obj, status_write, &opts)?
             };
             app.reconcile.notify_one();
             with_warnings(ok_json(&render_one(&scope, w.object, out)), &w.warnings)
@@ -479,16 +495,31 @@ async fn resource(
                 ))
             })?;
             let opts = write_opts(params)?;
-            let existed = app.lock().get(&scope, name).is_ok();
-            let w = app.lock().patch(
-                &scope,
-                name,
-                kind,
-                &body,
-                status_write,
-                params.get("fieldManager").map(String::as_str),
-                &opts,
-            )?;
+            let field_manager = params.get("fieldManager").map(String::as_str);
+            let (existed, w) = {
+                let mut st = app.lock();
+                let old = st.get(&scope, name).ok();
+                // RBAC escalation checks need the patched object: compute it with a dry run.
+                if auth::guards_writes(&scope) {
+                    let dry = WriteOpts {
+                        dry_run: true,
+                        ..opts.clone()
+                    };
+                    let preview =
+                        st.patch(&scope, name, kind, &body, status_write, field_manager, &dry)?;
+                    auth::admit_write(&st, user, &scope, name, &preview.object, old.as_ref())?;
+                }
+                let w = st.patch(
+                    &scope,
+                    name,
+                    kind,
+                    &body,
+                    status_write,
+                    field_manager,
+                    &opts,
+                )?;
+                (old.is_some(), w)
+            };
             app.reconcile.notify_one();
             let code = if existed {
                 StatusCode::OK

@@ -257,6 +257,25 @@ fn name_errors(name: &str, label: bool) -> Vec<FieldError> {
     }]
 }
 
+/// path.IsValidPathSegmentName (apimachinery/pkg/api/validation/path).
+fn path_segment_errors(name: &str) -> Vec<FieldError> {
+    let why = match name {
+        "." => Some("may not be '.'".to_string()),
+        ".." => Some("may not be '..'".to_string()),
+        _ => ["/", "%"]
+            .iter()
+            .find(|c| name.contains(**c))
+            .map(|c| format!("may not contain '{c}'")),
+    };
+    why.map(|why| FieldError {
+        field: "metadata.name".into(),
+        reason: "FieldValueInvalid",
+        message: format!("Invalid value: {name:?}: {why}"),
+    })
+    .into_iter()
+    .collect()
+}
+
 /// Standard base64 (the apiserver turns Secret.stringData into data with it).
 fn base64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -473,7 +492,13 @@ impl State {
         fv: FieldValidation,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta_str(obj, "name").to_string();
-        let mut errors = name_errors(&name, scope.def.name_is_label);
+        // RBAC objects only need names that are valid path segments (ValidateRBACName), so
+        // `system:basic-user` and `namespaceAdmin` are legal.
+        let mut errors = if scope.def.group == "rbac.authorization.k8s.io" {
+            path_segment_errors(&name)
+        } else {
+            name_errors(&name, scope.def.name_is_label)
+        };
         let mut warnings = Vec::new();
         let schema = scope
             .def

@@ -6,6 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{ENV_DNS_SEARCH, ENV_HOSTS_FILE, ENV_POD_IP};
 
+/// How long one system-resolver lookup may take.
+const SYSTEM_LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Cluster DNS resolves names with fewer dots than this through the search list first.
 const NDOTS: usize = 5;
 
@@ -63,7 +66,17 @@ pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> 
             }
         }
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    // Bounded: a machine whose resolver is unreachable must not stall a retry loop.
+    let addrs: Vec<SocketAddr> =
+        tokio::time::timeout(SYSTEM_LOOKUP_LIMIT, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("resolving {host} timed out"),
+                )
+            })??
+            .collect();
     if addrs.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,

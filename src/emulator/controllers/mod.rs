@@ -2,6 +2,7 @@
 //! under the state lock after every write, until none of them changes anything.
 
 pub mod job;
+pub mod profile;
 pub mod pytorchjob;
 pub mod trainjob;
 
@@ -19,6 +20,8 @@ pub trait Controller: Send {
 /// Every controller, with the defects they are to exhibit.
 pub fn all(defects: &[Defect]) -> Vec<Box<dyn Controller>> {
     vec![
+        Box::new(super::auth::aggregation::ClusterRoleAggregation::new()),
+        Box::new(profile::ProfileController::new(defects)),
         Box::new(job::JobController),
         Box::new(pytorchjob::PyTorchJobController::new(defects)),
         Box::new(trainjob::TrainJobController::new(defects)),

@@ -55,6 +55,10 @@ fn go_duration(d: Duration) -> String {
 fn slots_of(pod: &Value) -> (Vec<Slot>, Vec<Value>) {
     let mut slots = Vec::new();
     let mut specs = Vec::new();
+    let has_init = pod
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
     for (key, init) in [("initContainers", true), ("containers", false)] {
         for c in pod
             .pointer(&format!("/spec/{key}"))
@@ -72,7 +76,7 @@ fn slots_of(pod: &Value) -> (Vec<Slot>, Vec<Value>) {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            slots.push(Slot::new(name, image, init));
+            slots.push(Slot::new(name, image, init, has_init));
             specs.push(c.clone());
         }
     }

@@ -62,19 +62,20 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// A container not started yet.
-    pub fn new(name: String, image: String, init: bool) -> Self {
+    /// A container not started yet: regular containers of a pod with init containers wait
+    /// in PodInitializing, others in ContainerCreating (convertToAPIContainerStatuses).
+    pub fn new(name: String, image: String, init: bool, pod_has_init: bool) -> Self {
+        let reason = if !init && pod_has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
         Slot {
             name,
             image,
             init,
             state: CState::Waiting {
-                reason: if init {
-                    "PodInitializing"
-                } else {
-                    "ContainerCreating"
-                }
-                .into(),
+                reason: reason.into(),
                 message: None,
             },
             last: None,
@@ -378,13 +379,16 @@ mod tests {
         );
         assert_eq!(phase(&[slot(waiting, Some(term(0)))], "Always"), "Running");
         assert_eq!(
-            phase(&[Slot::new("c".into(), "i".into(), false)], "Always"),
+            phase(&[Slot::new("c".into(), "i".into(), false, false)], "Always"),
             "Pending"
         );
-        let mut init = Slot::new("i".into(), "i".into(), true);
+        let mut init = Slot::new("i".into(), "i".into(), true, true);
         init.state = CState::Terminated(term(2));
         assert_eq!(
-            phase(&[init, Slot::new("c".into(), "i".into(), false)], "Never"),
+            phase(
+                &[init, Slot::new("c".into(), "i".into(), false, false)],
+                "Never"
+            ),
             "Failed"
         );
     }
@@ -392,9 +396,9 @@ mod tests {
     #[test]
     fn conditions_of_a_pending_pod_name_the_containers() {
         let slots = vec![
-            Slot::new("init".into(), "i".into(), true),
-            Slot::new("a".into(), "i".into(), false),
-            Slot::new("b".into(), "i".into(), false),
+            Slot::new("init".into(), "i".into(), true, true),
+            Slot::new("a".into(), "i".into(), false, true),
+            Slot::new("b".into(), "i".into(), false, true),
         ];
         let c = conditions(&slots, "Pending");
         assert_eq!(c[1].3, "containers with incomplete status: [init]");
