@@ -990,3 +990,88 @@ async fn trainjob_defects() {
     assert!(!cond_true(&t, "Failed"), "the defect hides the failure");
     emu.shutdown().await;
 }
+
+/// The training tests as the runner will run them in a tenant: inside a Profile's namespace,
+/// creating everything as the Profile's owner (kubeflow-admin there, nothing cluster-wide),
+/// against real probe processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_tests_pass_as_a_profile_owner() {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use kfconform::probes::{Evidence, Tenant, TestContext};
+
+    let emu = Emulator::start(EmulatorConfig {
+        kubelet: KubeletConfig {
+            probe_binary: Some(env!("CARGO_BIN_EXE_kfconform").into()),
+            ..KubeletConfig::default()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+    let owner = "alice@kfconform.invalid";
+    let profiles = Api::<DynamicObject>::all_with(
+        admin.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("kubeflow.org", "v1", "Profile"),
+            "profiles",
+        ),
+    );
+    create_dyn(
+        &profiles,
+        json!({"apiVersion": "kubeflow.org/v1", "kind": "Profile",
+               "metadata": {"name": "tenant-a"},
+               "spec": {"owner": {"kind": "User", "name": owner}}}),
+    )
+    .await;
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), "tenant-a");
+    tokio::time::timeout(
+        WAIT,
+        await_condition(bindings, "namespaceAdmin", |b: Option<&RoleBinding>| {
+            b.is_some()
+        }),
+    )
+    .await
+    .expect("the Profile controller binds the owner in the namespace")
+    .unwrap();
+    let mut cfg = emu.kube_config();
+    cfg.auth_info.impersonate = Some(owner.to_string());
+    let as_owner = kube::Client::try_from(cfg).unwrap();
+
+    let catalog = kfconform::catalog::Catalog::embedded().unwrap();
+    let profile = catalog.profile("kubeflow-26.03").unwrap();
+    let target = Arc::new(kfconform::cluster::discover(&admin).await.unwrap());
+    let runs = kfconform::probes::training::TESTS.iter().map(|t| {
+        let ctx = Arc::new(TestContext {
+            client: admin.clone(),
+            namespace: "tenant-a".into(),
+            run_id: "tenant".into(),
+            profile: profile.clone(),
+            catalog,
+            target: target.clone(),
+            evidence: Evidence::default(),
+            probe_image: kfconform::workload::DEFAULT_PROBE_IMAGE.to_string(),
+            tenant: Some(Tenant {
+                owner: owner.to_string(),
+                as_owner: as_owner.clone(),
+            }),
+        });
+        let run = t.run;
+        async move {
+            (
+                t.id,
+                tokio::time::timeout(Duration::from_secs(120), run(ctx)).await,
+            )
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let bad: Vec<String> = results
+        .into_iter()
+        .filter(|(_, r)| !matches!(r, Ok(Ok(()))))
+        .map(|(id, r)| format!("{id}: {r:?}"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    emu.shutdown().await;
+}
