@@ -26,7 +26,64 @@ fn expected() -> BTreeMap<Defect, BTreeSet<&'static str>> {
         ),
         (
             Defect::PlatformPytorchjobSchemaDrift,
-            BTreeSet::from(["platform/upstream-examples-accepted"]),
+            BTreeSet::from([
+                "platform/upstream-examples-accepted",
+                // The drifted schema rejects every PyTorchJob the training tests create.
+                "training/pytorchjob-succeeds",
+                "training/pytorchjob-env-contract",
+                "training/pytorchjob-failure",
+                "training/pytorchjob-pod-labels",
+            ]),
+        ),
+        (
+            Defect::TrainingNoMasterAddr,
+            BTreeSet::from([
+                "training/pytorchjob-succeeds",
+                "training/pytorchjob-env-contract",
+            ]),
+        ),
+        (
+            Defect::TrainingWrongWorldSize,
+            BTreeSet::from([
+                "training/pytorchjob-succeeds",
+                "training/pytorchjob-env-contract",
+            ]),
+        ),
+        (
+            Defect::TrainingFailedJobSucceeds,
+            BTreeSet::from(["training/pytorchjob-failure"]),
+        ),
+        (
+            Defect::TrainingWrongReplicaLabels,
+            BTreeSet::from(["training/pytorchjob-pod-labels"]),
+        ),
+        (
+            Defect::TrainingMasterUnreachable,
+            BTreeSet::from([
+                "training/pytorchjob-succeeds",
+                "training/pytorchjob-env-contract",
+                "training/pytorchjob-pod-labels",
+            ]),
+        ),
+        (
+            Defect::TrainingNoPetNnodes,
+            BTreeSet::from(["training/pytorchjob-env-contract"]),
+        ),
+        (
+            Defect::TrainingNoTorchDistributedRuntime,
+            BTreeSet::from([
+                "training/torch-distributed-runtime",
+                "training/trainjob-torch-contract",
+                "training/trainjob-failure",
+            ]),
+        ),
+        (
+            Defect::TrainingNoPetNodeRank,
+            BTreeSet::from(["training/trainjob-torch-contract"]),
+        ),
+        (
+            Defect::TrainingTrainjobFailureIgnored,
+            BTreeSet::from(["training/trainjob-failure"]),
         ),
         (
             Defect::ProfilesNoOwnerReference,

@@ -152,7 +152,8 @@ fn pytorchjob(name: &str) -> Value {
     json!({
         "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
         "metadata": {"name": name},
-        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
+        "spec": {"runPolicy": {"managedBy": "kueue.x-k8s.io/multikueue"},
+                 "pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
             "containers": [{"name": "pytorch", "image": "busybox"}]}}}}}
     })
 }

@@ -39,6 +39,24 @@ pub enum Defect {
     ProfilesContributorBindingsPruned,
     /// The default namespace labels (namespace-labels.yaml) are not applied.
     ProfilesMissingNamespaceLabels,
+    /// PyTorchJob pods lack MASTER_ADDR and PET_MASTER_ADDR.
+    TrainingNoMasterAddr,
+    /// PyTorchJob WORLD_SIZE counts the workers only.
+    TrainingWrongWorldSize,
+    /// The PyTorchJob controller counts replicas that exited non-zero as succeeded.
+    TrainingFailedJobSucceeds,
+    /// PyTorchJob pods and Services carry `replica-type: Master`/`Worker` (capitalised).
+    TrainingWrongReplicaLabels,
+    /// The PyTorchJob master's Service selects no pod, so workers cannot reach the master.
+    TrainingMasterUnreachable,
+    /// PyTorchJob pods lack PET_NNODES.
+    TrainingNoPetNnodes,
+    /// The ClusterTrainingRuntime torch-distributed is not installed.
+    TrainingNoTorchDistributedRuntime,
+    /// TrainJob nodes lack PET_NODE_RANK.
+    TrainingNoPetNodeRank,
+    /// A failed TrainJob never gets its Failed condition.
+    TrainingTrainjobFailureIgnored,
 }
 
 impl Defect {
@@ -59,6 +77,15 @@ impl Defect {
         Defect::ProfilesFinalizerStuck,
         Defect::ProfilesContributorBindingsPruned,
         Defect::ProfilesMissingNamespaceLabels,
+        Defect::TrainingNoMasterAddr,
+        Defect::TrainingWrongWorldSize,
+        Defect::TrainingFailedJobSucceeds,
+        Defect::TrainingWrongReplicaLabels,
+        Defect::TrainingMasterUnreachable,
+        Defect::TrainingNoPetNnodes,
+        Defect::TrainingNoTorchDistributedRuntime,
+        Defect::TrainingNoPetNodeRank,
+        Defect::TrainingTrainjobFailureIgnored,
     ];
 
     /// The name used on the command line.
@@ -81,6 +108,15 @@ impl Defect {
             Defect::ProfilesFinalizerStuck => "profiles.finalizer-stuck",
             Defect::ProfilesContributorBindingsPruned => "profiles.contributor-bindings-pruned",
             Defect::ProfilesMissingNamespaceLabels => "profiles.missing-namespace-labels",
+            Defect::TrainingNoMasterAddr => "training.no-master-addr",
+            Defect::TrainingWrongWorldSize => "training.wrong-world-size",
+            Defect::TrainingFailedJobSucceeds => "training.failed-job-succeeds",
+            Defect::TrainingWrongReplicaLabels => "training.wrong-replica-labels",
+            Defect::TrainingMasterUnreachable => "training.master-unreachable",
+            Defect::TrainingNoPetNnodes => "training.no-pet-nnodes",
+            Defect::TrainingNoTorchDistributedRuntime => "training.no-torch-distributed-runtime",
+            Defect::TrainingNoPetNodeRank => "training.no-pet-node-rank",
+            Defect::TrainingTrainjobFailureIgnored => "training.trainjob-failure-ignored",
         }
     }
 
@@ -129,6 +165,27 @@ impl Defect {
             }
             Defect::ProfilesMissingNamespaceLabels => {
                 "the namespace-labels defaults are not applied to Profile namespaces"
+            }
+            Defect::TrainingNoMasterAddr => "PyTorchJob pods get no MASTER_ADDR or PET_MASTER_ADDR",
+            Defect::TrainingWrongWorldSize => {
+                "PyTorchJob WORLD_SIZE counts the Worker replicas only, forgetting the Master"
+            }
+            Defect::TrainingFailedJobSucceeds => {
+                "the PyTorchJob controller counts replicas that exited non-zero as succeeded"
+            }
+            Defect::TrainingWrongReplicaLabels => {
+                "PyTorchJob pods and Services carry training.kubeflow.org/replica-type Master/Worker (capitalised)"
+            }
+            Defect::TrainingMasterUnreachable => {
+                "the PyTorchJob master's headless Service selects no pod"
+            }
+            Defect::TrainingNoPetNnodes => "PyTorchJob pods get no PET_NNODES",
+            Defect::TrainingNoTorchDistributedRuntime => {
+                "the ClusterTrainingRuntime torch-distributed is not installed"
+            }
+            Defect::TrainingNoPetNodeRank => "TrainJob node containers get no PET_NODE_RANK",
+            Defect::TrainingTrainjobFailureIgnored => {
+                "a TrainJob whose JobSet failed never gets the Failed condition"
             }
         }
     }

@@ -196,6 +196,26 @@ fn doctor_crd(mut crd: Value, defects: &[Defect]) -> Option<Value> {
     Some(crd)
 }
 
+/// Installs the ClusterTrainingRuntimes a distribution ships with Trainer (upstream's
+/// `torch-distributed`, from kubeflow/manifests), unless a defect leaves them out.
+fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<(), EmulatorError> {
+    if defects.contains(&Defect::TrainingNoTorchDistributedRuntime) {
+        return Ok(());
+    }
+    let path = "examples/trainer.torch_distributed.yaml";
+    let fixture = |message: String| EmulatorError::Fixture {
+        file: path.to_string(),
+        message,
+    };
+    let f = crate::fixtures::file(path).ok_or_else(|| fixture("missing".into()))?;
+    for doc in crate::fixtures::yaml_documents(f.text).map_err(fixture)? {
+        state
+            .bootstrap("trainer.kubeflow.org", "clustertrainingruntimes", doc)
+            .map_err(|e| fixture(e.message))?;
+    }
+    Ok(())
+}
+
 impl Emulator {
     /// Binds, loads the fixture CRDs (with defects applied) and starts serving in the background.
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
@@ -243,6 +263,7 @@ impl Emulator {
                     })?;
             }
         }
+        bootstrap_runtimes(&mut state, &config.defects)?;
         let mut controllers = controllers::all(&config.defects);
         controllers::settle(&mut state, &mut controllers);
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1,7 +1,10 @@
 //! Controllers the emulator runs, each following its upstream's observable contract. They run
 //! under the state lock after every write, until none of them changes anything.
 
+pub mod job;
 pub mod profile;
+pub mod pytorchjob;
+pub mod trainjob;
 
 use super::Defect;
 use super::store::State;
@@ -19,6 +22,9 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Controller>> {
     vec![
         Box::new(super::auth::aggregation::ClusterRoleAggregation::new()),
         Box::new(profile::ProfileController::new(defects)),
+        Box::new(job::JobController),
+        Box::new(pytorchjob::PyTorchJobController::new(defects)),
+        Box::new(trainjob::TrainJobController::new(defects)),
     ]
 }
 
