@@ -8,8 +8,9 @@
 FROM docker.io/library/rust:1.95-alpine3.22 AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
-COPY Cargo.toml Cargo.lock build.rs ./
+COPY Cargo.toml Cargo.lock ./
 COPY src src
+COPY crates crates
 COPY suites suites
 COPY fixtures fixtures
 COPY reports reports

@@ -1,65 +1,53 @@
-//! Top-level error type and the stable exit codes the binary maps it to.
+//! The binary's error type: the suite's errors and the emulator's, each mapped to one of the
+//! stable exit codes (0 conformant, 1 not conformant, 2 usage, 3 harness).
 
+use kfconform_emulator::EmulatorError;
+pub use kfconform_suite::ExitCode;
+use kfconform_suite::catalog::CatalogError;
+use kfconform_suite::cluster::ClusterError;
+use kfconform_suite::report::ReportError;
+use kfconform_suite::report::dsse::SignError;
+use kfconform_suite::report::keys::KeyError;
 use thiserror::Error;
-
-/// Stable, documented process exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum ExitCode {
-    /// Conformant, or verification succeeded.
-    Ok = 0,
-    /// Not conformant, or verification failed.
-    NotConformant = 1,
-    /// Usage or configuration error (bad flags, unknown profile, unwritable output).
-    Usage = 2,
-    /// Harness error (cluster unreachable, internal failure).
-    Harness = 3,
-}
 
 /// Errors surfaced to the user by the binary, each mapped to one exit code.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// The user asked for something that cannot be done as asked.
-    #[error("{0}")]
-    Usage(String),
-    /// The catalog is malformed or a selection does not resolve.
+    /// Anything the suite library reports (catalog, cluster, reports, keys, signing).
     #[error(transparent)]
-    Catalog(#[from] crate::catalog::CatalogError),
-    /// The cluster could not be reached or configured.
-    #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Suite(#[from] kfconform_suite::Error),
     /// The embedded emulator failed.
     #[error(transparent)]
-    Emulator(#[from] crate::emulator::EmulatorError),
-    /// Writing or reading a report failed.
-    #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
-    /// A key file is missing, malformed or would be overwritten.
-    #[error(transparent)]
-    Key(#[from] crate::report::keys::KeyError),
-    /// A results directory cannot be signed as asked.
-    #[error(transparent)]
-    Sign(#[from] crate::report::dsse::SignError),
-    /// Anything else that stopped the harness.
-    #[error("{0}")]
-    Harness(String),
+    Emulator(#[from] EmulatorError),
 }
 
 impl Error {
+    /// The user asked for something that cannot be done as asked (exit 2).
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Suite(kfconform_suite::Error::Usage(message.into()))
+    }
+    /// Anything else that stopped the harness (exit 3).
+    pub fn harness(message: impl Into<String>) -> Error {
+        Error::Suite(kfconform_suite::Error::Harness(message.into()))
+    }
+
     /// The exit code this error maps to.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
-            Error::Catalog(e) if e.is_usage() => ExitCode::Usage,
-            Error::Catalog(_) => ExitCode::Harness,
-            Error::Cluster(e) if e.is_usage() => ExitCode::Usage,
-            Error::Cluster(_) => ExitCode::Harness,
+            Error::Suite(e) => e.exit_code(),
             Error::Emulator(e) if e.is_usage() => ExitCode::Usage,
             Error::Emulator(_) => ExitCode::Harness,
-            Error::Report(e) if e.is_usage() => ExitCode::Usage,
-            Error::Report(_) => ExitCode::Harness,
-            Error::Key(_) | Error::Sign(_) => ExitCode::Usage,
-            Error::Harness(_) => ExitCode::Harness,
         }
     }
 }
+
+macro_rules! from_suite {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::Suite(e.into())
+            }
+        }
+    )*};
+}
+from_suite!(CatalogError, ClusterError, ReportError, SignError, KeyError);

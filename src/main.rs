@@ -1,9 +1,12 @@
 //! The `kfconform` binary: parse the command line, run the command, map errors to the
 //! documented exit codes (0 conformant, 1 not conformant, 2 usage, 3 harness).
 
+mod cli;
+mod error;
+
 use clap::Parser;
-use kfconform::cli::{Cli, dispatch};
-use kfconform::{Error, ExitCode};
+use cli::{Cli, dispatch};
+pub use error::{Error, ExitCode};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -42,7 +45,7 @@ fn main() {
         .init();
 
     // kube (ring) and reqwest (aws-lc-rs) both link a rustls provider; pick one explicitly.
-    kfconform::cluster::ensure_crypto_provider();
+    kfconform_suite::cluster::ensure_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

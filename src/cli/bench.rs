@@ -11,9 +11,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{SelectionArgs, TargetArgs};
-use crate::catalog::{Catalog, Plan};
-use crate::runner::{self, Event, RunOptions, Target};
 use crate::{Error, ExitCode};
+use kfconform_suite::catalog::{Catalog, Plan};
+use kfconform_suite::runner::{self, Event, RunOptions, Target};
 
 /// Output formats of `bench`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -154,7 +154,7 @@ pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
         BenchFormat::Json => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(e.to_string()))?
+                serde_json::to_string_pretty(&report).map_err(|e| Error::harness(e.to_string()))?
             )
         }
         BenchFormat::Table => print_table(&report),

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::TargetArgs;
-use crate::runner::CLEANUP_TIMEOUT;
 use crate::{Error, ExitCode};
+use kfconform_suite::runner::CLEANUP_TIMEOUT;
 
 /// Arguments of `kfconform cleanup`.
 #[derive(Debug, Args)]
@@ -20,13 +20,15 @@ pub(super) async fn cleanup(args: CleanupArgs) -> Result<ExitCode, Error> {
     let target = args.target.resolve().await?;
     let run_id = args.run_id.as_deref();
     let result = async {
-        let client = crate::cluster::connect(&target.config).await?;
+        let client = kfconform_suite::cluster::connect(&target.config).await?;
         // Profiles before namespaces: a tenant's namespace belongs to its Profile. A failure
         // with Profiles must not keep the namespaces from being cleaned up.
         let profiles =
-            crate::cluster::delete_labelled_profiles(&client, run_id, CLEANUP_TIMEOUT).await;
+            kfconform_suite::cluster::delete_labelled_profiles(&client, run_id, CLEANUP_TIMEOUT)
+                .await;
         let namespaces =
-            crate::cluster::delete_labelled_namespaces(&client, run_id, CLEANUP_TIMEOUT).await?;
+            kfconform_suite::cluster::delete_labelled_namespaces(&client, run_id, CLEANUP_TIMEOUT)
+                .await?;
         Ok::<_, Error>((profiles?, namespaces))
     }
     .await;
@@ -35,7 +37,7 @@ pub(super) async fn cleanup(args: CleanupArgs) -> Result<ExitCode, Error> {
     if profiles.is_empty() && namespaces.is_empty() {
         println!(
             "nothing to clean up (no namespace or profile labelled {})",
-            crate::cluster::run_selector(run_id)
+            kfconform_suite::cluster::run_selector(run_id)
         );
     }
     for p in profiles {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::review::{Format, to_json};
-use crate::report::diff as report_diff;
 use crate::{Error, ExitCode};
+use kfconform_suite::report::diff as report_diff;
 
 /// Arguments of `kfconform diff`.
 #[derive(Debug, Args)]
@@ -23,7 +23,7 @@ pub struct DiffArgs {
 pub(super) fn diff(args: DiffArgs) -> Result<ExitCode, Error> {
     // An unreadable or malformed input is the user's to fix: usage error, not harness error.
     let load =
-        |p: &PathBuf| report_diff::load_report_any(p).map_err(|e| Error::Usage(e.to_string()));
+        |p: &PathBuf| report_diff::load_report_any(p).map_err(|e| Error::usage(e.to_string()));
     let a = load(&args.a)?;
     let b = load(&args.b)?;
     let d = report_diff::diff(&a, &b);

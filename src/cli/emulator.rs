@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::emulator::faults::{Fault, Faults};
-use crate::emulator::{Defect, Emulator, EmulatorConfig, EmulatorError};
 use crate::{Error, ExitCode};
+use kfconform_emulator::faults::{Fault, Faults};
+use kfconform_emulator::{Defect, Emulator, EmulatorConfig, EmulatorError};
 
 /// Arguments of `kfconform emulator`.
 #[derive(Debug, Args)]
@@ -33,7 +33,7 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub list_defects: bool,
     /// Pods whose container uses this image run as `kfconform` processes (probe pods).
-    #[arg(long, default_value = crate::workload::DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
+    #[arg(long, default_value = kfconform_core::contract::DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
     pub probe_image: String,
     /// Phases pods of other images go through: comma-separated `Phase[=delay]`, each delay
     /// counted from the previous stage (e.g. `Running,Succeeded=100ms`; `Running` alone keeps
@@ -77,12 +77,12 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
     let pod_stages =
-        crate::emulator::kubelet::parse_stages(&args.pod_stages).map_err(Error::Usage)?;
+        kfconform_emulator::kubelet::parse_stages(&args.pod_stages).map_err(Error::usage)?;
     let mut config = EmulatorConfig {
         tls_listen: args.listen,
         defects,
         faults: Faults::from_list(&faults),
-        kubelet: crate::emulator::kubelet::KubeletConfig {
+        kubelet: kfconform_emulator::kubelet::KubeletConfig {
             probe_image: args.probe_image.clone(),
             probe_binary: args.probe_binary.clone(),
             pod_stages,

@@ -3,8 +3,8 @@
 use clap::{Args, ValueEnum};
 
 use super::SelectionArgs;
-use crate::catalog::{Catalog, render};
 use crate::{Error, ExitCode};
+use kfconform_suite::catalog::{Catalog, render};
 
 /// Output formats of `list`.
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Selection;
-use crate::emulator::{Defect, Emulator, EmulatorConfig};
 use crate::{Error, ExitCode};
+use kfconform_emulator::{Defect, Emulator, EmulatorConfig};
+use kfconform_suite::catalog::Selection;
 
 /// Conformance test suite for Kubeflow distributions.
 ///
@@ -69,7 +69,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct SelectionArgs {
     /// Conformance profile, e.g. kubeflow-26.03 or kubeflow-26.03/training.
-    #[arg(long, default_value = crate::catalog::DEFAULT_PROFILE)]
+    #[arg(long, default_value = kfconform_suite::catalog::DEFAULT_PROFILE)]
     pub profile: String,
     /// Only these components (repeatable).
     #[arg(long = "component", value_name = "NAME")]
@@ -136,7 +136,7 @@ impl TargetArgs {
     ) -> Result<ResolvedTarget, Error> {
         if self.emulator {
             let defects = self.parse_defects()?;
-            let mut kubelet = crate::emulator::kubelet::KubeletConfig::default();
+            let mut kubelet = kfconform_emulator::kubelet::KubeletConfig::default();
             if let Some(image) = probe_image {
                 kubelet.probe_image = image.to_string();
             }
@@ -151,9 +151,11 @@ impl TargetArgs {
                 emulator: Some(emu),
             })
         } else {
-            let config =
-                crate::cluster::load_config(self.kubeconfig.as_deref(), self.context.as_deref())
-                    .await?;
+            let config = kfconform_suite::cluster::load_config(
+                self.kubeconfig.as_deref(),
+                self.context.as_deref(),
+            )
+            .await?;
             Ok(ResolvedTarget {
                 config,
                 emulator: None,

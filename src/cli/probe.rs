@@ -1,12 +1,12 @@
 //! `kfconform probe`: the entry point of probe pods. Each role prints what it verified on
-//! stdout; the logic lives in `crate::workload`.
+//! stdout; the logic lives in the `kfconform-probe` crate.
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::workload::{self, Framework, TrainOptions};
 use crate::{Error, ExitCode};
+use kfconform_probe::{self as workload, Framework, TrainOptions};
 
 /// Arguments of `kfconform probe`.
 #[derive(Debug, Args)]
@@ -21,8 +21,8 @@ enum Role {
     /// over TCP; prints one JSON verdict line, exits 1 on any violation.
     Train {
         /// Whose environment contract to check.
-        #[arg(long, value_enum, default_value = "pytorch")]
-        framework: Framework,
+        #[arg(long, default_value = "pytorch", value_parser = ["pytorch", "torchrun"])]
+        framework: String,
         /// How long the rendezvous may take, e.g. 120s, 500ms, 2m.
         #[arg(long, default_value = "120s", value_parser = workload::parse_duration)]
         rendezvous_timeout: Duration,
@@ -55,6 +55,8 @@ pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
             framework,
             rendezvous_timeout,
         } => {
+            // clap has already restricted the value to the known names.
+            let framework: Framework = framework.parse().map_err(Error::usage)?;
             let verdict = workload::train::run(&TrainOptions {
                 framework,
                 rendezvous_timeout,
@@ -74,7 +76,7 @@ pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
         }
         Role::Sleep { seconds } => {
             let d = Duration::try_from_secs_f64(seconds)
-                .map_err(|e| Error::Usage(format!("--seconds {seconds}: {e}")))?;
+                .map_err(|e| Error::usage(format!("--seconds {seconds}: {e}")))?;
             workload::print_line(&format!("kfconform probe sleep: sleeping {seconds}s"));
             tokio::time::sleep(d).await;
             workload::print_line("kfconform probe sleep: done");
@@ -96,7 +98,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        use crate::workload::parse_duration;
+        use kfconform_probe::parse_duration;
         assert_eq!(parse_duration("120s"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::report::Status;
-use crate::runner::Event;
+use kfconform_suite::report::Status;
+use kfconform_suite::runner::Event;
 
 /// Prints run events.
 pub struct Progress {

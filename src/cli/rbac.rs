@@ -4,8 +4,8 @@
 use clap::{ArgGroup, Args};
 
 use super::SelectionArgs;
-use crate::runner::rbac::{self, Subject};
 use crate::{Error, ExitCode};
+use kfconform_suite::runner::rbac::{self, Subject};
 
 /// Arguments of `kfconform rbac`.
 #[derive(Debug, Args)]
@@ -26,14 +26,14 @@ pub struct RbacArgs {
 
 /// Prints the runner's ClusterRole and, with a subject, its ClusterRoleBinding.
 pub fn rbac(args: RbacArgs) -> Result<ExitCode, Error> {
-    let catalog = crate::catalog::Catalog::embedded()?;
+    let catalog = kfconform_suite::catalog::Catalog::embedded()?;
     let selection = args.selection.selection();
     let plan = catalog.plan(&selection)?;
     let subject = match (&args.user, &args.group, &args.service_account) {
         (Some(u), _, _) => Some(Subject::User(nonempty("--user", u)?)),
         (_, Some(g), _) => Some(Subject::Group(nonempty("--group", g)?)),
         (_, _, Some(sa)) => Some(Subject::service_account(sa).ok_or_else(|| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "--service-account {sa:?}: expected NAMESPACE:NAME, e.g. kubeflow:kfconform"
             ))
         })?),
@@ -58,7 +58,7 @@ pub fn rbac(args: RbacArgs) -> Result<ExitCode, Error> {
 
 fn nonempty(flag: &str, v: &str) -> Result<String, Error> {
     if v.trim().is_empty() {
-        Err(Error::Usage(format!("{flag} needs a name")))
+        Err(Error::usage(format!("{flag} needs a name")))
     } else {
         Ok(v.to_string())
     }

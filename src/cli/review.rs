@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::report::keys::PublicKey;
-use crate::report::{bundle, verify};
 use crate::{Error, ExitCode};
+use kfconform_suite::report::keys::PublicKey;
+use kfconform_suite::report::{bundle, verify};
 
 /// Output formats of verify and diff.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -42,12 +42,12 @@ pub struct BundleArgs {
 }
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
-    serde_json::to_string_pretty(v).map_err(|e| Error::Harness(e.to_string()))
+    serde_json::to_string_pretty(v).map_err(|e| Error::harness(e.to_string()))
 }
 
 pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
     if !args.path.exists() {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "{}: no such file or directory",
             args.path.display()
         )));
@@ -86,7 +86,7 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
 }
 
 pub(super) fn bundle(args: BundleArgs) -> Result<ExitCode, Error> {
-    bundle::load_product(&args.product).map_err(|e| Error::Usage(e.to_string()))?;
+    bundle::load_product(&args.product).map_err(|e| Error::usage(e.to_string()))?;
     let path = bundle::pack(&args.results, &args.product, &args.output)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::Ok)

@@ -6,11 +6,11 @@ use clap::Args;
 
 use super::progress::Progress;
 use super::{SelectionArgs, TargetArgs};
-use crate::report::Status;
-use crate::runner::{self, RunOptions};
 use crate::{Error, ExitCode};
+use kfconform_suite::report::Status;
+use kfconform_suite::runner::{self, RunOptions};
 
-pub use crate::workload::DEFAULT_PROBE_IMAGE;
+pub use kfconform_core::contract::DEFAULT_PROBE_IMAGE;
 
 /// Arguments of `kfconform run`.
 #[derive(Debug, Args)]
@@ -49,13 +49,13 @@ pub struct RunArgs {
 
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     if !(args.timeout_scale.is_finite() && args.timeout_scale > 0.0) {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--timeout-scale must be a positive number, got {}",
             args.timeout_scale
         )));
     }
     // Validate what needs no cluster first, so usage errors never wait on a network.
-    let catalog = crate::catalog::Catalog::embedded()?;
+    let catalog = kfconform_suite::catalog::Catalog::embedded()?;
     catalog.plan(&args.selection.selection())?;
     if let Some(f) = &args.features {
         catalog.validate_features(f)?;
@@ -65,7 +65,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let sign_key = args
         .sign_key
         .as_deref()
-        .map(crate::report::keys::SigningKey::load)
+        .map(kfconform_suite::report::keys::SigningKey::load)
         .transpose()?;
     let product = args
         .product

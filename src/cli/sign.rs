@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::report::dsse::{self, Envelope};
-use crate::report::keys::{self, SigningKey};
 use crate::{Error, ExitCode};
+use kfconform_suite::report::dsse::{self, Envelope};
+use kfconform_suite::report::keys::{self, SigningKey};
 
 /// Arguments of `kfconform keygen`.
 #[derive(Debug, Args)]
@@ -62,15 +62,16 @@ pub(crate) fn sign_results(
     key: &SigningKey,
     product: Option<serde_json::Value>,
 ) -> Result<PathBuf, Error> {
-    let report = crate::report::read_report(&dir.join(crate::report::REPORT_JSON))?;
+    let report =
+        kfconform_suite::report::read_report(&dir.join(kfconform_suite::report::REPORT_JSON))?;
     let statement = dsse::statement_for(dir, &report, product)?;
     Ok(dsse::write_envelope(dir, &dsse::sign(&statement, key))?)
 }
 
 /// Loads PRODUCT.yaml as the JSON the statement carries; a bad file is the user's to fix.
 pub(crate) fn load_product(path: &Path) -> Result<serde_json::Value, Error> {
-    let product =
-        crate::report::bundle::load_product(path).map_err(|e| Error::Usage(e.to_string()))?;
+    let product = kfconform_suite::report::bundle::load_product(path)
+        .map_err(|e| Error::usage(e.to_string()))?;
     Ok(product.to_json())
 }
 

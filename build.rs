@@ -1,7 +1,0 @@
-// The catalog, fixtures and report schema are embedded with include_dir!/include_str!; cargo
-// does not notice files newly added to those folders unless told to watch them.
-fn main() {
-    for dir in ["suites", "fixtures", "reports"] {
-        println!("cargo:rerun-if-changed={dir}");
-    }
-}

@@ -1,0 +1,247 @@
+//! `GET /api/v1/namespaces/{ns}/pods/{name}/log`: container selection and errors as the pod
+//! registry (pkg/registry/core/pod/strategy.go LogLocation) and the kubelet
+//! (validateContainerLogStatus) give them; `tailLines`, `limitBytes`, `sinceSeconds`,
+//! `sinceTime`, `timestamps`, `previous` and `follow` (streams until the instance ends).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::logbuf::{LogBuffer, LogLine};
+use crate::server::App;
+use crate::status::ApiError;
+use crate::subresources::SubRequest;
+
+fn names(pod: &Value, key: &str) -> Vec<String> {
+    pod.pointer(&format!("/spec/{key}"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+fn container_status<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|k| {
+            pod.pointer(&format!("/status/{k}"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// Options that shape the returned text.
+struct Shape {
+    tail: Option<usize>,
+    limit: Option<usize>,
+    since: Option<DateTime<Utc>>,
+    timestamps: bool,
+}
+
+impl Shape {
+    fn render(&self, lines: &[LogLine]) -> Vec<u8> {
+        let kept: Vec<&LogLine> = lines
+            .iter()
+            .filter(|l| self.since.is_none_or(|s| l.time >= s))
+            .collect();
+        let start = self.tail.map_or(0, |n| kept.len().saturating_sub(n));
+        self.bytes(&kept[start..])
+    }
+
+    fn bytes(&self, lines: &[&LogLine]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in lines {
+            if self.timestamps {
+                out.extend_from_slice(
+                    l.time
+                        .to_rfc3339_opts(SecondsFormat::Nanos, true)
+                        .as_bytes(),
+                );
+                out.push(b' ');
+            }
+            out.extend_from_slice(&l.data);
+        }
+        out
+    }
+}
+
+fn int_param(req: &SubRequest<'_>, key: &str) -> Result<Option<i64>, ApiError> {
+    match req.params.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid {key}: {v:?}"))),
+    }
+}
+
+fn flag(req: &SubRequest<'_>, key: &str) -> bool {
+    req.params.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+fn text_response(body: Body) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+/// Serves the log request.
+pub async fn serve(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
+    if *req.method != Method::GET {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let pod = app.lock().get(req.scope, req.name)?;
+    let name = req.name;
+    let containers = names(&pod, "containers");
+    let inits = names(&pod, "initContainers");
+    let container = match req.params.get("container").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            if !containers.contains(c) && !inits.contains(c) {
+                return Err(ApiError::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )));
+            }
+            c.clone()
+        }
+        None => match containers.len() {
+            1 => containers[0].clone(),
+            0 => {
+                return Err(ApiError::bad_request(format!(
+                    "a container name must be specified for pod {name}"
+                )));
+            }
+            _ => {
+                let mut msg = format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    containers.join(" ")
+                );
+                if !inits.is_empty() {
+                    msg.push_str(&format!(
+                        " or one of the init containers: [{}]",
+                        inits.join(" ")
+                    ));
+                }
+                return Err(ApiError::bad_request(msg));
+            }
+        },
+    };
+    let shape = Shape {
+        tail: int_param(req, "tailLines")?.map(|n| n.max(0) as usize),
+        limit: int_param(req, "limitBytes")?.map(|n| n.max(0) as usize),
+        since: match (int_param(req, "sinceSeconds")?, req.params.get("sinceTime")) {
+            (Some(s), _) => Some(Utc::now() - chrono::Duration::seconds(s)),
+            (None, Some(t)) => Some(
+                DateTime::parse_from_rfc3339(t)
+                    .map_err(|_| ApiError::bad_request(format!("invalid sinceTime: {t:?}")))?
+                    .with_timezone(&Utc),
+            ),
+            (None, None) => None,
+        },
+        timestamps: flag(req, "timestamps"),
+    };
+    let previous = flag(req, "previous");
+    let follow = flag(req, "follow");
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        // Not scheduled yet: the registry returns an empty location, i.e. no content.
+        return Ok(text_response(Body::empty()));
+    }
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let logs = {
+        let g = app.node.lock();
+        g.pods.get(&uid).map(|e| {
+            e.logs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&container)
+                .cloned()
+                .unwrap_or_default()
+        })
+    };
+    let status = container_status(&pod, &container);
+    let buffer: Option<Arc<LogBuffer>> = if previous {
+        let has_last = status
+            .and_then(|s| s.pointer("/lastState/terminated"))
+            .is_some();
+        match logs.as_ref().and_then(|l| l.previous.clone()) {
+            Some(b) if has_last => Some(b),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "previous terminated container {container:?} in pod {name:?} not found"
+                )));
+            }
+        }
+    } else {
+        if let Some(w) = status.and_then(|s| s.pointer("/state/waiting"))
+            && status
+                .and_then(|s| s.pointer("/lastState/terminated"))
+                .is_none()
+        {
+            let reason = w.get("reason").and_then(Value::as_str).unwrap_or("");
+            return Err(ApiError::bad_request(format!(
+                "container {container:?} in pod {name:?} is waiting to start: {reason}"
+            )));
+        }
+        logs.and_then(|l| l.current.or(l.previous))
+    };
+    let Some(buffer) = buffer else {
+        // A container of another image: it runs nothing, so it has no output.
+        return Ok(text_response(Body::empty()));
+    };
+    let chunk = buffer.read_from(0);
+    let mut first = shape.render(&chunk.lines);
+    if let Some(limit) = shape.limit {
+        first.truncate(limit);
+    }
+    if !follow || previous || chunk.closed {
+        return Ok(text_response(Body::from(first)));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(16);
+    let cancel = app.cancel.clone();
+    let mut remaining = shape.limit.map(|l| l.saturating_sub(first.len()));
+    let mut next = chunk.next;
+    let mut changes = buffer.subscribe();
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(first))).await.is_err() {
+            return;
+        }
+        loop {
+            let c = buffer.read_from(next);
+            next = c.next;
+            let refs: Vec<&LogLine> = c.lines.iter().collect();
+            let mut bytes = shape.bytes(&refs);
+            if let Some(r) = remaining.as_mut() {
+                bytes.truncate(*r);
+                *r -= bytes.len();
+            }
+            if !bytes.is_empty() && tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+                return;
+            }
+            if c.closed || remaining == Some(0) {
+                return;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tx.closed() => return,
+                r = changes.changed() => if r.is_err() { return },
+            }
+        }
+    });
+    Ok(text_response(Body::from_stream(ReceiverStream::new(rx))))
+}

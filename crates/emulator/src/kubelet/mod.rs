@@ -1,0 +1,481 @@
+//! The kubelet: runs pods whose image is the probe image as child processes of the kfconform
+//! binary, and walks other pods through configurable phases. See ARCHITECTURE.md (network
+//! model).
+//!
+//! One task watches the store's events; for every pod it has not seen (and that is not bound
+//! to another node) it starts a pod worker (`pod.rs`), which binds the pod (spec.nodeName, a
+//! pod IP), runs its containers and writes pod status under the state lock, notifying the
+//! reconciler after each write. The same task keeps the hosts map (`network.rs`) current.
+//!
+//! Deletion: a pod with running processes carries the finalizer [`FINALIZER`] (a real
+//! apiserver instead keeps such a pod through graceful deletion until the kubelet confirms);
+//! on deletion the worker SIGTERMs the process group, SIGKILLs it after the grace period
+//! (capped by [`KubeletConfig::max_grace`]), and only then removes the finalizer, so the object
+//! never disappears before its processes. Terminal pods drop the finalizer at once, so they
+//! are deleted immediately, as upstream deletes terminal pods without grace.
+
+mod logbuf;
+mod logs;
+pub mod network;
+mod pod;
+pub mod process;
+pub mod status;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::response::Response;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::server::App;
+use super::status::ApiError;
+use super::store::meta_str;
+use super::subresources::SubRequest;
+
+pub use logbuf::LogBuffer;
+
+/// The single node's name.
+pub const NODE_NAME: &str = "kfconform-node";
+/// Finalizer the kubelet keeps on pods whose processes are alive.
+pub const FINALIZER: &str = "kfconform.io/kubelet";
+
+/// A phase a non-probe pod reaches, and how long after the previous stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodStage {
+    /// `Pending`, `Running`, `Succeeded` or `Failed`.
+    pub phase: StagePhase,
+    /// Delay after the previous stage (or after binding, for the first).
+    pub after: Duration,
+}
+
+/// Phases of [`PodStage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StagePhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl StagePhase {
+    /// The phase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StagePhase::Pending => "Pending",
+            StagePhase::Running => "Running",
+            StagePhase::Succeeded => "Succeeded",
+            StagePhase::Failed => "Failed",
+        }
+    }
+}
+
+/// Parses `--pod-stages`: comma-separated `Phase[=delay]`, e.g. `Running,Succeeded=100ms`.
+pub fn parse_stages(s: &str) -> Result<Vec<PodStage>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (phase, delay) = match item.split_once('=') {
+            Some((p, d)) => (p.trim(), Some(d.trim())),
+            None => (item, None),
+        };
+        let phase = match phase.to_ascii_lowercase().as_str() {
+            "pending" => StagePhase::Pending,
+            "running" => StagePhase::Running,
+            "succeeded" => StagePhase::Succeeded,
+            "failed" => StagePhase::Failed,
+            _ => {
+                return Err(format!(
+                    "unknown pod phase {phase:?} in --pod-stages (Pending, Running, Succeeded, Failed)"
+                ));
+            }
+        };
+        let after = match delay {
+            Some(d) => kfconform_core::contract::parse_duration(d)?,
+            None => Duration::ZERO,
+        };
+        out.push(PodStage { phase, after });
+    }
+    Ok(out)
+}
+
+/// The default stages: Running at once, Succeeded 100 ms later.
+pub fn default_stages() -> Vec<PodStage> {
+    vec![
+        PodStage {
+            phase: StagePhase::Running,
+            after: Duration::ZERO,
+        },
+        PodStage {
+            phase: StagePhase::Succeeded,
+            after: Duration::from_millis(100),
+        },
+    ]
+}
+
+/// How the kubelet runs pods.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// Pods whose container image is this run as `kfconform` child processes.
+    pub probe_image: String,
+    /// The binary to run for probe pods (default: the current executable when it is
+    /// `kfconform`, else a `kfconform` next to or above it, as in cargo's target dir; test
+    /// harnesses should pass the built `kfconform`).
+    pub probe_binary: Option<PathBuf>,
+    /// Phases other pods go through.
+    pub pod_stages: Vec<PodStage>,
+    /// First restart back-off; doubles per restart (upstream: 10 s).
+    pub restart_backoff: Duration,
+    /// Back-off cap (upstream: 5 min).
+    pub restart_backoff_max: Duration,
+    /// Cap on terminationGracePeriodSeconds before SIGKILL.
+    pub max_grace: Duration,
+    /// Log bytes kept per container instance.
+    pub log_limit: usize,
+}
+
+impl Default for KubeletConfig {
+    fn default() -> Self {
+        Self {
+            probe_image: kfconform_core::contract::DEFAULT_PROBE_IMAGE.to_string(),
+            probe_binary: None,
+            pod_stages: default_stages(),
+            restart_backoff: Duration::from_millis(10),
+            restart_backoff_max: Duration::from_secs(1),
+            max_grace: Duration::from_secs(2),
+            log_limit: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Log buffers of one container: the current instance and the one before.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ContainerLogs {
+    pub current: Option<Arc<LogBuffer>>,
+    pub previous: Option<Arc<LogBuffer>>,
+}
+
+/// A pod the kubelet has taken on.
+#[derive(Debug)]
+pub(crate) struct PodEntry {
+    pub ip: Option<Ipv4Addr>,
+    pub cancel: CancellationToken,
+    pub logs: Arc<Mutex<HashMap<String, ContainerLogs>>>,
+    pub task: Option<JoinHandle<()>>,
+    pub workdir: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct NodeInner {
+    pub pods: HashMap<String, PodEntry>,
+    pub pool: network::IpPool,
+    pub hosts: String,
+    pub shutting_down: bool,
+}
+
+/// Node state shared between the kubelet task and the HTTP layer (logs).
+#[derive(Debug)]
+pub struct Node {
+    config: KubeletConfig,
+    dir: PathBuf,
+    binary: Result<PathBuf, String>,
+    pub(crate) inner: Mutex<NodeInner>,
+}
+
+/// The probe binary: configured, or this executable if it is `kfconform`, or the nearest
+/// `kfconform` in this executable's directory or its parents (`target/debug/deps/x` →
+/// `target/debug/kfconform`).
+fn find_binary(configured: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate this executable: {e}"))?;
+    if exe.file_name().and_then(|f| f.to_str()) == Some("kfconform") {
+        return Ok(exe);
+    }
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|d| d.join("kfconform"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no kfconform binary to run probe pods with ({} is not one; set the kubelet's probe_binary)",
+                exe.display()
+            )
+        })
+}
+
+impl Node {
+    /// A node that will run pods as configured.
+    pub fn new(config: KubeletConfig) -> Self {
+        let dir = std::env::temp_dir().join(format!("kfconform-node-{}", uuid::Uuid::new_v4()));
+        let binary = find_binary(config.probe_binary.as_deref());
+        Self {
+            config,
+            dir,
+            binary,
+            inner: Mutex::new(NodeInner::default()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KubeletConfig {
+        &self.config
+    }
+
+    /// The node's address (status.hostIP of its pods).
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.lock().pool.host_ip()
+    }
+
+    /// Path of the hosts map handed to probe processes.
+    pub fn hosts_file(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+
+    /// Directory with a `kfconform` link to the probe binary, put first on probes' PATH so
+    /// `sh -c "kfconform ..."` works.
+    fn bin_dir(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, NodeInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn prepare(&self) {
+        let bin = self.bin_dir();
+        let res = std::fs::create_dir_all(&bin).and_then(|()| {
+            std::fs::create_dir_all(self.dir.join("pods"))?;
+            if let Ok(b) = &self.binary {
+                let link = bin.join("kfconform");
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(b, link)?;
+            }
+            std::fs::write(self.hosts_file(), network::hosts_map(&[], &[]))
+        });
+        if let Err(e) = res {
+            tracing::error!(dir = %self.dir.display(), error = %e, "kubelet cannot prepare its directory");
+        }
+    }
+
+    /// Rewrites the hosts map atomically when it changed.
+    fn write_hosts(&self, text: String) {
+        {
+            let mut g = self.lock();
+            if g.hosts == text {
+                return;
+            }
+            g.hosts = text.clone();
+        }
+        let tmp = self
+            .dir
+            .join(format!("hosts.{}", uuid::Uuid::new_v4().simple()));
+        let res =
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, self.hosts_file()));
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "kubelet cannot write the hosts map");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether the kubelet runs this pod as processes: some container uses the probe image.
+fn is_probe_pod(pod: &Value, probe_image: &str) -> bool {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("image").and_then(Value::as_str) == Some(probe_image))
+        })
+}
+
+/// Starts the kubelet loop; it ends when the emulator is cancelled.
+pub fn start(app: App) -> JoinHandle<()> {
+    app.node.prepare();
+    let mut rx = app.lock().subscribe();
+    tokio::spawn(async move {
+        sync(&app);
+        loop {
+            let mut dirty = false;
+            tokio::select! {
+                _ = app.cancel.cancelled() => return,
+                ev = rx.recv() => match ev {
+                    Ok(ev) => dirty |= relevant(&ev.res),
+                    Err(RecvError::Lagged(_)) => dirty = true,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+            // Take everything already queued before syncing once.
+            loop {
+                match rx.try_recv() {
+                    Ok(ev) => dirty |= relevant(&ev.res),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
+                    Err(_) => break,
+                }
+            }
+            if dirty {
+                sync(&app);
+            }
+        }
+    })
+}
+
+fn relevant(res: &(String, String)) -> bool {
+    res.0.is_empty() && matches!(res.1.as_str(), "pods" | "services")
+}
+
+/// Takes on new pods, signals deleted ones, forgets vanished ones, refreshes the hosts map.
+fn sync(app: &App) {
+    let (pods, services) = {
+        let st = app.lock();
+        (st.objects_of("", "pods"), st.objects_of("", "services"))
+    };
+    let node = app.node.clone();
+    node.write_hosts(network::hosts_map(&pods, &services));
+    let mut g = node.lock();
+    if g.shutting_down {
+        return;
+    }
+    let live: std::collections::HashSet<String> = pods
+        .iter()
+        .map(|p| meta_str(p, "uid").to_string())
+        .collect();
+    let gone: Vec<String> = g
+        .pods
+        .keys()
+        .filter(|u| !live.contains(*u))
+        .cloned()
+        .collect();
+    for uid in gone {
+        if let Some(mut e) = g.pods.remove(&uid) {
+            e.cancel.cancel();
+            if let Some(ip) = e.ip.take() {
+                g.pool.release(ip);
+            }
+            let workdir = e.workdir.clone();
+            // The worker may still be killing processes; remove the directory after it.
+            tokio::spawn(async move {
+                if let Some(t) = e.task {
+                    let _ = t.await;
+                }
+                let _ = tokio::fs::remove_dir_all(workdir).await;
+            });
+        }
+    }
+    for p in &pods {
+        let uid = meta_str(p, "uid").to_string();
+        let deleting = p.pointer("/metadata/deletionTimestamp").is_some();
+        if let Some(e) = g.pods.get(&uid) {
+            if deleting {
+                e.cancel.cancel();
+            }
+            continue;
+        }
+        let node_name = p
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let phase = p
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if deleting || (!node_name.is_empty() && node_name != NODE_NAME) {
+            continue;
+        }
+        if matches!(phase, "Succeeded" | "Failed") {
+            continue;
+        }
+        let ip = g.pool.allocate();
+        let workdir = node.dir.join("pods").join(&uid);
+        let cancel = CancellationToken::new();
+        let logs = Arc::new(Mutex::new(HashMap::new()));
+        let probe = is_probe_pod(p, &node.config.probe_image);
+        let ctx = pod::PodCtx {
+            app: app.clone(),
+            uid: uid.clone(),
+            ns: meta_str(p, "namespace").to_string(),
+            name: meta_str(p, "name").to_string(),
+            ip: ip.unwrap_or(Ipv4Addr::LOCALHOST),
+            host_ip: g.pool.host_ip(),
+            cancel: cancel.clone(),
+            logs: logs.clone(),
+            workdir: workdir.clone(),
+        };
+        let task = tokio::spawn(async move {
+            if probe {
+                ctx.run_probe_pod().await;
+            } else {
+                ctx.run_staged_pod().await;
+            }
+        });
+        g.pods.insert(
+            uid,
+            PodEntry {
+                ip,
+                cancel,
+                logs,
+                task: Some(task),
+                workdir,
+            },
+        );
+    }
+}
+
+/// Stops every pod process (called on emulator shutdown).
+pub async fn shutdown(app: &App) {
+    let tasks: Vec<(CancellationToken, Option<JoinHandle<()>>)> = {
+        let mut g = app.node.lock();
+        g.shutting_down = true;
+        g.pods
+            .values_mut()
+            .map(|e| (e.cancel.clone(), e.task.take()))
+            .collect()
+    };
+    for (c, _) in &tasks {
+        c.cancel();
+    }
+    let wait = futures::future::join_all(tasks.into_iter().filter_map(|(_, t)| t));
+    // Workers kill with SIGKILL after the capped grace period; bound the wait regardless.
+    let limit = app.node.config.max_grace + Duration::from_secs(5);
+    if tokio::time::timeout(limit, wait).await.is_err() {
+        tracing::warn!("kubelet: some pod workers did not stop in time");
+    }
+}
+
+/// `GET pods/{name}/log`.
+pub async fn logs(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
+    logs::serve(app, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_parse() {
+        assert_eq!(
+            parse_stages("Running,Succeeded=100ms").unwrap(),
+            default_stages()
+        );
+        assert_eq!(
+            parse_stages("running=1s").unwrap(),
+            vec![PodStage {
+                phase: StagePhase::Running,
+                after: Duration::from_secs(1)
+            }]
+        );
+        assert!(parse_stages("Done").is_err());
+        assert!(parse_stages("").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,619 @@
+//! A pod worker: binds one pod, runs its containers (probe image: processes; other images:
+//! configured stages), applies the restart policy with back-off, writes pod status, and on
+//! deletion kills the processes before letting the object go.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::logbuf::LogBuffer;
+use super::process::{self, Launch, Placement};
+use super::status::{self, CState, Slot, Term};
+use super::{ContainerLogs, FINALIZER, NODE_NAME, StagePhase, network};
+use crate::server::App;
+use crate::store::{meta_str, now};
+use kfconform_core::contract as workload;
+
+/// The pod is gone (deleted, or replaced by another with the same name).
+struct Gone;
+
+/// What a worker knows about its pod.
+pub(crate) struct PodCtx {
+    pub app: App,
+    pub uid: String,
+    pub ns: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub host_ip: Ipv4Addr,
+    pub cancel: CancellationToken,
+    pub logs: Arc<Mutex<HashMap<String, ContainerLogs>>>,
+    pub workdir: PathBuf,
+}
+
+fn container_id() -> String {
+    format!("kfconform://{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Go's time.Duration formatting for the back-off message (10ms, 1.28s).
+fn go_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        let s = d.as_secs_f64();
+        let t = format!("{s:.3}");
+        format!("{}s", t.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+/// The containers of a pod spec, init containers first.
+fn slots_of(pod: &Value) -> (Vec<Slot>, Vec<Value>) {
+    let mut slots = Vec::new();
+    let mut specs = Vec::new();
+    let has_init = pod
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    for (key, init) in [("initContainers", true), ("containers", false)] {
+        for c in pod
+            .pointer(&format!("/spec/{key}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            slots.push(Slot::new(name, image, init, has_init));
+            specs.push(c.clone());
+        }
+    }
+    (slots, specs)
+}
+
+impl PodCtx {
+    fn notify(&self) {
+        self.app.reconcile.notify_one();
+    }
+
+    fn current(&self, st: &crate::store::State) -> Result<Value, Gone> {
+        let pod = st.object("", "pods", &self.ns, &self.name).ok_or(Gone)?;
+        if meta_str(&pod, "uid") != self.uid {
+            return Err(Gone);
+        }
+        Ok(pod)
+    }
+
+    /// Scheduling: spec.nodeName (and the finalizer while processes may run).
+    fn bind(&self, finalizer: bool) -> Result<Value, Gone> {
+        let mut st = self.app.lock();
+        let mut pod = self.current(&st)?;
+        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), json!(NODE_NAME));
+        }
+        if finalizer && let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+            let f = m.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(list) = f.as_array_mut()
+                && !list.iter().any(|x| x == FINALIZER)
+            {
+                list.push(json!(FINALIZER));
+            }
+        }
+        let pod = st.update_object("", "pods", pod, false).map_err(|_| Gone)?;
+        drop(st);
+        self.notify();
+        Ok(pod)
+    }
+
+    /// Writes the status built from `slots` (no write when nothing changed).
+    fn write_status(&self, slots: &[Slot], phase: &str, start: &str) -> Result<(), Gone> {
+        let mut st = self.app.lock();
+        let mut pod = self.current(&st)?;
+        let old = pod.get("status").cloned();
+        let new = status::build(
+            old.as_ref(),
+            slots,
+            phase,
+            &self.ip.to_string(),
+            &self.host_ip.to_string(),
+            start,
+            &now(),
+        );
+        if old.as_ref() == Some(&new) {
+            return Ok(());
+        }
+        if let Some(o) = pod.as_object_mut() {
+            o.insert("status".into(), new);
+        }
+        st.update_object("", "pods", pod, true).map_err(|_| Gone)?;
+        drop(st);
+        self.notify();
+        Ok(())
+    }
+
+    /// Drops the finalizer: the pod has no process left (a deleting pod goes away now).
+    fn release(&self) {
+        let mut st = self.app.lock();
+        let Ok(mut pod) = self.current(&st) else {
+            return;
+        };
+        let Some(list) = pod
+            .pointer_mut("/metadata/finalizers")
+            .and_then(Value::as_array_mut)
+        else {
+            return;
+        };
+        let before = list.len();
+        list.retain(|f| f != FINALIZER);
+        if list.len() == before {
+            return;
+        }
+        if list.is_empty()
+            && let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("finalizers");
+        }
+        if let Err(e) = st.update_object("", "pods", pod, false) {
+            tracing::warn!(pod = %self.name, error = %e.message, "kubelet cannot drop its finalizer");
+        }
+        drop(st);
+        self.notify();
+    }
+
+    /// Returns the pod's address to the pool (once: whoever takes it from the entry).
+    fn release_ip(&self) {
+        let mut g = self.app.node.lock();
+        let ip = g.pods.get_mut(&self.uid).and_then(|e| e.ip.take());
+        if let Some(ip) = ip {
+            g.pool.release(ip);
+        }
+    }
+
+    fn grace(&self, pod: &Value) -> Duration {
+        let secs = pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_u64)
+            .filter(|s| *s > 0)
+            .or_else(|| {
+                pod.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_u64)
+            })
+            .unwrap_or(30);
+        Duration::from_secs(secs).min(self.app.node.config().max_grace)
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let cfg = self.app.node.config();
+        let factor = 1u32.checked_shl(failures.min(20)).unwrap_or(u32::MAX);
+        cfg.restart_backoff
+            .saturating_mul(factor)
+            .min(cfg.restart_backoff_max)
+    }
+
+    fn new_log(&self, container: &str) -> Arc<LogBuffer> {
+        let log = Arc::new(LogBuffer::new(self.app.node.config().log_limit));
+        let mut g = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = g.entry(container.to_string()).or_default();
+        entry.previous = entry.current.take();
+        entry.current = Some(log.clone());
+        log
+    }
+
+    /// The environment and command line of a probe container, or a
+    /// CreateContainerConfigError message.
+    fn launch(&self, spec: &Value) -> Result<Launch, String> {
+        let node = self.app.node.clone();
+        let binary = node.binary.clone()?;
+        let (pod, env) = {
+            let st = self.app.lock();
+            let pod = self.current(&st).map_err(|_| "pod deleted".to_string())?;
+            let ns = self.ns.clone();
+            let lookup = |plural: &str, name: &str| st.object("", plural, &ns, name);
+            let place = Placement {
+                pod_ip: self.ip.to_string(),
+                host_ip: self.host_ip.to_string(),
+                node_name: NODE_NAME.into(),
+            };
+            let env = process::container_env(&pod, spec, &place, &lookup)?;
+            (pod, env)
+        };
+        let hostname = pod
+            .pointer("/spec/hostname")
+            .and_then(Value::as_str)
+            .filter(|h| !h.is_empty())
+            .unwrap_or(&self.name)
+            .chars()
+            .take(63)
+            .collect::<String>();
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let mut full: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                format!("{}:{path}", node.bin_dir().display()),
+            ),
+            ("HOME".into(), self.workdir.display().to_string()),
+            ("HOSTNAME".into(), hostname),
+            (
+                "KUBERNETES_SERVICE_HOST".into(),
+                self.app.addr.ip().to_string(),
+            ),
+            (
+                "KUBERNETES_SERVICE_PORT".into(),
+                self.app.addr.port().to_string(),
+            ),
+            (
+                workload::ENV_HOSTS_FILE.into(),
+                node.hosts_file().display().to_string(),
+            ),
+            (
+                workload::ENV_DNS_SEARCH.into(),
+                network::search_domains(&self.ns),
+            ),
+            (workload::ENV_POD_IP.into(), self.ip.to_string()),
+        ];
+        full.extend(env);
+        let (program, args) = process::command_line(spec, &full, &binary);
+        Ok(Launch {
+            program,
+            args,
+            env: full,
+            workdir: self.workdir.clone(),
+        })
+    }
+
+    /// Runs a pod whose containers use the probe image.
+    pub async fn run_probe_pod(self) {
+        let _ = std::fs::create_dir_all(&self.workdir);
+        let Ok(pod) = self.bind(true) else {
+            self.release_ip();
+            return;
+        };
+        let probe_image = self.app.node.config().probe_image.clone();
+        let policy = pod
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always")
+            .to_string();
+        let grace = self.grace(&pod);
+        let start = now();
+        let (mut slots, specs) = slots_of(&pod);
+        let mut failures = vec![0u32; slots.len()];
+        let mut ran = vec![false; slots.len()];
+        let mut instances: JoinSet<(usize, Term)> = JoinSet::new();
+        let mut timers: JoinSet<usize> = JoinSet::new();
+        let first_regular = slots.iter().position(|s| !s.init).unwrap_or(slots.len());
+        let mut next_init = 0usize;
+        let mut regulars_started = false;
+        // What to start now: the next init container, or all regular ones once init is done.
+        let mut to_start: Vec<usize> = if first_regular > 0 {
+            vec![0]
+        } else {
+            regulars_started = true;
+            (0..slots.len()).collect()
+        };
+        let mut gone = self.write_status(&slots, "Pending", &start).is_err();
+        loop {
+            if gone {
+                break;
+            }
+            for idx in std::mem::take(&mut to_start) {
+                let spec = &specs[idx];
+                let slot = &mut slots[idx];
+                if slot.image != probe_image {
+                    // Not a probe container: init ones succeed at once, others idle until
+                    // the pod ends (they have nothing to run on this node).
+                    let t = now();
+                    if slot.init {
+                        let term = Term {
+                            exit_code: 0,
+                            signal: None,
+                            reason: "Completed".into(),
+                            message: None,
+                            started_at: t.clone(),
+                            finished_at: t,
+                            container_id: container_id(),
+                        };
+                        instances.spawn(async move { (idx, term) });
+                    } else {
+                        let id = container_id();
+                        slot.state = CState::Running {
+                            started_at: t.clone(),
+                            container_id: id.clone(),
+                        };
+                        let cancel = self.cancel.clone();
+                        instances.spawn(async move {
+                            cancel.cancelled().await;
+                            let f = now();
+                            (
+                                idx,
+                                Term {
+                                    exit_code: 137,
+                                    signal: Some(9),
+                                    reason: "Error".into(),
+                                    message: None,
+                                    started_at: t,
+                                    finished_at: f,
+                                    container_id: id,
+                                },
+                            )
+                        });
+                    }
+                    continue;
+                }
+                match self.launch(spec) {
+                    Err(msg) => {
+                        slot.state = CState::Waiting {
+                            reason: "CreateContainerConfigError".into(),
+                            message: Some(msg),
+                        };
+                        let delay = self.backoff(failures[idx]);
+                        failures[idx] += 1;
+                        timers.spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            idx
+                        });
+                    }
+                    Ok(launch) => {
+                        if ran[idx] {
+                            slot.restart_count += 1;
+                        }
+                        ran[idx] = true;
+                        let log = self.new_log(&slot.name);
+                        let started = now();
+                        let id = container_id();
+                        let policy_msg = spec
+                            .get("terminationMessagePolicy")
+                            .and_then(Value::as_str)
+                            .unwrap_or("File")
+                            .to_string();
+                        match process::spawn(&launch) {
+                            Err(e) => {
+                                log.close();
+                                let term = Term {
+                                    exit_code: 128,
+                                    signal: None,
+                                    reason: "StartError".into(),
+                                    message: Some(format!(
+                                        "failed to start container {:?}: exec: {:?}: {e}",
+                                        slot.name,
+                                        launch.program.display().to_string()
+                                    )),
+                                    started_at: started.clone(),
+                                    finished_at: started,
+                                    container_id: id,
+                                };
+                                instances.spawn(async move { (idx, term) });
+                            }
+                            Ok(mut child) => {
+                                slot.state = CState::Running {
+                                    started_at: started.clone(),
+                                    container_id: id.clone(),
+                                };
+                                let cancel = self.cancel.clone();
+                                instances.spawn(async move {
+                                    // Held until the process ends: closing it is the lifeline.
+                                    let stdin = child.stdin.take();
+                                    let out = child
+                                        .stdout
+                                        .take()
+                                        .map(|s| tokio::spawn(process::pump(s, log.clone())));
+                                    let err = child
+                                        .stderr
+                                        .take()
+                                        .map(|s| tokio::spawn(process::pump(s, log.clone())));
+                                    let (code, signal, _killed) =
+                                        process::run_to_end(&mut child, &cancel, grace).await;
+                                    drop(stdin);
+                                    for h in [out, err].into_iter().flatten() {
+                                        // The group is dead; pipes close. Bound it anyway.
+                                        let _ =
+                                            tokio::time::timeout(Duration::from_secs(2), h).await;
+                                    }
+                                    log.close();
+                                    let message = (policy_msg == "FallbackToLogsOnError"
+                                        && code != 0)
+                                        .then(|| fallback_message(&log.text()));
+                                    (
+                                        idx,
+                                        Term {
+                                            exit_code: code,
+                                            signal,
+                                            reason: if code == 0 { "Completed" } else { "Error" }
+                                                .into(),
+                                            message,
+                                            started_at: started,
+                                            finished_at: now(),
+                                            container_id: id,
+                                        },
+                                    )
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            let phase = status::phase(&slots, &policy);
+            let idle = instances.is_empty() && timers.is_empty();
+            let terminal = idle && matches!(phase, "Succeeded" | "Failed");
+            if terminal {
+                // No process is left: drop the finalizer before reporting the terminal
+                // phase, so whoever sees the phase may delete the pod at once.
+                self.release();
+            }
+            if self.write_status(&slots, phase, &start).is_err() {
+                break;
+            }
+            if terminal {
+                self.release_ip();
+                return;
+            }
+            if self.cancel.is_cancelled() && idle {
+                break;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled(), if !timers.is_empty() => {
+                    timers.abort_all();
+                    while timers.join_next().await.is_some() {}
+                }
+                Some(Ok(idx)) = timers.join_next() => {
+                    if !self.cancel.is_cancelled() {
+                        to_start.push(idx);
+                    }
+                }
+                Some(res) = instances.join_next() => {
+                    let Ok((idx, term)) = res else { continue };
+                    let cancelled = self.cancel.is_cancelled();
+                    let slot = &mut slots[idx];
+                    let failed = term.exit_code != 0;
+                    let restart = !cancelled
+                        && match policy.as_str() {
+                            "Never" => false,
+                            // Init containers only restart on failure.
+                            "Always" if !slot.init => true,
+                            _ => failed,
+                        };
+                    if restart {
+                        let delay = self.backoff(failures[idx]);
+                        failures[idx] += 1;
+                        slot.state = CState::Waiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message: Some(format!(
+                                "back-off {} restarting failed container={} pod={}_{}({})",
+                                go_duration(delay), slot.name, self.name, self.ns, self.uid
+                            )),
+                        };
+                        slot.last = Some(term);
+                        timers.spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            idx
+                        });
+                    } else {
+                        slot.state = CState::Terminated(term);
+                        if slot.init && !failed && !cancelled {
+                            next_init += 1;
+                            if next_init < first_regular {
+                                to_start.push(next_init);
+                            } else if !regulars_started {
+                                regulars_started = true;
+                                to_start.extend(first_regular..slots.len());
+                            }
+                        }
+                    }
+                }
+                else => { gone = true; }
+            }
+        }
+        // Deleted (or the emulator is stopping): every process is dead by now.
+        timers.abort_all();
+        while let Some(res) = instances.join_next().await {
+            let _ = res;
+        }
+        self.release();
+        self.release_ip();
+    }
+
+    /// Runs a pod of other images through the configured stages.
+    pub async fn run_staged_pod(self) {
+        let Ok(pod) = self.bind(false) else {
+            self.release_ip();
+            return;
+        };
+        let start = now();
+        let (mut slots, _) = slots_of(&pod);
+        if self.write_status(&slots, "Pending", &start).is_err() {
+            self.release_ip();
+            return;
+        }
+        let stages = self.app.node.config().pod_stages.clone();
+        for stage in stages {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(stage.after) => {}
+            }
+            let t = now();
+            let term = |code: i32| Term {
+                exit_code: code,
+                signal: None,
+                reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                message: None,
+                started_at: t.clone(),
+                finished_at: t.clone(),
+                container_id: container_id(),
+            };
+            for s in slots.iter_mut() {
+                s.state = match (stage.phase, s.init) {
+                    (StagePhase::Pending, _) => s.state.clone(),
+                    (_, true) => CState::Terminated(term(0)),
+                    (StagePhase::Running, false) => CState::Running {
+                        started_at: t.clone(),
+                        container_id: container_id(),
+                    },
+                    (StagePhase::Succeeded, false) => CState::Terminated(term(0)),
+                    (StagePhase::Failed, false) => CState::Terminated(term(1)),
+                };
+            }
+            if self
+                .write_status(&slots, stage.phase.as_str(), &start)
+                .is_err()
+            {
+                break;
+            }
+            if matches!(stage.phase, StagePhase::Succeeded | StagePhase::Failed) {
+                break;
+            }
+        }
+        let terminal = slots
+            .iter()
+            .filter(|s| !s.init)
+            .all(|s| matches!(s.state, CState::Terminated(_)));
+        if terminal {
+            self.release_ip();
+        }
+    }
+}
+
+/// FallbackToLogsOnError: the last 80 lines, at most 2048 bytes (kuberuntime).
+fn fallback_message(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    if tail.len() <= 2048 {
+        return tail;
+    }
+    let mut cut = tail.len() - 2048;
+    while !tail.is_char_boundary(cut) {
+        cut += 1;
+    }
+    tail[cut..].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_render_like_go() {
+        assert_eq!(go_duration(Duration::from_millis(10)), "10ms");
+        assert_eq!(go_duration(Duration::from_millis(1280)), "1.28s");
+        assert_eq!(go_duration(Duration::from_secs(2)), "2s");
+    }
+
+    #[test]
+    fn fallback_keeps_the_tail() {
+        let log: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let m = fallback_message(&log);
+        assert!(m.starts_with("line 20\n"));
+        assert!(m.ends_with("line 99"));
+    }
+}

@@ -1,0 +1,1181 @@
+//! Training: PyTorchJob (kubeflow.org/v1, Training Operator v1.9) and TrainJob
+//! (trainer.kubeflow.org/v1alpha1, Trainer v2.2). Every job runs the probe image's
+//! `kfconform probe train`, which checks the injected environment and rendezvouses with the
+//! other replicas over TCP, then prints one JSON verdict line; the tests read those lines back
+//! from the pod logs. Contracts and citations: docs/contracts/training.md.
+//!
+//! Each test creates only namespaced objects with the workload client (it may run as a
+//! Profile's owner) and waits with one watch on the job; it never polls.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, LogParams, PostParams,
+};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+
+use super::{Failure, ProbeTest, TestContext, TestFuture, Violations};
+use kfconform_core::verdict::TrainVerdict;
+
+/// The training tests, by catalog id.
+pub const TESTS: &[ProbeTest] = &[
+    ProbeTest {
+        id: "training/pytorchjob-succeeds",
+        run: pytorchjob_succeeds,
+    },
+    ProbeTest {
+        id: "training/pytorchjob-env-contract",
+        run: pytorchjob_env_contract,
+    },
+    ProbeTest {
+        id: "training/pytorchjob-failure",
+        run: pytorchjob_failure,
+    },
+    ProbeTest {
+        id: "training/pytorchjob-pod-labels",
+        run: pytorchjob_pod_labels,
+    },
+    ProbeTest {
+        id: "training/torch-distributed-runtime",
+        run: torch_distributed_runtime,
+    },
+    ProbeTest {
+        id: "training/trainjob-torch-contract",
+        run: trainjob_torch_contract,
+    },
+    ProbeTest {
+        id: "training/trainjob-failure",
+        run: trainjob_failure,
+    },
+];
+
+/// How long a job may take to finish before the test gives up (below the catalog timeouts).
+const JOB_BUDGET: Duration = Duration::from_secs(270);
+/// How long a failed job may take to finish on a real cluster (six restart back-offs).
+const SLOW_FAILURE_BUDGET: Duration = Duration::from_secs(1140);
+/// Once a replica is reported failed, how long the terminal condition may lag behind.
+const FAILURE_GRACE: Duration = Duration::from_secs(60);
+/// Rendezvous deadline of the replicas that should succeed.
+const RENDEZVOUS: &str = "120s";
+/// Rendezvous deadline of a master whose worker is meant to fail.
+const SHORT_RENDEZVOUS: &str = "30s";
+const RUNTIME: &str = "torch-distributed";
+const PYTORCH_PORT: &str = "23456";
+const TRAINER_PORT: &str = "29500";
+
+fn pytorchjob_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubeflow.org", "v1", "PyTorchJob"),
+        "pytorchjobs",
+    )
+}
+
+fn trainjob_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("trainer.kubeflow.org", "v1alpha1", "TrainJob"),
+        "trainjobs",
+    )
+}
+
+fn runtime_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("trainer.kubeflow.org", "v1alpha1", "ClusterTrainingRuntime"),
+        "clustertrainingruntimes",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects.
+
+/// Pod-level securityContext of the restricted Pod Security standard.
+fn pod_security() -> Value {
+    json!({"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}})
+}
+
+/// Container-level securityContext of the restricted Pod Security standard.
+fn container_security() -> Value {
+    json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+}
+
+fn probe_args(args: &[&str]) -> Vec<String> {
+    std::iter::once("probe")
+        .chain(args.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A PyTorchJob replica spec running `kfconform probe <args>` in container `pytorch`.
+fn replica(ctx: &TestContext, replicas: u32, args: &[&str]) -> Value {
+    json!({
+        "replicas": replicas,
+        "restartPolicy": "Never",
+        "template": {
+            "metadata": {"labels": ctx.labels()},
+            "spec": {
+                "securityContext": pod_security(),
+                "containers": [{
+                    "name": "pytorch",
+                    "image": ctx.probe_image,
+                    "command": ["kfconform"],
+                    "args": probe_args(args),
+                    "securityContext": container_security(),
+                }],
+            },
+        },
+    })
+}
+
+fn pytorchjob(ctx: &TestContext, name: &str, master: Value, worker: Value) -> Value {
+    json!({
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": name, "namespace": ctx.namespace, "labels": ctx.labels()},
+        "spec": {"pytorchReplicaSpecs": {"Master": master, "Worker": worker}},
+    })
+}
+
+fn train_args(framework: &str, rendezvous: &'static str) -> Vec<&'static str> {
+    let framework: &'static str = if framework == "torchrun" {
+        "torchrun"
+    } else {
+        "pytorch"
+    };
+    vec![
+        "train",
+        "--framework",
+        framework,
+        "--rendezvous-timeout",
+        rendezvous,
+    ]
+}
+
+/// A TrainJob on torch-distributed running `kfconform probe <args>` on `nodes` nodes, made
+/// restricted-compliant through runtimePatches (the runtime itself sets no securityContext).
+fn trainjob(ctx: &TestContext, name: &str, nodes: u32, args: &[&str]) -> Value {
+    json!({
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name, "namespace": ctx.namespace, "labels": ctx.labels()},
+        "spec": {
+            "runtimeRef": {
+                "apiGroup": "trainer.kubeflow.org",
+                "kind": "ClusterTrainingRuntime",
+                "name": RUNTIME,
+            },
+            "trainer": {
+                "image": ctx.probe_image,
+                "command": ["kfconform"],
+                "args": probe_args(args),
+                "numNodes": nodes,
+            },
+            "runtimePatches": [{
+                "manager": "kfconform.io/conformance",
+                "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
+                    "name": "node",
+                    "template": {"spec": {"template": {
+                        "metadata": {"labels": ctx.labels()},
+                        "spec": {
+                            "securityContext": pod_security(),
+                            "containers": [{
+                                "name": "node",
+                                "securityContext": container_security(),
+                            }],
+                        },
+                    }}},
+                }]}}},
+            }],
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// API helpers.
+
+/// An API error on a request the target should have served: a 4xx answer (other than
+/// throttling) is the target's verdict on a valid request, anything else the harness's problem.
+fn api_failure(what: &str, e: kube::Error) -> Failure {
+    match &e {
+        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429 => {
+            Failure::Failed(format!("{what}: {}", crate::cluster::flatten(&e)))
+        }
+        _ => super::harness(what, e),
+    }
+}
+
+async fn create(api: &Api<DynamicObject>, what: &str, obj: Value) -> Result<Value, Failure> {
+    let o: DynamicObject =
+        serde_json::from_value(obj).map_err(|e| Failure::Error(format!("building {what}: {e}")))?;
+    let created = api
+        .create(&PostParams::default(), &o)
+        .await
+        .map_err(|e| api_failure(&format!("creating {what}"), e))?;
+    Ok(serde_json::to_value(&created).unwrap_or(Value::Null))
+}
+
+/// What a watch decides about the object it sees.
+enum Step<T> {
+    /// The wait is over.
+    Done(T),
+    /// Keep watching.
+    Wait,
+    /// Keep watching, but no longer than this from the first time it is said.
+    WaitAtMost(Duration),
+}
+
+/// Watches one object until `decide` says Done, or the budget (or a grace period) runs out.
+/// Returns the decision, if any, and the object as last seen.
+async fn watch_object<T>(
+    api: &Api<DynamicObject>,
+    name: &str,
+    budget: Duration,
+    mut decide: impl FnMut(&Value) -> Step<T>,
+) -> Result<(Option<T>, Value), Failure> {
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let stream = watcher(api.clone(), cfg)
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    let mut deadline = tokio::time::Instant::now() + budget;
+    let mut graced = false;
+    let mut last = Value::Null;
+    let mut errors = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Ok((None, last)),
+            Ok(None) => return Err(Failure::Error(format!("the watch on {name} ended"))),
+            Ok(Some(Err(e))) => {
+                errors += 1;
+                tracing::debug!(%name, error = %e, "watch error");
+                if errors > 5 {
+                    return Err(Failure::Error(format!("watching {name}: {e}")));
+                }
+            }
+            Ok(Some(Ok(obj))) => {
+                last = serde_json::to_value(&obj).unwrap_or(Value::Null);
+                match decide(&last) {
+                    Step::Done(t) => return Ok((Some(t), last)),
+                    Step::Wait => {}
+                    Step::WaitAtMost(d) => {
+                        if !graced {
+                            graced = true;
+                            deadline = deadline.min(tokio::time::Instant::now() + d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn condition<'a>(obj: &'a Value, ctype: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype))
+}
+
+fn is_true(obj: &Value, ctype: &str) -> bool {
+    condition(obj, ctype).is_some_and(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+}
+
+/// "Failed (PyTorchJobFailed: message)" for a condition, for messages.
+fn describe_condition(obj: &Value, ctype: &str) -> String {
+    match condition(obj, ctype) {
+        Some(c) => format!(
+            "{ctype}={} ({}: {})",
+            c.get("status").and_then(Value::as_str).unwrap_or("?"),
+            c.get("reason").and_then(Value::as_str).unwrap_or(""),
+            c.get("message").and_then(Value::as_str).unwrap_or("")
+        ),
+        None => format!("no {ctype} condition"),
+    }
+}
+
+/// The conditions as "Type=Status" for messages.
+fn conditions_summary(obj: &Value) -> String {
+    let list: Vec<String> = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c.get("type").and_then(Value::as_str).unwrap_or("?"),
+                c.get("status").and_then(Value::as_str).unwrap_or("?")
+            )
+        })
+        .collect();
+    if list.is_empty() {
+        "no conditions".into()
+    } else {
+        format!("conditions [{}]", list.join(", "))
+    }
+}
+
+/// A replica's verdict: the schema `kfconform probe train` prints.
+type Verdict = TrainVerdict;
+
+fn env_of<'a>(v: &'a Verdict, key: &str) -> Option<&'a str> {
+    v.env.get(key).map(String::as_str)
+}
+
+/// Pods of the test's namespace.
+async fn list_pods(ctx: &TestContext) -> Result<Vec<Pod>, Failure> {
+    let pods: Api<Pod> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
+    pods.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| api_failure("listing pods", e))
+}
+
+fn pod_name(p: &Pod) -> &str {
+    p.metadata.name.as_deref().unwrap_or("")
+}
+
+/// A pod's log (one container), or a note why there is none.
+async fn pod_log(ctx: &TestContext, pod: &str, container: &str) -> Result<String, String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
+    let params = LogParams {
+        container: Some(container.to_string()),
+        ..LogParams::default()
+    };
+    pods.logs(pod, &params)
+        .await
+        .map_err(|e| crate::cluster::flatten(&e))
+}
+
+/// Reads the verdicts of `names` (container `container`), recording the logs as evidence.
+async fn verdicts(
+    ctx: &TestContext,
+    names: &[String],
+    container: &str,
+) -> BTreeMap<String, Result<Verdict, String>> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        let v = match pod_log(ctx, name, container).await {
+            Ok(log) => {
+                ctx.evidence.record(
+                    format!("log-{name}"),
+                    json!({"pod": name, "container": container,
+                           "lines": log.lines().collect::<Vec<_>>()}),
+                );
+                Verdict::from_log(&log).ok_or_else(|| {
+                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                    format!(
+                        "pod {name} printed no train verdict (last lines: {:?})",
+                        tail.into_iter().rev().collect::<Vec<_>>()
+                    )
+                })
+            }
+            Err(e) => Err(format!("the log of pod {name} is not readable: {e}")),
+        };
+        out.insert(name.clone(), v);
+    }
+    out
+}
+
+/// Records the job and the pods' statuses as evidence.
+fn record(ctx: &TestContext, kind: &str, job: &Value, pods: &[Pod]) {
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("job");
+    ctx.evidence.record(format!("{kind}-{name}"), job.clone());
+    let summary: Vec<Value> = pods
+        .iter()
+        .map(|p| json!({"metadata": p.metadata, "spec": p.spec, "status": p.status}))
+        .collect();
+    ctx.evidence.record("pods", Value::Array(summary));
+}
+
+/// For a failure message: what each replica's probe reported.
+fn verdict_notes(verdicts: &BTreeMap<String, Result<Verdict, String>>) -> String {
+    let notes: Vec<String> = verdicts
+        .iter()
+        .filter_map(|(pod, v)| match v {
+            Ok(v) if v.ok => None,
+            Ok(v) => Some(format!("{pod}: {}", v.violations.join("; "))),
+            Err(e) => Some(e.clone()),
+        })
+        .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; the replicas reported: {}", notes.join(" | "))
+    }
+}
+
+/// After a job ended badly: records the job, its pods and their logs as evidence, and returns
+/// what the replicas reported, for the message.
+async fn explain(
+    ctx: &TestContext,
+    kind: &str,
+    job: &Value,
+    prefix: &str,
+    container: &str,
+) -> String {
+    let pods = list_pods(ctx).await.unwrap_or_default();
+    record(ctx, kind, job, &pods);
+    let names: Vec<String> = pods
+        .iter()
+        .map(|p| pod_name(p).to_string())
+        .filter(|n| n.starts_with(prefix))
+        .take(4)
+        .collect();
+    verdict_notes(&verdicts(ctx, &names, container).await)
+}
+
+/// Verdicts of replicas that crashed while their job ran, read before the operator deletes
+/// their pods (a failed Job's active pods go away, logs included).
+#[derive(Debug, Default)]
+struct Crashes(std::sync::Mutex<BTreeMap<String, Result<Verdict, String>>>);
+
+impl Crashes {
+    fn notes(&self) -> String {
+        self.0.lock().map(|m| verdict_notes(&m)).unwrap_or_default()
+    }
+}
+
+/// Whether a container exited non-zero: `Some(true)` when that run is the previous one.
+fn crashed(pod: &Pod, container: &str) -> Option<bool> {
+    let st = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|s| s.name == container)?;
+    let failed = |t: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>| {
+        t.is_some_and(|t| t.exit_code != 0)
+    };
+    if st.restart_count == 0 && failed(st.state.as_ref().and_then(|s| s.terminated.as_ref())) {
+        return Some(false);
+    }
+    if failed(st.last_state.as_ref().and_then(|s| s.terminated.as_ref())) {
+        return Some(true);
+    }
+    None
+}
+
+/// Watches the pods named `prefix*` and keeps the verdict of the first crash of each (at most
+/// two pods, one log request each). Never returns: run it beside the job's watch.
+async fn watch_crashes(ctx: &TestContext, prefix: &str, container: &str, crashes: &Crashes) {
+    let pods: Api<Pod> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
+    let stream = watcher(pods.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(ev) = stream.next().await {
+        let Ok(pod) = ev else { continue };
+        let name = pod_name(&pod).to_string();
+        let (seen, full) = crashes
+            .0
+            .lock()
+            .map(|m| (m.contains_key(&name), m.len() >= 2))
+            .unwrap_or((true, true));
+        if !name.starts_with(prefix) || seen || full {
+            continue;
+        }
+        let Some(previous) = crashed(&pod, container) else {
+            continue;
+        };
+        let params = LogParams {
+            container: Some(container.to_string()),
+            previous,
+            ..LogParams::default()
+        };
+        let verdict = match pods.logs(&name, &params).await {
+            Ok(log) => {
+                ctx.evidence.record(
+                    format!("log-{name}-crashed"),
+                    json!({"pod": name, "container": container, "previous": previous,
+                           "lines": log.lines().collect::<Vec<_>>()}),
+                );
+                Verdict::from_log(&log)
+                    .ok_or_else(|| format!("pod {name} crashed without a train verdict"))
+            }
+            Err(e) => Err(format!(
+                "pod {name} crashed; its log is not readable: {}",
+                crate::cluster::flatten(&e)
+            )),
+        };
+        if let Ok(mut m) = crashes.0.lock() {
+            m.insert(name, verdict);
+        }
+    }
+    futures::future::pending::<()>().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorchJob.
+
+enum JobEnd {
+    Succeeded,
+    Failed,
+}
+
+fn pytorchjob_end(v: &Value) -> Step<JobEnd> {
+    if is_true(v, "Failed") {
+        Step::Done(JobEnd::Failed)
+    } else if is_true(v, "Succeeded") {
+        Step::Done(JobEnd::Succeeded)
+    } else {
+        Step::Wait
+    }
+}
+
+fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        let name = "kfc-pj-succeeds";
+        let api = Api::namespaced_with(
+            ctx.workload_client().clone(),
+            &ctx.namespace,
+            &pytorchjob_resource(),
+        );
+        let args = train_args("pytorch", RENDEZVOUS);
+        let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 1, &args));
+        create(&api, &format!("PyTorchJob {name}"), job).await?;
+        let (end, last) = watch_object(&api, name, JOB_BUDGET, pytorchjob_end).await?;
+        match end {
+            Some(JobEnd::Succeeded) => Ok(()),
+            Some(JobEnd::Failed) => {
+                let notes =
+                    explain(&ctx, "pytorchjob", &last, &format!("{name}-"), "pytorch").await;
+                Err(Failure::Failed(format!(
+                    "PyTorchJob {name} (1 Master, 1 Worker) ended with {} instead of Succeeded=True{notes}",
+                    describe_condition(&last, "Failed")
+                )))
+            }
+            None => {
+                let notes =
+                    explain(&ctx, "pytorchjob", &last, &format!("{name}-"), "pytorch").await;
+                Err(Failure::Failed(format!(
+                    "PyTorchJob {name} (1 Master, 1 Worker) did not reach Succeeded=True within {}s; it has {}{notes}",
+                    JOB_BUDGET.as_secs(),
+                    conditions_summary(&last)
+                )))
+            }
+        }
+    })
+}
+
+fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        let name = "kfc-pj-env";
+        let api = Api::namespaced_with(
+            ctx.workload_client().clone(),
+            &ctx.namespace,
+            &pytorchjob_resource(),
+        );
+        let args = train_args("pytorch", RENDEZVOUS);
+        let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 2, &args));
+        create(&api, &format!("PyTorchJob {name}"), job).await?;
+        let (end, last) = watch_object(&api, name, JOB_BUDGET, pytorchjob_end).await?;
+        let pods = list_pods(&ctx).await?;
+        let expected = [
+            (format!("{name}-master-0"), 0u32),
+            (format!("{name}-worker-0"), 1),
+            (format!("{name}-worker-1"), 2),
+        ];
+        let mut v = Violations::default();
+        if end.is_none() {
+            v.push(format!(
+                "PyTorchJob {name} did not finish within {}s ({})",
+                JOB_BUDGET.as_secs(),
+                conditions_summary(&last)
+            ));
+        }
+        let present: Vec<String> = expected
+            .iter()
+            .filter(|(n, _)| pods.iter().any(|p| pod_name(p) == n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let found = verdicts(&ctx, &present, "pytorch").await;
+        let master = format!("{name}-master-0");
+        for (pod, rank) in &expected {
+            let Some(result) = found.get(pod) else {
+                v.push(format!("pod {pod} was not created"));
+                continue;
+            };
+            let verdict = match result {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    v.push(e.clone());
+                    continue;
+                }
+            };
+            let rank_s = rank.to_string();
+            let want: [(&str, &str); 8] = [
+                ("MASTER_ADDR", &master),
+                ("PET_MASTER_ADDR", &master),
+                ("MASTER_PORT", PYTORCH_PORT),
+                ("PET_MASTER_PORT", PYTORCH_PORT),
+                ("WORLD_SIZE", "3"),
+                ("PET_NNODES", "3"),
+                ("RANK", &rank_s),
+                ("PET_NODE_RANK", &rank_s),
+            ];
+            for (key, value) in want {
+                match env_of(verdict, key) {
+                    Some(got) if got == value => {}
+                    Some(got) => v.push(format!("pod {pod}: {key}={got:?}, expected {value:?}")),
+                    None => v.push(format!("pod {pod}: {key} is not set (expected {value:?})")),
+                }
+            }
+            if !verdict.ok {
+                v.push(format!(
+                    "pod {pod}: the probe reported {}",
+                    verdict.violations.join("; ")
+                ));
+            }
+            if *rank == 0 {
+                let seen: BTreeSet<u32> = verdict.peers.iter().copied().collect();
+                if seen != BTreeSet::from([0, 1, 2]) || verdict.peers.len() != 3 {
+                    v.push(format!(
+                        "pod {pod}: the master saw ranks {:?} in the rendezvous, expected 0, 1 and 2 once each",
+                        verdict.peers
+                    ));
+                }
+            }
+        }
+        let outcome = v.into_outcome();
+        if outcome.is_err() {
+            record(&ctx, "pytorchjob", &last, &pods);
+        }
+        outcome
+    })
+}
+
+fn pytorchjob_failure(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        let name = "kfc-pj-failure";
+        let api = Api::namespaced_with(
+            ctx.workload_client().clone(),
+            &ctx.namespace,
+            &pytorchjob_resource(),
+        );
+        let job = pytorchjob(
+            &ctx,
+            name,
+            replica(&ctx, 1, &train_args("pytorch", SHORT_RENDEZVOUS)),
+            replica(&ctx, 1, &["fail", "--code", "3"]),
+        );
+        create(&api, &format!("PyTorchJob {name}"), job).await?;
+        let (end, last) = watch_object(&api, name, JOB_BUDGET, |v| match pytorchjob_end(v) {
+            Step::Wait if failed_replicas(v) > 0 => Step::WaitAtMost(FAILURE_GRACE),
+            other => other,
+        })
+        .await?;
+        let result = match end {
+            Some(JobEnd::Failed) => {
+                let reason = condition(&last, "Failed")
+                    .and_then(|c| c.get("reason"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if reason == "PyTorchJobFailed" {
+                    return Ok(());
+                }
+                format!(
+                    "PyTorchJob {name} is Failed but with reason {reason:?}, expected \"PyTorchJobFailed\""
+                )
+            }
+            Some(JobEnd::Succeeded) => format!(
+                "PyTorchJob {name} reached {} although its Worker (restartPolicy Never) exited with code 3",
+                describe_condition(&last, "Succeeded")
+            ),
+            None if failed_replicas(&last) > 0 => format!(
+                "PyTorchJob {name} reports {} failed replica(s) in status.replicaStatuses but no Failed=True condition {}s later ({})",
+                failed_replicas(&last),
+                FAILURE_GRACE.as_secs(),
+                conditions_summary(&last)
+            ),
+            None => format!(
+                "PyTorchJob {name}, whose Worker exits with code 3, did not reach Failed=True within {}s ({})",
+                JOB_BUDGET.as_secs(),
+                conditions_summary(&last)
+            ),
+        };
+        // The job, its pods and their logs, for the vendor.
+        explain(&ctx, "pytorchjob", &last, &format!("{name}-"), "pytorch").await;
+        Err(Failure::Failed(result))
+    })
+}
+
+fn failed_replicas(job: &Value) -> i64 {
+    job.pointer("/status/replicaStatuses")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|s| s.get("failed").and_then(Value::as_i64))
+        .sum()
+}
+
+fn labels_of(p: &Pod) -> BTreeMap<String, String> {
+    p.metadata.labels.clone().unwrap_or_default()
+}
+
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        let name = "kfc-pj-labels";
+        let api = Api::namespaced_with(
+            ctx.workload_client().clone(),
+            &ctx.namespace,
+            &pytorchjob_resource(),
+        );
+        let args = train_args("pytorch", RENDEZVOUS);
+        let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 1, &args));
+        let created = create(&api, &format!("PyTorchJob {name}"), job).await?;
+        let uid = created
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        // The operator creates pods and Services before it reports Running.
+        let (started, last) = watch_object(&api, name, JOB_BUDGET, |v| {
+            if ["Running", "Succeeded", "Failed"]
+                .iter()
+                .any(|c| is_true(v, c))
+            {
+                Step::Done(())
+            } else {
+                Step::Wait
+            }
+        })
+        .await?;
+        let pods = list_pods(&ctx).await?;
+        let services: Api<Service> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
+        let services = services
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| api_failure("listing services", e))?
+            .items;
+        let mut v = Violations::default();
+        if started.is_none() {
+            v.push(format!(
+                "PyTorchJob {name} was neither Running nor finished within {}s ({})",
+                JOB_BUDGET.as_secs(),
+                conditions_summary(&last)
+            ));
+        }
+        let owned: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == uid && r.controller == Some(true))
+            })
+            .collect();
+        let expected = [
+            (format!("{name}-master-0"), "master"),
+            (format!("{name}-worker-0"), "worker"),
+        ];
+        for (pod_name_want, rtype) in &expected {
+            let Some(pod) = owned.iter().find(|p| pod_name(p) == pod_name_want) else {
+                v.push(format!(
+                    "no pod {pod_name_want} controlled by PyTorchJob {name} (its pods: {:?})",
+                    owned.iter().map(|p| pod_name(p)).collect::<Vec<_>>()
+                ));
+                continue;
+            };
+            let labels = labels_of(pod);
+            let want = [
+                ("training.kubeflow.org/job-name", name.to_string()),
+                ("training.kubeflow.org/replica-type", rtype.to_string()),
+                ("training.kubeflow.org/replica-index", "0".to_string()),
+            ];
+            for (k, val) in &want {
+                match labels.get(*k) {
+                    Some(got) if got == val => {}
+                    Some(got) => v.push(format!(
+                        "pod {pod_name_want}: label {k}={got:?}, expected {val:?}"
+                    )),
+                    None => v.push(format!(
+                        "pod {pod_name_want}: label {k} is missing (expected {val:?})"
+                    )),
+                }
+            }
+            let role = labels.get("training.kubeflow.org/job-role");
+            match (*rtype == "master", role.map(String::as_str)) {
+                (true, Some("master")) | (false, None) => {}
+                (true, other) => v.push(format!(
+                    "pod {pod_name_want}: label training.kubeflow.org/job-role is {other:?}, expected \"master\""
+                )),
+                (false, Some(other)) => v.push(format!(
+                    "pod {pod_name_want}: a Worker carries training.kubeflow.org/job-role={other:?}"
+                )),
+            }
+            let Some(svc) = services
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(pod_name_want.as_str()))
+            else {
+                v.push(format!(
+                    "no Service {pod_name_want} for pod {pod_name_want}"
+                ));
+                continue;
+            };
+            let spec = svc.spec.clone().unwrap_or_default();
+            if spec.cluster_ip.as_deref() != Some("None") {
+                v.push(format!(
+                    "Service {pod_name_want} has clusterIP {:?}, expected \"None\" (headless)",
+                    spec.cluster_ip
+                ));
+            }
+            let selector = spec.selector.clone().unwrap_or_default();
+            if !selects(&selector, &labels) {
+                v.push(format!(
+                    "Service {pod_name_want} selector {selector:?} does not select pod {pod_name_want} (labels {labels:?})"
+                ));
+            }
+            for other in owned.iter().filter(|p| pod_name(p) != pod_name_want) {
+                if selects(&selector, &labels_of(other)) {
+                    v.push(format!(
+                        "Service {pod_name_want} selector {selector:?} also selects pod {}",
+                        pod_name(other)
+                    ));
+                }
+            }
+            let has_port = spec.ports.iter().flatten().any(|p| {
+                p.port.to_string() == PYTORCH_PORT && p.name.as_deref() == Some("pytorchjob-port")
+            });
+            if !has_port {
+                v.push(format!(
+                    "Service {pod_name_want} does not expose port {PYTORCH_PORT} named pytorchjob-port (ports {:?})",
+                    spec.ports
+                        .iter()
+                        .flatten()
+                        .map(|p| (p.name.clone(), p.port))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+        let outcome = v.into_outcome();
+        if outcome.is_err() {
+            record(&ctx, "pytorchjob", &last, &pods);
+            ctx.evidence.record(
+                "services",
+                serde_json::to_value(&services).unwrap_or(Value::Null),
+            );
+        }
+        outcome
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// TrainJob.
+
+/// The torch-distributed runtime, or the failure its absence is.
+async fn torch_runtime(ctx: &TestContext) -> Result<Value, Failure> {
+    let api: Api<DynamicObject> = Api::all_with(ctx.workload_client().clone(), &runtime_resource());
+    match api.get(RUNTIME).await {
+        Ok(o) => Ok(serde_json::to_value(&o).unwrap_or(Value::Null)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(Failure::Failed(format!(
+            "the ClusterTrainingRuntime {RUNTIME} is not installed (404), so TrainJobs referencing it cannot run"
+        ))),
+        Err(e) => Err(api_failure(
+            &format!("reading the ClusterTrainingRuntime {RUNTIME}"),
+            e,
+        )),
+    }
+}
+
+fn torch_distributed_runtime(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        let rt = torch_runtime(&ctx).await?;
+        let mut v = Violations::default();
+        let framework = rt
+            .pointer("/metadata/labels/trainer.kubeflow.org~1framework")
+            .and_then(Value::as_str);
+        if framework != Some("torch") {
+            v.push(format!(
+                "ClusterTrainingRuntime {RUNTIME}: label trainer.kubeflow.org/framework is {framework:?}, expected \"torch\""
+            ));
+        }
+        if !rt
+            .pointer("/spec/mlPolicy/torch")
+            .is_some_and(Value::is_object)
+        {
+            v.push(format!(
+                "ClusterTrainingRuntime {RUNTIME} has no spec.mlPolicy.torch policy"
+            ));
+        }
+        let node = rt
+            .pointer("/spec/template/spec/replicatedJobs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|r| r.get("name").and_then(Value::as_str) == Some("node"));
+        match node {
+            None => v.push(format!(
+                "ClusterTrainingRuntime {RUNTIME} has no replicated job named node"
+            )),
+            Some(r) => {
+                let step = r
+                    .pointer(
+                        "/template/metadata/labels/trainer.kubeflow.org~1trainjob-ancestor-step",
+                    )
+                    .and_then(Value::as_str);
+                if step != Some("trainer") {
+                    v.push(format!(
+                        "ClusterTrainingRuntime {RUNTIME}: replicated job node has trainer.kubeflow.org/trainjob-ancestor-step={step:?}, expected \"trainer\""
+                    ));
+                }
+                let has_node = r
+                    .pointer("/template/spec/template/spec/containers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.get("name").and_then(Value::as_str) == Some("node"));
+                if !has_node {
+                    v.push(format!(
+                        "ClusterTrainingRuntime {RUNTIME}: replicated job node has no container named node"
+                    ));
+                }
+            }
+        }
+        let outcome = v.into_outcome();
+        if outcome.is_err() {
+            ctx.evidence
+                .record(format!("clustertrainingruntime-{RUNTIME}"), rt);
+        }
+        outcome
+    })
+}
+
+fn trainjob_end(v: &Value) -> Step<JobEnd> {
+    if is_true(v, "Failed") {
+        Step::Done(JobEnd::Failed)
+    } else if is_true(v, "Complete") {
+        Step::Done(JobEnd::Succeeded)
+    } else {
+        Step::Wait
+    }
+}
+
+fn failed_jobs(tj: &Value) -> i64 {
+    tj.pointer("/status/jobsStatus")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("failed").and_then(Value::as_i64))
+        .sum()
+}
+
+fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        torch_runtime(&ctx).await?;
+        let name = "kfc-tj-torch";
+        let api = Api::namespaced_with(
+            ctx.workload_client().clone(),
+            &ctx.namespace,
+            &trainjob_resource(),
+        );
+        let tj = trainjob(&ctx, name, 2, &train_args("torchrun", RENDEZVOUS));
+        create(&api, &format!("TrainJob {name}"), tj).await?;
+        let prefix = format!("{name}-node-0-");
+        let crashes = Crashes::default();
+        let (end, last) = tokio::select! {
+            r = watch_object(&api, name, JOB_BUDGET, trainjob_end) => r?,
+            _ = watch_crashes(&ctx, &prefix, "node", &crashes) => {
+                return Err(Failure::Error("the pod watch ended".into()));
+            }
+        };
+        match end {
+            Some(JobEnd::Succeeded) => {}
+            Some(JobEnd::Failed) => {
+                let mut notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
+                if notes.is_empty() {
+                    notes = crashes.notes();
+                }
+                return Err(Failure::Failed(format!(
+                    "TrainJob {name} (numNodes 2 on {RUNTIME}) ended with {} instead of Complete=True{notes}",
+                    describe_condition(&last, "Failed")
+                )));
+            }
+            None => {
+                let mut notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
+                if notes.is_empty() {
+                    notes = crashes.notes();
+                }
+                return Err(Failure::Failed(format!(
+                    "TrainJob {name} (numNodes 2 on {RUNTIME}) did not reach Complete=True within {}s; it has {}{notes}",
+                    JOB_BUDGET.as_secs(),
+                    conditions_summary(&last)
+                )));
+            }
+        }
+        let pods = list_pods(&ctx).await?;
+        let nodes: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| pod_name(p).starts_with(&prefix))
+            .collect();
+        let mut v = Violations::default();
+        let names: Vec<String> = nodes.iter().map(|p| pod_name(p).to_string()).collect();
+        let found = verdicts(&ctx, &names, "node").await;
+        let master = format!("{name}-node-0-0.{name}");
+        let mut ranks = BTreeSet::new();
+        for pod in &nodes {
+            let pname = pod_name(pod);
+            let labels = labels_of(pod);
+            for (k, want) in [
+                ("jobset.sigs.k8s.io/jobset-name", name),
+                ("jobset.sigs.k8s.io/replicatedjob-name", "node"),
+            ] {
+                match labels.get(k) {
+                    Some(got) if got == want => {}
+                    other => v.push(format!(
+                        "pod {pname}: label {k} is {other:?}, expected {want:?}"
+                    )),
+                }
+            }
+            let index = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("batch.kubernetes.io/job-completion-index"))
+                .cloned();
+            let Some(Ok(verdict)) = found.get(pname) else {
+                if let Some(Err(e)) = found.get(pname) {
+                    v.push(e.clone());
+                }
+                continue;
+            };
+            let checks: [(&str, Option<&str>); 4] = [
+                ("PET_NNODES", Some("2")),
+                ("PET_NODE_RANK", index.as_deref()),
+                ("PET_MASTER_ADDR", Some(&master)),
+                ("PET_MASTER_PORT", Some(TRAINER_PORT)),
+            ];
+            for (key, want) in checks {
+                match (env_of(verdict, key), want) {
+                    (Some(got), Some(w)) if got == w => {}
+                    (Some(got), Some(w)) => {
+                        v.push(format!("pod {pname}: {key}={got:?}, expected {w:?}"))
+                    }
+                    (None, Some(w)) => {
+                        v.push(format!("pod {pname}: {key} is not set (expected {w:?})"))
+                    }
+                    (_, None) => v.push(format!(
+                        "pod {pname} has no batch.kubernetes.io/job-completion-index annotation to compare {key} with"
+                    )),
+                }
+            }
+            let nproc = env_of(verdict, "PET_NPROC_PER_NODE");
+            if nproc
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_none_or(|n| n == 0)
+            {
+                v.push(format!(
+                    "pod {pname}: PET_NPROC_PER_NODE is {nproc:?}, expected a positive integer (the nodes have no GPUs)"
+                ));
+            }
+            if let Some(r) = env_of(verdict, "PET_NODE_RANK") {
+                ranks.insert(r.to_string());
+            }
+            if !verdict.ok {
+                v.push(format!(
+                    "pod {pname}: the probe reported {}",
+                    verdict.violations.join("; ")
+                ));
+            }
+        }
+        let want_ranks: BTreeSet<String> = ["0".to_string(), "1".to_string()].into();
+        if ranks != want_ranks {
+            v.push(format!(
+                "the TrainJob's pods {names:?} had node ranks {ranks:?}, expected 0 and 1"
+            ));
+        }
+        let listed = last
+            .pointer("/status/jobsStatus")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|s| s.get("name").and_then(Value::as_str) == Some("node"));
+        if !listed {
+            v.push(format!(
+                "TrainJob {name}: status.jobsStatus does not list the replicated job node ({:?})",
+                last.pointer("/status/jobsStatus")
+            ));
+        }
+        let outcome = v.into_outcome();
+        if outcome.is_err() {
+            record(&ctx, "trainjob", &last, &pods);
+        }
+        outcome
+    })
+}
+
+fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
+    Box::pin(async move {
+        torch_runtime(&ctx).await?;
+        let name = "kfc-tj-failure";
+        let api = Api::namespaced_with(
+            ctx.workload_client().clone(),
+            &ctx.namespace,
+            &trainjob_resource(),
+        );
+        let tj = trainjob(&ctx, name, 1, &["fail", "--code", "3"]);
+        create(&api, &format!("TrainJob {name}"), tj).await?;
+        let (end, last) =
+            watch_object(&api, name, SLOW_FAILURE_BUDGET, |v| match trainjob_end(v) {
+                Step::Wait if failed_jobs(v) > 0 => Step::WaitAtMost(FAILURE_GRACE),
+                other => other,
+            })
+            .await?;
+        let message = match end {
+            Some(JobEnd::Failed) => {
+                let reason = condition(&last, "Failed")
+                    .and_then(|c| c.get("reason"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if !reason.is_empty() {
+                    return Ok(());
+                }
+                format!("TrainJob {name} is Failed=True but without a reason")
+            }
+            Some(JobEnd::Succeeded) => format!(
+                "TrainJob {name} reached {} although its node exits with code 3",
+                describe_condition(&last, "Complete")
+            ),
+            None if failed_jobs(&last) > 0 => format!(
+                "TrainJob {name} reports a failed job in status.jobsStatus but no Failed=True condition {}s later ({})",
+                FAILURE_GRACE.as_secs(),
+                conditions_summary(&last)
+            ),
+            None => format!(
+                "TrainJob {name}, whose node exits with code 3, did not reach Failed=True within {}s ({})",
+                SLOW_FAILURE_BUDGET.as_secs(),
+                conditions_summary(&last)
+            ),
+        };
+        explain(&ctx, "trainjob", &last, &format!("{name}-node-0-"), "node").await;
+        Err(Failure::Failed(message))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_matching() {
+        let sel = BTreeMap::from([("a".to_string(), "1".to_string())]);
+        let labels = BTreeMap::from([
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ]);
+        assert!(selects(&sel, &labels));
+        assert!(!selects(&BTreeMap::new(), &labels));
+    }
+}

@@ -1,0 +1,556 @@
+//! The run: resolve the plan against what the target supports, run the selected tests with
+//! bounded parallelism and per-test timeouts, each in its own labelled namespace, collect
+//! evidence of failures, and always delete what the run created.
+
+mod evidence;
+pub mod preflight;
+pub mod rbac;
+pub mod tenant;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::catalog::{Catalog, Plan, PlannedTest, Selection};
+use crate::cluster::{self, Discovered, RequestCounter};
+use crate::conformance::{self, Evidence, Failure, Tenant, TestContext};
+use crate::report::{self, Report, RunConfig, Status, TestResult};
+
+/// The label naming the test an object was created for.
+pub const TEST_LABEL: &str = "kfconform.io/test";
+
+/// How long the runner waits for its namespaces to be gone after the tests.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Options of one run, as the user gave them.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub selection: Selection,
+    /// `--features`: overrides discovery of supported features.
+    pub features: Option<Vec<String>>,
+    pub parallel: usize,
+    pub timeout_scale: f64,
+    pub output: PathBuf,
+    pub probe_image: String,
+    pub emulator: bool,
+    pub defects: Vec<String>,
+    /// The command line that reproduces the run.
+    pub command: String,
+}
+
+/// Progress of a run, for the live display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The plan is resolved: this many tests will run.
+    Planned {
+        run_id: String,
+        to_run: usize,
+        total: usize,
+    },
+    /// A test started.
+    Started { id: String },
+    /// A test finished (skipped tests are reported as finished without starting).
+    Finished { result: TestResult },
+    /// Deleting what the run created.
+    CleaningUp,
+}
+
+/// The target as the run sees it: config for per-test clients, a shared client, discovery.
+pub struct Target {
+    pub config: kube::Config,
+    pub client: kube::Client,
+    pub discovered: Arc<Discovered>,
+    /// Supported features (discovered, or forced with `--features`).
+    pub features: Vec<String>,
+    pub features_overridden: bool,
+}
+
+impl Target {
+    /// Connects and discovers what the target serves.
+    pub async fn connect(
+        config: kube::Config,
+        catalog: &Catalog,
+        features: Option<Vec<String>>,
+    ) -> Result<Target, Error> {
+        let client = cluster::connect(&config).await?;
+        Self::discover(config, client, catalog, features).await
+    }
+
+    /// Discovers what the target serves through an already connected client.
+    pub async fn discover(
+        config: kube::Config,
+        client: kube::Client,
+        catalog: &Catalog,
+        features: Option<Vec<String>>,
+    ) -> Result<Target, Error> {
+        let discovered = cluster::discover(&client).await?;
+        let overridden = features.is_some();
+        let features = match features {
+            Some(f) => {
+                catalog.validate_features(&f)?;
+                f
+            }
+            None => discovered.supported_features(catalog),
+        };
+        Ok(Target {
+            config,
+            client,
+            discovered: Arc::new(discovered),
+            features,
+            features_overridden: overridden,
+        })
+    }
+}
+
+/// The results of executing a plan.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub run_id: String,
+    /// One result per test of the plan, in plan order.
+    pub results: Vec<TestResult>,
+    /// False when the run was cancelled before every selected test finished.
+    pub complete: bool,
+}
+
+/// A fresh run id: short, random, valid inside a namespace name.
+pub fn new_run_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Checks the output directory can be written before anything touches the cluster.
+pub fn check_output(dir: &Path) -> Result<(), report::ReportError> {
+    let fail = |e: std::io::Error| report::ReportError::Output {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".kfconform-write-check");
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Runs the selected tests of `plan` against `target`; cancelling stops the tests in flight,
+/// marks the rest as errors and still deletes every namespace the run created.
+pub async fn execute(
+    target: &Target,
+    catalog: &'static Catalog,
+    plan: &Plan,
+    opts: &RunOptions,
+    run_id: &str,
+    cancel: &CancellationToken,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Execution {
+    let mut results: BTreeMap<usize, TestResult> = BTreeMap::new();
+    let mut runnable = Vec::new();
+    for (i, t) in plan.tests.iter().enumerate() {
+        match skip_reason(t, &target.features) {
+            Some(reason) => {
+                let r = result_of(t, Status::Skipped, reason, Duration::ZERO, 0);
+                results.insert(i, r);
+            }
+            None => runnable.push((i, t)),
+        }
+    }
+    on_event(Event::Planned {
+        run_id: run_id.to_string(),
+        to_run: runnable.len(),
+        total: plan.tests.len(),
+    });
+    for r in results.values() {
+        on_event(Event::Finished { result: r.clone() });
+    }
+
+    let shared = Shared {
+        target,
+        catalog,
+        plan,
+        opts,
+        run_id,
+        on_event,
+        tenants_created: AtomicBool::new(false),
+    };
+    let shared = &shared;
+    let mut stream = futures::stream::iter(
+        runnable
+            .iter()
+            .map(|(i, t)| async move { (*i, shared.run_one(*i, t).await) }),
+    )
+    .buffer_unordered(opts.parallel.max(1));
+    let mut complete = true;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => { complete = false; break; }
+            next = stream.next() => match next {
+                Some((i, r)) => { on_event(Event::Finished { result: r.clone() }); results.insert(i, r); }
+                None => break,
+            }
+        }
+    }
+    drop(stream);
+    for (i, t) in &runnable {
+        results.entry(*i).or_insert_with(|| {
+            result_of(
+                t,
+                Status::Error,
+                "interrupted before the test finished".into(),
+                Duration::ZERO,
+                0,
+            )
+        });
+    }
+    on_event(Event::CleaningUp);
+    // Profiles first: deleting a tenant's namespace while its Profile exists would only make
+    // the Profile controller re-create it.
+    if shared.tenants_created.load(Ordering::SeqCst)
+        && let Err(e) =
+            cluster::delete_labelled_profiles(&target.client, Some(run_id), CLEANUP_TIMEOUT).await
+    {
+        tracing::warn!(
+            "cleanup of run {run_id}'s profiles: {e}; run `kfconform cleanup --run-id {run_id}`"
+        );
+    }
+    if let Err(e) =
+        cluster::delete_labelled_namespaces(&target.client, Some(run_id), CLEANUP_TIMEOUT).await
+    {
+        tracing::warn!("cleanup of run {run_id}: {e}; run `kfconform cleanup --run-id {run_id}`");
+    }
+    Execution {
+        run_id: run_id.to_string(),
+        results: results.into_values().collect(),
+        complete,
+    }
+}
+
+struct Shared<'a> {
+    target: &'a Target,
+    catalog: &'static Catalog,
+    plan: &'a Plan,
+    opts: &'a RunOptions,
+    run_id: &'a str,
+    on_event: &'a (dyn Fn(Event) + Send + Sync),
+    /// Set before the first Profile is asked for, so cleanup (even of an interrupted run)
+    /// looks for Profiles only when the run may have made some.
+    tenants_created: AtomicBool,
+}
+
+impl Shared<'_> {
+    async fn run_one(&self, index: usize, t: &PlannedTest) -> TestResult {
+        let spec = &t.spec;
+        (self.on_event)(Event::Started {
+            id: spec.id.clone(),
+        });
+        let start = Instant::now();
+        let Some(probe) = conformance::find(&spec.id) else {
+            return result_of(
+                t,
+                Status::Error,
+                "no implementation registered for this test".into(),
+                Duration::ZERO,
+                0,
+            );
+        };
+        let namespace = format!("kfconform-{}-{}", self.run_id, index + 1);
+        let timeout = spec.timeout.mul_f64(self.opts.timeout_scale.max(0.01));
+        let counter = RequestCounter::default();
+        let client = match cluster::counting_client(&self.target.config, counter.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                return result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
+            }
+        };
+        let tenant = if spec.tenant {
+            match self
+                .create_tenant(&namespace, &spec.id, timeout, &counter)
+                .await
+            {
+                Ok(tenant) => Some(tenant),
+                Err(e) => {
+                    return result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
+                }
+            }
+        } else {
+            if let Err(e) = self.create_namespace(&namespace, &spec.id).await {
+                return result_of(
+                    t,
+                    Status::Error,
+                    format!("set-up: creating namespace {namespace}: {e}"),
+                    start.elapsed(),
+                    0,
+                );
+            }
+            None
+        };
+        let ctx = Arc::new(TestContext {
+            client,
+            namespace: namespace.clone(),
+            run_id: self.run_id.to_string(),
+            profile: self.plan.profile.clone(),
+            catalog: self.catalog,
+            target: self.target.discovered.clone(),
+            evidence: Evidence::default(),
+            probe_image: self.opts.probe_image.clone(),
+            tenant,
+        });
+        let outcome = match tokio::time::timeout(timeout, (probe.run)(ctx.clone())).await {
+            Ok(o) => o,
+            Err(_) => Err(Failure::Error(format!(
+                "timed out after {:.0}s",
+                timeout.as_secs_f64()
+            ))),
+        };
+        let (status, message) = match outcome {
+            Ok(()) => (Status::Passed, String::new()),
+            Err(Failure::Failed(m)) => (Status::Failed, m),
+            Err(Failure::Error(m)) => (Status::Error, m),
+        };
+        let mut r = result_of(t, status, message, start.elapsed(), 1);
+        r.api_requests = counter.snapshot();
+        if status != Status::Passed {
+            if spec.tenant {
+                self.record_profile(&ctx, &namespace).await;
+            }
+            r.evidence =
+                evidence::save(&self.opts.output, &spec.id, &ctx, &self.target.client).await;
+        }
+        r
+    }
+
+    /// The labels of everything the runner creates for a test.
+    fn labels(&self, test_id: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (crate::RUN_LABEL.to_string(), self.run_id.to_string()),
+            (TEST_LABEL.to_string(), label_value(test_id)),
+        ])
+    }
+
+    /// Creates the Profile `name` for a tenant test and waits until its owner can work in it.
+    async fn create_tenant(
+        &self,
+        name: &str,
+        test_id: &str,
+        timeout: Duration,
+        counter: &RequestCounter,
+    ) -> Result<Tenant, String> {
+        if !tenant::profiles_served(&self.target.discovered) {
+            return Err(
+                "this test runs in a Kubeflow Profile the runner creates, but the \
+                        target does not serve profiles.kubeflow.org/v1 (Profile)"
+                    .into(),
+            );
+        }
+        let owner = tenant::owner_of(name);
+        self.tenants_created.store(true, Ordering::SeqCst);
+        tenant::create_profile(&self.target.client, name, &owner, &self.labels(test_id)).await?;
+        tenant::wait_ready(&self.target.client, name, &owner, timeout).await?;
+        let as_owner = tenant::owner_client(&self.target.config, &owner, counter.clone())?;
+        Ok(Tenant { owner, as_owner })
+    }
+
+    /// Keeps the tenant's Profile as evidence of a failed test.
+    async fn record_profile(&self, ctx: &TestContext, name: &str) {
+        let api: Api<kube::api::DynamicObject> =
+            Api::all_with(self.target.client.clone(), &cluster::profile_resource());
+        if let Ok(Some(p)) = api.get_opt(name).await {
+            ctx.evidence.record(
+                format!("profile-{name}"),
+                serde_json::to_value(&p).unwrap_or_default(),
+            );
+        }
+    }
+
+    async fn create_namespace(&self, name: &str, test_id: &str) -> Result<(), String> {
+        let api: Api<Namespace> = Api::all(self.target.client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                labels: Some(self.labels(test_id)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns)
+            .await
+            .map(|_| ())
+            .map_err(|e| cluster::flatten(&e))
+    }
+}
+
+/// A test id as a label value: `/` is not allowed, and values are at most 63 characters that
+/// start and end alphanumeric.
+fn label_value(id: &str) -> String {
+    let v: String = id.replace('/', ".").chars().take(63).collect();
+    v.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+fn skip_reason(t: &PlannedTest, supported: &[String]) -> Option<String> {
+    if !t.selected {
+        return Some(t.reason.clone().unwrap_or_else(|| "not selected".into()));
+    }
+    let missing: Vec<&str> = t
+        .spec
+        .features
+        .iter()
+        .filter(|f| !supported.contains(f))
+        .map(String::as_str)
+        .collect();
+    (!missing.is_empty()).then(|| format!("feature not supported: {}", missing.join(", ")))
+}
+
+fn result_of(
+    t: &PlannedTest,
+    status: Status,
+    message: String,
+    duration: Duration,
+    attempts: u32,
+) -> TestResult {
+    TestResult {
+        id: t.spec.id.clone(),
+        component: t.spec.component.clone(),
+        title: t.spec.title.clone(),
+        level: t.spec.level,
+        features: t.spec.features.clone(),
+        status,
+        message,
+        duration_seconds: duration.as_secs_f64(),
+        attempts,
+        evidence: Vec::new(),
+        api_requests: BTreeMap::new(),
+    }
+}
+
+/// A finished run: its report and where it was written.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: Report,
+    pub files: Vec<PathBuf>,
+}
+
+/// The whole run: plan, connect, permission preflight, execute, report. `config` is the
+/// target's client config.
+pub async fn run(
+    config: kube::Config,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<RunOutcome, Error> {
+    run_with(config, opts, Checks::default(), cancel, on_event).await
+}
+
+/// What the runner checks before any test.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// Ask the server whether the identity holds every permission of the run's
+    /// [`rbac::rules_for`] (`--skip-preflight` turns it off).
+    pub preflight: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self { preflight: true }
+    }
+}
+
+/// [`run`] with the pre-run checks chosen.
+pub async fn run_with(
+    config: kube::Config,
+    opts: &RunOptions,
+    checks: Checks,
+    cancel: &CancellationToken,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<RunOutcome, Error> {
+    let catalog = Catalog::embedded()?;
+    let plan = catalog.plan(&opts.selection)?;
+    check_output(&opts.output)?;
+    let started_at = Utc::now();
+    let client = cluster::connect(&config).await?;
+    if checks.preflight {
+        preflight::check(
+            &client,
+            &rbac::rules_for(&plan),
+            &rbac_flags(&opts.selection, &plan),
+        )
+        .await?;
+    }
+    let target = Target::discover(config, client, catalog, opts.features.clone()).await?;
+    let run_id = new_run_id();
+    let exec = execute(&target, catalog, &plan, opts, &run_id, cancel, on_event).await;
+    let report = build_report(catalog, &plan, &target, opts, exec, started_at);
+    let files = report::write_report(&opts.output, &report)?;
+    Ok(RunOutcome { report, files })
+}
+
+/// The `kfconform rbac` flags that print the rules of this selection.
+fn rbac_flags(selection: &Selection, plan: &Plan) -> String {
+    let mut flags = vec![format!("--profile {}", plan.profile.name)];
+    for c in &selection.components {
+        flags.push(format!("--component {c}"));
+    }
+    flags.join(" ")
+}
+
+fn build_report(
+    catalog: &Catalog,
+    plan: &Plan,
+    target: &Target,
+    opts: &RunOptions,
+    exec: Execution,
+    started_at: chrono::DateTime<Utc>,
+) -> Report {
+    let verdict = report::compute_verdict(&plan.profile, &exec.results, exec.complete);
+    Report {
+        schema: report::REPORT_SCHEMA_ID.to_string(),
+        run_id: exec.run_id,
+        suite_version: crate::SUITE_VERSION.to_string(),
+        catalog_digest: catalog.digest.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        complete: exec.complete,
+        target: target.discovered.facts(
+            &target.config.cluster_url.to_string(),
+            catalog,
+            target.features.clone(),
+            target.features_overridden,
+        ),
+        config: RunConfig {
+            profile: plan.profile.name.clone(),
+            components: opts.selection.components.clone(),
+            focus: opts.selection.focus.clone(),
+            skip: opts.selection.skip.clone(),
+            parallel: opts.parallel,
+            timeout_scale: opts.timeout_scale,
+            probe_image: opts.probe_image.clone(),
+            emulator: opts.emulator,
+            defects: opts.defects.clone(),
+            command: opts.command.clone(),
+        },
+        summary: report::summarize(&exec.results),
+        verdicts: vec![verdict],
+        results: exec.results,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(
+            super::label_value("platform/apis-served"),
+            "platform.apis-served"
+        );
+        let long = format!("training/{}", "a-".repeat(40));
+        let v = super::label_value(&long);
+        assert!(v.len() <= 63 && v.ends_with('a'), "{v}");
+    }
+}

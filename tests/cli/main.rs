@@ -1,0 +1,17 @@
+//! The command line, reports and signing: exit codes and messages, report.json/junit.xml/html, keys, DSSE signing, verify, bundles, diff, the openssl recipe, the probe image's Dockerfile.
+//!
+//! One binary with topic modules and a shared `util` (as ripgrep and nextest organise theirs),
+//! so the libraries are linked once for all of them.
+
+mod util;
+
+mod bundle;
+mod cli;
+mod diff;
+mod dockerfile;
+mod html;
+mod recipe;
+mod report;
+mod review_cli;
+mod signing;
+mod verify;

@@ -1,0 +1,12 @@
+//! The emulator as a Kubernetes API server: its REST semantics, kube-rs and kubectl against it, structural-schema admission, authentication and authorisation.
+//!
+//! One binary with topic modules and a shared `util` (as ripgrep and nextest organise theirs),
+//! so the libraries are linked once for all of them.
+
+mod util;
+
+mod auth;
+mod emulator_api;
+mod kube_client;
+mod kubectl;
+mod schema_admission;

@@ -1,0 +1,238 @@
+//! Least privilege: the whole suite passes as a user holding exactly what `kfconform rbac`
+//! prints (not cluster-admin), and a user lacking one of those permissions is stopped by the
+//! preflight before any test, with the missing permissions listed and exit 3.
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kfconform_emulator::auth::AuthConfig;
+use kfconform_emulator::{Emulator, EmulatorConfig};
+use kfconform_suite::catalog::{Catalog, Selection};
+use kfconform_suite::runner::{self, RunOptions};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const RUNNER: &str = "runner@example.com";
+const WEAK: &str = "weak@example.com";
+
+/// The emulator with its admin (first, the default kubeconfig user) and two more users;
+/// returns it with the runner's and the weak user's tokens.
+async fn emulator() -> (Emulator, String, String) {
+    let mut auth = AuthConfig::default();
+    let runner = auth.add_user(RUNNER, &[]);
+    let weak = auth.add_user(WEAK, &[]);
+    let emu = Emulator::start(EmulatorConfig {
+        auth,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    (emu, runner, weak)
+}
+
+/// `kfconform rbac ARGS` as documents.
+fn rbac(args: &[&str]) -> Vec<Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
+        .arg("rbac")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    kfconform_core::fixtures::yaml_documents(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+/// Applies a ClusterRole and its ClusterRoleBinding as the admin.
+async fn apply(admin: &kube::Client, docs: &[Value]) {
+    for d in docs {
+        match d["kind"].as_str() {
+            Some("ClusterRole") => {
+                let r: ClusterRole = serde_json::from_value(d.clone()).unwrap();
+                Api::<ClusterRole>::all(admin.clone())
+                    .create(&PostParams::default(), &r)
+                    .await
+                    .unwrap();
+            }
+            Some("ClusterRoleBinding") => {
+                let b: ClusterRoleBinding = serde_json::from_value(d.clone()).unwrap();
+                Api::<ClusterRoleBinding>::all(admin.clone())
+                    .create(&PostParams::default(), &b)
+                    .await
+                    .unwrap();
+            }
+            other => panic!("unexpected document {other:?}"),
+        }
+    }
+}
+
+/// Release profiles (every derived profile is a subset of its release's).
+fn release_profiles() -> Vec<String> {
+    Catalog::embedded()
+        .unwrap()
+        .profiles
+        .iter()
+        .filter(|p| !p.name.contains('/'))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_passes_with_exactly_the_printed_role() {
+    for profile in release_profiles() {
+        let (emu, runner_token, _) = emulator().await;
+        let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+        apply(&admin, &rbac(&["--profile", &profile, "--user", RUNNER])).await;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            selection: Selection {
+                profile: Some(profile.clone()),
+                ..Default::default()
+            },
+            features: None,
+            parallel: 4,
+            timeout_scale: 1.0,
+            output: dir.path().join("results"),
+            probe_image: kfconform_probe::DEFAULT_PROBE_IMAGE.into(),
+            emulator: true,
+            defects: vec![],
+            command: "kfconform run".into(),
+        };
+        let outcome = runner::run(
+            emu.kube_config_for(&runner_token),
+            &opts,
+            &CancellationToken::new(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        let failed: Vec<String> = outcome
+            .report
+            .results
+            .iter()
+            .filter(|r| r.status != kfconform_suite::report::Status::Passed)
+            .map(|r| format!("{} {:?}: {}", r.id, r.status, r.message))
+            .collect();
+        assert!(failed.is_empty(), "{profile} as {RUNNER}: {failed:#?}");
+        assert!(
+            outcome
+                .report
+                .results
+                .iter()
+                .any(|r| r.component == "profiles"),
+            "the profiles suite did not run"
+        );
+        assert!(
+            outcome.report.verdicts.iter().all(|v| v.conformant),
+            "{profile}: {:?}",
+            outcome.report.verdicts
+        );
+        emu.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_permission_stops_the_run_before_any_test() {
+    let profile = kfconform_suite::catalog::DEFAULT_PROFILE;
+    let (emu, _, weak_token) = emulator().await;
+    let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+    // The printed role minus one rule: impersonation when the selection needs it, else the
+    // per-test namespaces (every run needs those).
+    let mut docs = rbac(&["--profile", profile, "--user", WEAK]);
+    let rules = docs[0]["rules"].as_array_mut().unwrap();
+    let drop = rules
+        .iter()
+        .position(|r| r["verbs"][0] == "impersonate")
+        .or_else(|| rules.iter().position(|r| r["resources"][0] == "namespaces"))
+        .unwrap();
+    let dropped = rules.remove(drop);
+    docs[0]["metadata"]["name"] = "kfconform-weak".into();
+    docs[1]["metadata"]["name"] = "kfconform-weak".into();
+    docs[1]["roleRef"]["name"] = "kfconform-weak".into();
+    apply(&admin, &docs).await;
+    let resource = dropped["resources"][0].as_str().unwrap();
+    let expected: Vec<String> = dropped["verbs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("{} {resource}", v.as_str().unwrap()))
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, emu.kubeconfig_yaml_for(&weak_token)).unwrap();
+    let out_dir = dir.path().join("results");
+    let (kc, od) = (kubeconfig.clone(), out_dir.clone());
+    let profile_arg = profile.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
+            .args(["run", "--profile", &profile_arg, "--kubeconfig"])
+            .arg(kc)
+            .arg("-o")
+            .arg(od)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let line = lines[0];
+    assert!(
+        line.contains("lacks permissions the runner needs"),
+        "{line}"
+    );
+    let listed = line
+        .split_once("needs: ")
+        .and_then(|(_, rest)| rest.split_once(" (grant them with"))
+        .map(|(list, _)| list)
+        .unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(listed, expected.join("; "), "{line}");
+    assert!(
+        line.contains(&format!(
+            "kfconform rbac --profile {profile} --user {WEAK} | kubectl apply -f -"
+        )),
+        "{line}"
+    );
+    assert!(
+        !out_dir.join("report.json").exists(),
+        "a report was written"
+    );
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let created = namespaces
+        .list(&ListParams::default().labels(kfconform_suite::RUN_LABEL))
+        .await
+        .unwrap();
+    assert!(created.items.is_empty());
+    assert!(
+        !emu.request_counts()
+            .contains_key(&("create".to_string(), "namespaces".to_string())),
+        "a namespace was created"
+    );
+
+    // --skip-preflight lets the run start (and fail as it may).
+    let (kc, od) = (kubeconfig.clone(), out_dir.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
+            .args([
+                "run",
+                "--skip-preflight",
+                "--focus",
+                "kubernetes-version",
+                "--kubeconfig",
+            ])
+            .arg(kc)
+            .arg("-o")
+            .arg(od)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("lacks permissions"),
+        "{out:?}"
+    );
+    emu.shutdown().await;
+}

@@ -1,0 +1,18 @@
+//! The conformance suite: the catalog, the defect matrix, each component's tests against the emulator, tenants, least privilege, cleanup and interrupted runs, bench, CONFORMANCE.md.
+//!
+//! One binary with topic modules and a shared `util` (as ripgrep and nextest organise theirs),
+//! so the libraries are linked once for all of them.
+
+mod util;
+
+mod bench;
+mod catalog;
+mod cleanup;
+mod conformance_md;
+mod defects;
+mod interrupt;
+mod least_privilege;
+mod profiles;
+mod sigint;
+mod tenant;
+mod training;

@@ -1,0 +1,2 @@
+//! Helpers shared by this binary's topic modules.
+#![allow(dead_code)]
