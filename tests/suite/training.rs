@@ -1059,6 +1059,8 @@ async fn training_tests_pass_as_a_profile_owner() {
                     owner: owner.to_string(),
                     as_owner: as_owner.clone(),
                 }),
+                deadline: tokio::time::Instant::now() + Duration::from_secs(120),
+                timeout_scale: 1.0,
             });
             let run = t.run;
             async move {

@@ -2,19 +2,24 @@
 //! catalog id. Tests talk to the target only through [`TestContext`]: they never know whether
 //! it is the emulator or a real cluster.
 
+mod budget;
 pub mod platform;
 pub mod profiles;
 pub mod training;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::catalog::{ApiResourceRef, Catalog, Profile};
 use crate::cluster::Discovered;
+
+pub use budget::{Budget, Window, secs};
 
 /// Why a test did not pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +74,11 @@ pub struct TestContext {
     /// The Profile the runner made for this test, when its catalog entry asks for a tenant;
     /// `namespace` is then the Profile's namespace.
     pub tenant: Option<Tenant>,
+    /// When the runner stops the test (catalog timeout × `--timeout-scale` after its start);
+    /// every wait of the test ends by then, see [`TestContext::budget`].
+    pub deadline: tokio::time::Instant,
+    /// The run's `--timeout-scale`, which the test's fixed waits are scaled by.
+    pub timeout_scale: f64,
 }
 
 /// A Profile the runner created for a test, owned by a synthetic user.
@@ -87,6 +97,34 @@ impl TestContext {
             Some(t) => &t.as_owner,
             None => &self.client,
         }
+    }
+
+    /// The test's deadline and scale, which every wait derives from.
+    pub fn budget(&self) -> Budget {
+        Budget::new(self.deadline, self.timeout_scale)
+    }
+
+    /// Time left until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.budget().remaining()
+    }
+
+    /// A fixed wait (grace, settle time, follow-up window) scaled by `--timeout-scale`, never
+    /// beyond the deadline.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        self.budget().scaled(d)
+    }
+
+    /// [`TestContext::scaled`] as a window for [`wait::wait_for`], which knows when the
+    /// deadline cut it.
+    pub fn window(&self, d: Duration) -> Window {
+        self.budget().window(d)
+    }
+
+    /// The time to the deadline less `margin` (scaled): the budget of a wait the test still
+    /// has work after (reading logs, saving evidence).
+    pub fn leaving(&self, margin: Duration) -> Duration {
+        self.budget().leaving(margin)
     }
 
     /// Every API resource the profile's required features need.

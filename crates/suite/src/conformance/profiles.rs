@@ -3,25 +3,29 @@
 //!
 //! Every test creates its own Profiles (named from the test's namespace, labelled with the run
 //! id, owned by synthetic `@kfconform.invalid` users) and deletes them when it ends. Waits are
-//! watches: first until the controller has finished a pass over the Profile (upstream adds
-//! `profile-finalizer` last), then a short grace per object for controllers that order their
-//! writes differently.
+//! watches ([`wait_for`]): first until the controller has finished a pass over the Profile
+//! (upstream adds `profile-finalizer` last), then a short grace per object for controllers that
+//! order their writes differently. Every wait is scaled by `--timeout-scale` and ends by the
+//! test's deadline.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use kube::runtime::wait::await_condition;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
-use super::{Failure, Outcome, ProbeTest, TestContext, TestFuture, Violations, harness};
+use super::wait::{Step, wait_for};
+use super::{
+    Failure, Outcome, ProbeTest, TestContext, TestFuture, Violations, Window, harness, secs,
+};
 
 /// The component's tests, by catalog id.
 pub const TESTS: &[ProbeTest] = &[
@@ -67,6 +71,8 @@ pub const TESTS: &[ProbeTest] = &[
     },
 ];
 
+// Each wait below is scaled by `--timeout-scale` and ends by the test's deadline.
+
 /// How long the Profile controller gets to finish its first pass over a new Profile.
 const SETTLE: Duration = Duration::from_secs(60);
 /// How long an object may still take to appear once the controller finished its pass.
@@ -77,6 +83,9 @@ const FOLLOW: Duration = Duration::from_secs(60);
 const DELETION: Duration = Duration::from_secs(60);
 /// How long a new RoleBinding may take to reach the API server's authorizer.
 const PROPAGATION: Duration = Duration::from_secs(5);
+/// The first pause before an access review is asked again; it doubles up to [`MAX_RE_ASK`].
+const FIRST_RE_ASK: Duration = Duration::from_millis(100);
+const MAX_RE_ASK: Duration = Duration::from_secs(1);
 
 /// The controller's finalizer; seeing it means upstream finished a reconcile pass.
 const FINALIZER: &str = "profile-finalizer";
@@ -321,40 +330,24 @@ where
     })
 }
 
-/// Waits (with a watch) until `cond` holds for the object `name`, at most `budget`; returns the
-/// object as last seen (None when absent), whether or not the condition came to hold.
-async fn wait_for<K>(
-    api: &Api<K>,
-    name: &str,
-    budget: Duration,
-    cond: impl Fn(Option<&K>) -> bool + Send + 'static,
-) -> Result<Option<K>, Failure>
-where
-    K: Clone + Debug + Send + DeserializeOwned + kube::Resource + 'static,
-{
-    match tokio::time::timeout(budget, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) => Err(Failure::Error(format!("watching {name}: {e}"))),
-        Err(_) => api
-            .get_opt(name)
-            .await
-            .map_err(|e| harness(&format!("GET {name}"), e)),
-    }
+/// A yes/no condition as a condition of [`wait_for`]: done once it holds.
+fn until<K>(cond: impl Fn(Option<&K>) -> bool) -> impl FnMut(Option<&K>) -> Step<()> {
+    move |o| if cond(o) { Step::Done(()) } else { Step::Wait }
 }
 
 /// Waits until the controller has finished a pass over Profile `name` (upstream adds its
 /// finalizer last); a controller that never adds it only costs the wait.
-async fn settled(ctx: &TestContext, name: &str) -> Result<(), Failure> {
+async fn settled(ctx: &TestContext, name: &str, window: Window) -> Result<(), Failure> {
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &profile_resource());
-    let found = wait_for(&api, name, SETTLE, |p: Option<&DynamicObject>| {
+    let finalized = until(|p: Option<&DynamicObject>| {
         p.is_some_and(|p| {
             p.metadata
                 .finalizers
                 .as_ref()
                 .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
         })
-    })
-    .await?;
+    });
+    let found = wait_for(&api, name, window, finalized).await?.last;
     if found.is_none() {
         return Err(Failure::Failed(format!(
             "Profile {name} disappeared right after it was created"
@@ -363,12 +356,19 @@ async fn settled(ctx: &TestContext, name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Waits briefly for an object the controller should have made; None when it never appeared.
-async fn expect_object<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Failure>
+/// Waits briefly (a [`GRACE`]) for an object the controller should have made; None when it
+/// never appeared.
+async fn expect_object<K>(ctx: &TestContext, api: &Api<K>, name: &str) -> Result<Option<K>, Failure>
 where
     K: Clone + Debug + Send + DeserializeOwned + kube::Resource + 'static,
 {
-    wait_for(api, name, GRACE, |o: Option<&K>| o.is_some()).await
+    let found = wait_for(
+        api,
+        name,
+        ctx.window(GRACE),
+        until(|o: Option<&K>| o.is_some()),
+    );
+    Ok(found.await?.last)
 }
 
 /// Creates a Profile and waits for the controller to make its namespace.
@@ -380,13 +380,16 @@ async fn profile_with_namespace(
     extra_spec: Value,
 ) -> Result<(String, Namespace), Failure> {
     let name = tenants.create(ctx, suffix, owner, extra_spec).await?;
-    settled(ctx, &name).await?;
+    let settle = ctx.window(SETTLE);
+    settled(ctx, &name, settle).await?;
+    let grace = ctx.window(GRACE);
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    match expect_object(&namespaces, &name).await? {
+    let exists = until(|n: Option<&Namespace>| n.is_some());
+    match wait_for(&namespaces, &name, grace, exists).await?.last {
         Some(ns) => Ok((name, ns)),
         None => Err(Failure::Failed(format!(
-            "Profile {name} (owner {owner}): no namespace {name} was created within {}s",
-            (SETTLE + GRACE).as_secs()
+            "Profile {name} (owner {owner}): no namespace {name} was created within {}",
+            secs(settle.length + grace.length)
         ))),
     }
 }
@@ -521,16 +524,17 @@ async fn expect_decisions(
 ) -> Result<(), Failure> {
     // One propagation window per call: once it has passed, every binding asked about has had
     // its chance to arrive.
-    let deadline = Instant::now() + PROPAGATION;
+    let deadline = Instant::now() + ctx.scaled(PROPAGATION);
+    let budget = ctx.budget();
     let mut wrongly_allowed = Vec::new();
     let mut wrongly_denied = Vec::new();
     for (access, want) in checks {
         let mut got = review(ctx, who, access).await?;
         if *want && !got {
-            let mut pause = Duration::from_millis(100);
+            let mut pause = budget.scale(FIRST_RE_ASK);
             while !got && Instant::now() < deadline {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
+                tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
+                pause = (pause * 2).min(budget.scale(MAX_RE_ASK));
                 got = review(ctx, who, access).await?;
             }
         }
@@ -711,7 +715,7 @@ async fn owner_admin_binding_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) 
     let owner = user(&ctx, "alice");
     let (name, _) = profile_with_namespace(&ctx, &tenants, "admin", &owner, json!({})).await?;
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
-    let Some(rb) = expect_object(&api, "namespaceAdmin").await? else {
+    let Some(rb) = expect_object(&ctx, &api, "namespaceAdmin").await? else {
         return Err(Failure::Failed(format!(
             "Profile {name}: namespace {name} has no RoleBinding namespaceAdmin for the owner {owner}"
         )));
@@ -750,12 +754,12 @@ async fn default_service_accounts_body(ctx: Arc<TestContext>, tenants: Arc<Tenan
         ("default-editor", "kubeflow-edit"),
         ("default-viewer", "kubeflow-view"),
     ] {
-        if expect_object(&sas, sa).await?.is_none() {
+        if expect_object(&ctx, &sas, sa).await?.is_none() {
             v.push(format!(
                 "Profile {name}: no ServiceAccount {name}/{sa} was created"
             ));
         }
-        match expect_object(&rbs, sa).await? {
+        match expect_object(&ctx, &rbs, sa).await? {
             None => v.push(format!(
                 "Profile {name}: no RoleBinding {name}/{sa} (binding ServiceAccount {sa} to {role}) was created"
             )),
@@ -903,7 +907,7 @@ async fn member_isolation_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> 
     let (name, _) = profile_with_namespace(&ctx, &tenants, "members", &owner, json!({})).await?;
     // The owner's access comes from namespaceAdmin: give it its grace before asking.
     let rbs: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
-    expect_object(&rbs, "namespaceAdmin").await?;
+    expect_object(&ctx, &rbs, "namespaceAdmin").await?;
     let mut checks: Vec<Access> = served_kubeflow(&ctx)
         .iter()
         .map(|(g, _, r, _)| Access::new("create", g, r, &name))
@@ -986,7 +990,7 @@ async fn default_service_account_permissions_body(
     let (name, _) = profile_with_namespace(&ctx, &tenants, "sa-rbac", &owner, json!({})).await?;
     let rbs: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
     for sa in ["default-editor", "default-viewer"] {
-        expect_object(&rbs, sa).await?;
+        expect_object(&ctx, &rbs, sa).await?;
     }
     let mut resources: Vec<(String, String)> = vec![
         (String::new(), "pods".into()),
@@ -1060,11 +1064,9 @@ async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Ou
     let quotas: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &name);
     let want = hard_of(Some(&json!({"hard": first})));
     let w = want.clone();
-    let found = wait_for(&quotas, "kf-resource-quota", GRACE, move |q| {
-        quota_hard(q) == Some(w.clone())
-    })
-    .await?;
-    match quota_hard(found.as_ref()) {
+    let follows = until(move |q| quota_hard(q) == Some(w.clone()));
+    let found = wait_for(&quotas, "kf-resource-quota", ctx.window(GRACE), follows).await?;
+    match quota_hard(found.last.as_ref()) {
         None => {
             return Err(Failure::Failed(format!(
                 "Profile {name} has resourceQuotaSpec.hard {want:?} but namespace {name} has no ResourceQuota kf-resource-quota"
@@ -1090,16 +1092,15 @@ async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Ou
         .map_err(|e| harness(&format!("patching Profile {name}"), e))?;
     let want = hard_of(Some(&json!({"hard": second})));
     let w = want.clone();
-    let found = wait_for(&quotas, "kf-resource-quota", FOLLOW, move |q| {
-        quota_hard(q) == Some(w.clone())
-    })
-    .await?;
-    let got = quota_hard(found.as_ref());
+    let follows = until(move |q| quota_hard(q) == Some(w.clone()));
+    let follow = ctx.window(FOLLOW);
+    let found = wait_for(&quotas, "kf-resource-quota", follow, follows).await?;
+    let got = quota_hard(found.last.as_ref());
     if got.as_ref() != Some(&want) {
         return Err(Failure::Failed(format!(
-            "after Profile {name}'s resourceQuotaSpec.hard changed to {want:?}, ResourceQuota {name}/kf-resource-quota still has {} after {}s",
+            "after Profile {name}'s resourceQuotaSpec.hard changed to {want:?}, ResourceQuota {name}/kf-resource-quota still has {} after {}",
             got.map_or_else(|| "no quota at all".to_string(), |g| format!("hard {g:?}")),
-            FOLLOW.as_secs()
+            secs(follow.length)
         )));
     }
     // The limits are removed: so is the quota.
@@ -1111,12 +1112,14 @@ async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Ou
         )
         .await
         .map_err(|e| harness(&format!("patching Profile {name}"), e))?;
-    let found = wait_for(&quotas, "kf-resource-quota", FOLLOW, |q| q.is_none()).await?;
-    if let Some(q) = found {
+    let follow = ctx.window(FOLLOW);
+    let gone = until(|q: Option<&ResourceQuota>| q.is_none());
+    let found = wait_for(&quotas, "kf-resource-quota", follow, gone).await?;
+    if let Some(q) = found.last {
         return Err(Failure::Failed(format!(
-            "Profile {name} no longer sets resourceQuotaSpec, but ResourceQuota {name}/kf-resource-quota (hard {:?}) was not deleted within {}s",
+            "Profile {name} no longer sets resourceQuotaSpec, but ResourceQuota {name}/kf-resource-quota (hard {:?}) was not deleted within {}",
             quota_hard(Some(&q)).unwrap_or_default(),
-            FOLLOW.as_secs()
+            secs(follow.length)
         )));
     }
     Ok(())
@@ -1139,31 +1142,48 @@ async fn deletion_removes_namespace_body(ctx: Arc<TestContext>, tenants: Arc<Ten
     }
     let start = Instant::now();
     let mut v = Violations::default();
-    let stayed = wait_for(&profiles, &name, DELETION, |p| p.is_none()).await?;
+    let deletion = ctx.window(DELETION);
+    let gone = until(|p: Option<&DynamicObject>| p.is_none());
+    let stayed = wait_for(&profiles, &name, deletion, gone).await?.last;
     if let Some(p) = &stayed {
         v.push(format!(
-            "Profile {name} still exists {}s after it was deleted (deletionTimestamp {:?}, finalizers {:?})",
-            DELETION.as_secs(),
+            "Profile {name} still exists {} after it was deleted (deletionTimestamp {:?}, finalizers {:?})",
+            secs(deletion.length),
             p.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
             p.metadata.finalizers.clone().unwrap_or_default()
         ));
     }
     // While the Profile stays, its namespace is not expected to go: only look at it then.
-    let left = if stayed.is_none() {
-        DELETION.saturating_sub(start.elapsed()).max(GRACE)
-    } else {
-        Duration::ZERO
-    };
+    // Once the Profile is gone, the namespace gets the rest of the window, at least a grace.
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    if let Some(ns) = wait_for(&namespaces, &name, left, |n| n.is_none()).await? {
+    let left = if stayed.is_none() {
+        let grace = ctx.window(GRACE);
+        let rest = deletion.length.saturating_sub(start.elapsed());
+        let window = if rest > grace.length {
+            Window {
+                length: rest,
+                cut_from: deletion.cut_from,
+            }
+        } else {
+            grace
+        };
+        let gone = until(|n: Option<&Namespace>| n.is_none());
+        wait_for(&namespaces, &name, window, gone).await?.last
+    } else {
+        namespaces
+            .get_opt(&name)
+            .await
+            .map_err(|e| harness(&format!("GET namespace {name}"), e))?
+    };
+    if let Some(ns) = left {
         let phase = ns
             .status
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
         v.push(format!(
-            "namespace {name} still exists (phase {phase:?}) {}s after Profile {name} was deleted; ownerReferences: {}",
-            start.elapsed().as_secs(),
+            "namespace {name} still exists (phase {phase:?}) {} after Profile {name} was deleted; ownerReferences: {}",
+            secs(start.elapsed()),
             to_value(&ns.metadata.owner_references.unwrap_or_default())
         ));
     }

@@ -5,7 +5,8 @@
 //! from the pod logs. Contracts and citations: docs/contracts/training.md.
 //!
 //! Each test creates only namespaced objects with the workload client (it may run as a
-//! Profile's owner) and waits with one watch on the job; it never polls.
+//! Profile's owner) and waits with one watch on the job ([`wait_for`]); it never polls. A job
+//! gets until the test's deadline, less a margin for reading what its pods reported.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use kube::api::{
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use super::{Failure, ProbeTest, TestContext, TestFuture, Violations};
+use super::wait::{Step, wait_for};
+use super::{Failure, ProbeTest, TestContext, TestFuture, Violations, secs};
 use kfconform_core::verdict::TrainVerdict;
 
 /// The training tests, by catalog id.
@@ -54,16 +56,16 @@ pub const TESTS: &[ProbeTest] = &[
     },
 ];
 
-/// How long a job may take to finish before the test gives up (below the catalog timeouts).
-const JOB_BUDGET: Duration = Duration::from_secs(270);
-/// How long a failed job may take to finish on a real cluster (six restart back-offs).
-const SLOW_FAILURE_BUDGET: Duration = Duration::from_secs(1140);
-/// Once a replica is reported failed, how long the terminal condition may lag behind.
+/// What a job's wait leaves of the test's time (scaled), to read the pods' logs and keep
+/// evidence when the job did not end as it should: a job gets the rest.
+const EVIDENCE_MARGIN: Duration = Duration::from_secs(30);
+/// Once a replica is reported failed, how long the terminal condition may lag behind (scaled).
 const FAILURE_GRACE: Duration = Duration::from_secs(60);
-/// Rendezvous deadline of the replicas that should succeed.
-const RENDEZVOUS: &str = "120s";
-/// Rendezvous deadline of a master whose worker is meant to fail.
-const SHORT_RENDEZVOUS: &str = "30s";
+/// Rendezvous deadline of the replicas that should succeed (scaled: replicas of a slow
+/// cluster start further apart).
+const RENDEZVOUS: Duration = Duration::from_secs(120);
+/// Rendezvous deadline of a master whose worker is meant to fail (scaled).
+const SHORT_RENDEZVOUS: Duration = Duration::from_secs(30);
 const RUNTIME: &str = "torch-distributed";
 const PYTORCH_PORT: &str = "23456";
 const TRAINER_PORT: &str = "29500";
@@ -102,15 +104,15 @@ fn container_security() -> Value {
     json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
 }
 
-fn probe_args(args: &[&str]) -> Vec<String> {
+fn probe_args(args: &[impl AsRef<str>]) -> Vec<String> {
     std::iter::once("probe")
-        .chain(args.iter().copied())
+        .chain(args.iter().map(AsRef::as_ref))
         .map(str::to_string)
         .collect()
 }
 
 /// A PyTorchJob replica spec running `kfconform probe <args>` in container `pytorch`.
-fn replica(ctx: &TestContext, replicas: u32, args: &[&str]) -> Value {
+fn replica(ctx: &TestContext, replicas: u32, args: &[impl AsRef<str>]) -> Value {
     json!({
         "replicas": replicas,
         "restartPolicy": "Never",
@@ -139,24 +141,24 @@ fn pytorchjob(ctx: &TestContext, name: &str, master: Value, worker: Value) -> Va
     })
 }
 
-fn train_args(framework: &str, rendezvous: &'static str) -> Vec<&'static str> {
-    let framework: &'static str = if framework == "torchrun" {
+/// `train` arguments; the rendezvous deadline is scaled like the test's waits.
+fn train_args(ctx: &TestContext, framework: &str, rendezvous: Duration) -> Vec<String> {
+    let framework = if framework == "torchrun" {
         "torchrun"
     } else {
         "pytorch"
     };
-    vec![
-        "train",
-        "--framework",
-        framework,
-        "--rendezvous-timeout",
-        rendezvous,
-    ]
+    let rendezvous = format!("{}ms", ctx.scaled(rendezvous).as_millis());
+    ["train", "--framework", framework, "--rendezvous-timeout"]
+        .into_iter()
+        .map(str::to_string)
+        .chain([rendezvous])
+        .collect()
 }
 
 /// A TrainJob on torch-distributed running `kfconform probe <args>` on `nodes` nodes, made
 /// restricted-compliant through runtimePatches (the runtime itself sets no securityContext).
-fn trainjob(ctx: &TestContext, name: &str, nodes: u32, args: &[&str]) -> Value {
+fn trainjob(ctx: &TestContext, name: &str, nodes: u32, args: &[impl AsRef<str>]) -> Value {
     json!({
         "apiVersion": "trainer.kubeflow.org/v1alpha1",
         "kind": "TrainJob",
@@ -217,59 +219,21 @@ async fn create(api: &Api<DynamicObject>, what: &str, obj: Value) -> Result<Valu
     Ok(serde_json::to_value(&created).unwrap_or(Value::Null))
 }
 
-/// What a watch decides about the object it sees.
-enum Step<T> {
-    /// The wait is over.
-    Done(T),
-    /// Keep watching.
-    Wait,
-    /// Keep watching, but no longer than this from the first time it is said.
-    WaitAtMost(Duration),
+/// A condition on a job's JSON as a condition of [`wait_for`]; a job that is not there (yet,
+/// or any more) is waited for.
+fn on_json<T>(
+    mut decide: impl FnMut(&Value) -> Step<T>,
+) -> impl FnMut(Option<&DynamicObject>) -> Step<T> {
+    move |o| match o {
+        Some(o) => decide(&serde_json::to_value(o).unwrap_or(Value::Null)),
+        None => Step::Wait,
+    }
 }
 
-/// Watches one object until `decide` says Done, or the budget (or a grace period) runs out.
-/// Returns the decision, if any, and the object as last seen.
-async fn watch_object<T>(
-    api: &Api<DynamicObject>,
-    name: &str,
-    budget: Duration,
-    mut decide: impl FnMut(&Value) -> Step<T>,
-) -> Result<(Option<T>, Value), Failure> {
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let stream = watcher(api.clone(), cfg)
-        .default_backoff()
-        .applied_objects();
-    futures::pin_mut!(stream);
-    let mut deadline = tokio::time::Instant::now() + budget;
-    let mut graced = false;
-    let mut last = Value::Null;
-    let mut errors = 0;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => return Ok((None, last)),
-            Ok(None) => return Err(Failure::Error(format!("the watch on {name} ended"))),
-            Ok(Some(Err(e))) => {
-                errors += 1;
-                tracing::debug!(%name, error = %e, "watch error");
-                if errors > 5 {
-                    return Err(Failure::Error(format!("watching {name}: {e}")));
-                }
-            }
-            Ok(Some(Ok(obj))) => {
-                last = serde_json::to_value(&obj).unwrap_or(Value::Null);
-                match decide(&last) {
-                    Step::Done(t) => return Ok((Some(t), last)),
-                    Step::Wait => {}
-                    Step::WaitAtMost(d) => {
-                        if !graced {
-                            graced = true;
-                            deadline = deadline.min(tokio::time::Instant::now() + d);
-                        }
-                    }
-                }
-            }
-        }
-    }
+/// A job as last seen, as JSON (`null` when never seen).
+fn json_of(o: Option<DynamicObject>) -> Value {
+    o.and_then(|o| serde_json::to_value(o).ok())
+        .unwrap_or(Value::Null)
 }
 
 fn condition<'a>(obj: &'a Value, ctype: &str) -> Option<&'a Value> {
@@ -538,11 +502,13 @@ fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
             &ctx.namespace,
             &pytorchjob_resource(),
         );
-        let args = train_args("pytorch", RENDEZVOUS);
+        let args = train_args(&ctx, "pytorch", RENDEZVOUS);
         let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 1, &args));
         create(&api, &format!("PyTorchJob {name}"), job).await?;
-        let (end, last) = watch_object(&api, name, JOB_BUDGET, pytorchjob_end).await?;
-        match end {
+        let budget = ctx.leaving(EVIDENCE_MARGIN);
+        let waited = wait_for(&api, name, budget, on_json(pytorchjob_end)).await?;
+        let last = json_of(waited.last);
+        match waited.done {
             Some(JobEnd::Succeeded) => Ok(()),
             Some(JobEnd::Failed) => {
                 let notes =
@@ -556,8 +522,8 @@ fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
                 let notes =
                     explain(&ctx, "pytorchjob", &last, &format!("{name}-"), "pytorch").await;
                 Err(Failure::Failed(format!(
-                    "PyTorchJob {name} (1 Master, 1 Worker) did not reach Succeeded=True within {}s; it has {}{notes}",
-                    JOB_BUDGET.as_secs(),
+                    "PyTorchJob {name} (1 Master, 1 Worker) did not reach Succeeded=True within {}; it has {}{notes}",
+                    secs(budget),
                     conditions_summary(&last)
                 )))
             }
@@ -573,10 +539,12 @@ fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
             &ctx.namespace,
             &pytorchjob_resource(),
         );
-        let args = train_args("pytorch", RENDEZVOUS);
+        let args = train_args(&ctx, "pytorch", RENDEZVOUS);
         let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 2, &args));
         create(&api, &format!("PyTorchJob {name}"), job).await?;
-        let (end, last) = watch_object(&api, name, JOB_BUDGET, pytorchjob_end).await?;
+        let budget = ctx.leaving(EVIDENCE_MARGIN);
+        let waited = wait_for(&api, name, budget, on_json(pytorchjob_end)).await?;
+        let (end, last) = (waited.done, json_of(waited.last));
         let pods = list_pods(&ctx).await?;
         let expected = [
             (format!("{name}-master-0"), 0u32),
@@ -586,8 +554,8 @@ fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
         let mut v = Violations::default();
         if end.is_none() {
             v.push(format!(
-                "PyTorchJob {name} did not finish within {}s ({})",
-                JOB_BUDGET.as_secs(),
+                "PyTorchJob {name} did not finish within {} ({})",
+                secs(budget),
                 conditions_summary(&last)
             ));
         }
@@ -663,16 +631,19 @@ fn pytorchjob_failure(ctx: Arc<TestContext>) -> TestFuture {
         let job = pytorchjob(
             &ctx,
             name,
-            replica(&ctx, 1, &train_args("pytorch", SHORT_RENDEZVOUS)),
+            replica(&ctx, 1, &train_args(&ctx, "pytorch", SHORT_RENDEZVOUS)),
             replica(&ctx, 1, &["fail", "--code", "3"]),
         );
         create(&api, &format!("PyTorchJob {name}"), job).await?;
-        let (end, last) = watch_object(&api, name, JOB_BUDGET, |v| match pytorchjob_end(v) {
-            Step::Wait if failed_replicas(v) > 0 => Step::WaitAtMost(FAILURE_GRACE),
+        let budget = ctx.leaving(EVIDENCE_MARGIN);
+        let grace = ctx.scaled(FAILURE_GRACE);
+        let decide = on_json(|v| match pytorchjob_end(v) {
+            Step::Wait if failed_replicas(v) > 0 => Step::WaitAtMost(grace),
             other => other,
-        })
-        .await?;
-        let result = match end {
+        });
+        let waited = wait_for(&api, name, budget, decide).await?;
+        let last = json_of(waited.last);
+        let result = match waited.done {
             Some(JobEnd::Failed) => {
                 let reason = condition(&last, "Failed")
                     .and_then(|c| c.get("reason"))
@@ -690,14 +661,14 @@ fn pytorchjob_failure(ctx: Arc<TestContext>) -> TestFuture {
                 describe_condition(&last, "Succeeded")
             ),
             None if failed_replicas(&last) > 0 => format!(
-                "PyTorchJob {name} reports {} failed replica(s) in status.replicaStatuses but no Failed=True condition {}s later ({})",
+                "PyTorchJob {name} reports {} failed replica(s) in status.replicaStatuses but no Failed=True condition {} later ({})",
                 failed_replicas(&last),
-                FAILURE_GRACE.as_secs(),
+                secs(grace),
                 conditions_summary(&last)
             ),
             None => format!(
-                "PyTorchJob {name}, whose Worker exits with code 3, did not reach Failed=True within {}s ({})",
-                JOB_BUDGET.as_secs(),
+                "PyTorchJob {name}, whose Worker exits with code 3, did not reach Failed=True within {} ({})",
+                secs(budget),
                 conditions_summary(&last)
             ),
         };
@@ -732,7 +703,7 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             &ctx.namespace,
             &pytorchjob_resource(),
         );
-        let args = train_args("pytorch", RENDEZVOUS);
+        let args = train_args(&ctx, "pytorch", RENDEZVOUS);
         let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 1, &args));
         let created = create(&api, &format!("PyTorchJob {name}"), job).await?;
         let uid = created
@@ -741,7 +712,8 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             .unwrap_or("")
             .to_string();
         // The operator creates pods and Services before it reports Running.
-        let (started, last) = watch_object(&api, name, JOB_BUDGET, |v| {
+        let budget = ctx.leaving(EVIDENCE_MARGIN);
+        let started = on_json(|v| {
             if ["Running", "Succeeded", "Failed"]
                 .iter()
                 .any(|c| is_true(v, c))
@@ -750,8 +722,9 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             } else {
                 Step::Wait
             }
-        })
-        .await?;
+        });
+        let waited = wait_for(&api, name, budget, started).await?;
+        let (started, last) = (waited.done, json_of(waited.last));
         let pods = list_pods(&ctx).await?;
         let services: Api<Service> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
         let services = services
@@ -762,8 +735,8 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
         let mut v = Violations::default();
         if started.is_none() {
             v.push(format!(
-                "PyTorchJob {name} was neither Running nor finished within {}s ({})",
-                JOB_BUDGET.as_secs(),
+                "PyTorchJob {name} was neither Running nor finished within {} ({})",
+                secs(budget),
                 conditions_summary(&last)
             ));
         }
@@ -981,12 +954,16 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
             &ctx.namespace,
             &trainjob_resource(),
         );
-        let tj = trainjob(&ctx, name, 2, &train_args("torchrun", RENDEZVOUS));
+        let tj = trainjob(&ctx, name, 2, &train_args(&ctx, "torchrun", RENDEZVOUS));
         create(&api, &format!("TrainJob {name}"), tj).await?;
         let prefix = format!("{name}-node-0-");
         let crashes = Crashes::default();
+        let budget = ctx.leaving(EVIDENCE_MARGIN);
         let (end, last) = tokio::select! {
-            r = watch_object(&api, name, JOB_BUDGET, trainjob_end) => r?,
+            r = wait_for(&api, name, budget, on_json(trainjob_end)) => {
+                let waited = r?;
+                (waited.done, json_of(waited.last))
+            }
             _ = watch_crashes(&ctx, &prefix, "node", &crashes) => {
                 return Err(Failure::Error("the pod watch ended".into()));
             }
@@ -1009,8 +986,8 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                     notes = crashes.notes();
                 }
                 return Err(Failure::Failed(format!(
-                    "TrainJob {name} (numNodes 2 on {RUNTIME}) did not reach Complete=True within {}s; it has {}{notes}",
-                    JOB_BUDGET.as_secs(),
+                    "TrainJob {name} (numNodes 2 on {RUNTIME}) did not reach Complete=True within {}; it has {}{notes}",
+                    secs(budget),
                     conditions_summary(&last)
                 )));
             }
@@ -1127,13 +1104,17 @@ fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
         );
         let tj = trainjob(&ctx, name, 1, &["fail", "--code", "3"]);
         create(&api, &format!("TrainJob {name}"), tj).await?;
-        let (end, last) =
-            watch_object(&api, name, SLOW_FAILURE_BUDGET, |v| match trainjob_end(v) {
-                Step::Wait if failed_jobs(v) > 0 => Step::WaitAtMost(FAILURE_GRACE),
-                other => other,
-            })
-            .await?;
-        let message = match end {
+        // A failing node is retried with back-off before its Job fails (backoffLimit 6 by
+        // default): the catalog gives this test a long timeout, and the job all but the margin.
+        let budget = ctx.leaving(EVIDENCE_MARGIN);
+        let grace = ctx.scaled(FAILURE_GRACE);
+        let decide = on_json(|v| match trainjob_end(v) {
+            Step::Wait if failed_jobs(v) > 0 => Step::WaitAtMost(grace),
+            other => other,
+        });
+        let waited = wait_for(&api, name, budget, decide).await?;
+        let last = json_of(waited.last);
+        let message = match waited.done {
             Some(JobEnd::Failed) => {
                 let reason = condition(&last, "Failed")
                     .and_then(|c| c.get("reason"))
@@ -1149,13 +1130,13 @@ fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
                 describe_condition(&last, "Complete")
             ),
             None if failed_jobs(&last) > 0 => format!(
-                "TrainJob {name} reports a failed job in status.jobsStatus but no Failed=True condition {}s later ({})",
-                FAILURE_GRACE.as_secs(),
+                "TrainJob {name} reports a failed job in status.jobsStatus but no Failed=True condition {} later ({})",
+                secs(grace),
                 conditions_summary(&last)
             ),
             None => format!(
-                "TrainJob {name}, whose node exits with code 3, did not reach Failed=True within {}s ({})",
-                SLOW_FAILURE_BUDGET.as_secs(),
+                "TrainJob {name}, whose node exits with code 3, did not reach Failed=True within {} ({})",
+                secs(budget),
                 conditions_summary(&last)
             ),
         };

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::catalog::{Catalog, Plan, PlannedTest, Selection};
 use crate::cluster::{self, Discovered, RequestCounter};
-use crate::conformance::{self, Evidence, Failure, Tenant, TestContext};
+use crate::conformance::{self, Budget, Evidence, Failure, Tenant, TestContext};
 use crate::report::{self, Report, RunConfig, Status, TestResult};
 
 /// The label naming the test an object was created for.
@@ -261,7 +261,8 @@ impl Shared<'_> {
             );
         };
         let namespace = format!("kfconform-{}-{}", self.run_id, index + 1);
-        let timeout = spec.timeout.mul_f64(self.opts.timeout_scale.max(0.01));
+        let scale = self.opts.timeout_scale.max(0.01);
+        let timeout = spec.timeout.mul_f64(scale);
         let counter = RequestCounter::default();
         let client = match cluster::counting_client(&self.target.config, counter.clone()) {
             Ok(c) => c,
@@ -270,8 +271,10 @@ impl Shared<'_> {
             }
         };
         let tenant = if spec.tenant {
+            // The set-up has a window of the test's timeout of its own, as the body has.
+            let setup = Budget::new(tokio::time::Instant::now() + timeout, scale);
             match self
-                .create_tenant(&namespace, &spec.id, timeout, &counter)
+                .create_tenant(&namespace, &spec.id, setup, &counter)
                 .await
             {
                 Ok(tenant) => Some(tenant),
@@ -291,6 +294,8 @@ impl Shared<'_> {
             }
             None
         };
+        // The body's deadline: the hard stop below, and what every wait of the test ends by.
+        let deadline = tokio::time::Instant::now() + timeout;
         let ctx = Arc::new(TestContext {
             client,
             namespace: namespace.clone(),
@@ -301,8 +306,10 @@ impl Shared<'_> {
             evidence: Evidence::default(),
             probe_image: self.opts.probe_image.clone(),
             tenant,
+            deadline,
+            timeout_scale: scale,
         });
-        let outcome = match tokio::time::timeout(timeout, (probe.run)(ctx.clone())).await {
+        let outcome = match tokio::time::timeout_at(deadline, (probe.run)(ctx.clone())).await {
             Ok(o) => o,
             Err(_) => Err(Failure::Error(format!(
                 "timed out after {:.0}s",
@@ -339,7 +346,7 @@ impl Shared<'_> {
         &self,
         name: &str,
         test_id: &str,
-        timeout: Duration,
+        budget: Budget,
         counter: &RequestCounter,
     ) -> Result<Tenant, String> {
         if !tenant::profiles_served(&self.target.discovered) {
@@ -352,7 +359,7 @@ impl Shared<'_> {
         let owner = tenant::owner_of(name);
         self.tenants_created.store(true, Ordering::SeqCst);
         tenant::create_profile(&self.target.client, name, &owner, &self.labels(test_id)).await?;
-        tenant::wait_ready(&self.target.client, name, &owner, timeout).await?;
+        tenant::wait_ready(&self.target.client, name, &owner, budget).await?;
         let as_owner = tenant::owner_client(&self.target.config, &owner, counter.clone())?;
         Ok(Tenant { owner, as_owner })
     }

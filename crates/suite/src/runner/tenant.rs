@@ -17,19 +17,22 @@ use serde_json::{Value, json};
 
 use crate::catalog::ApiResourceRef;
 use crate::cluster::{self, Discovered, RequestCounter};
+use crate::conformance::{Budget, secs};
 
 /// Domain of the synthetic owners: `.invalid` (RFC 2606) can never be a real user's.
 pub const OWNER_DOMAIN: &str = "kfconform.invalid";
 
-/// How often readiness is re-asked while no watch event arrives. Real API servers authorise
-/// from an informer cache, so a RoleBinding can take effect a moment after the last event the
-/// runner sees; this re-ask is the safety net, the watches do the waiting.
+/// How often readiness is re-asked while no watch event arrives (scaled by
+/// `--timeout-scale`). Real API servers authorise from an informer cache, so a RoleBinding can
+/// take effect a moment after the last event the runner sees; this re-ask is the safety net,
+/// the watches do the waiting.
 const RECHECK: Duration = Duration::from_secs(2);
 
 /// How long the owner's access may lag once the Profile controller has finished its pass (the
 /// namespace is Active and the Profile carries upstream's `profile-finalizer`, which the
-/// controller adds last): enough for an authorizer cache, short enough that a controller that
-/// never grants the owner access costs seconds, not the test's whole timeout.
+/// controller adds last), scaled by `--timeout-scale`: enough for an authorizer cache, short
+/// enough that a controller that never grants the owner access costs seconds, not the test's
+/// whole timeout.
 const ACCESS_GRACE: Duration = Duration::from_secs(10);
 
 /// The Profile controller's finalizer (profile_controller.go adds it at the end of a pass).
@@ -101,13 +104,17 @@ struct Seen {
 }
 
 /// Waits (watching the Profile and its namespace) until the namespace `name` is Active and
-/// `owner` may create pods in it, or `timeout` passes.
+/// `owner` may create pods in it, or the budget's deadline passes; its grace and pace are
+/// scaled by the budget's `--timeout-scale`.
 pub async fn wait_ready(
     client: &kube::Client,
     name: &str,
     owner: &str,
-    timeout: Duration,
+    budget: Budget,
 ) -> Result<(), String> {
+    let window = budget.remaining();
+    // Not capped: the deadline around the whole wait already is.
+    let access_grace = budget.scale(ACCESS_GRACE);
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &cluster::profile_resource());
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -127,7 +134,7 @@ pub async fn wait_ready(
             Ok(watcher::Event::Delete(_)) => Some(Change::NamespaceGone),
             _ => Some(Change::Other),
         });
-    let ticks = tokio_stream_interval(RECHECK).map(|_| Some(Change::Other));
+    let ticks = tokio_stream_interval(budget.scale(RECHECK)).map(|_| Some(Change::Other));
     let events = futures::stream::select(
         futures::stream::select(profile_events, namespace_events),
         ticks,
@@ -166,12 +173,12 @@ pub async fn wait_ready(
                 let since = *seen
                     .settled_at
                     .get_or_insert_with(tokio::time::Instant::now);
-                if since.elapsed() >= ACCESS_GRACE {
+                if since.elapsed() >= access_grace {
                     return Err(format!(
                         "Profile {name}: its owner {owner} was still not allowed to create pods \
-                         in namespace {name} {}s after the Profile controller finished (it \
+                         in namespace {name} {} after the Profile controller finished (it \
                          added {PROFILE_FINALIZER}) (SubjectAccessReview: {})",
-                        ACCESS_GRACE.as_secs(),
+                        secs(access_grace),
                         seen.denied.as_deref().unwrap_or("denied")
                     ));
                 }
@@ -179,17 +186,17 @@ pub async fn wait_ready(
         }
         Err(format!("watch of Profile {name} ended"))
     };
-    match tokio::time::timeout(timeout, wait).await {
+    match tokio::time::timeout_at(budget.deadline, wait).await {
         Ok(r) => r,
         Err(_) => Err(match (&seen.phase, &seen.denied) {
             (Some(p), Some(d)) if p == "Active" => format!(
                 "Profile {name}: its owner {owner} was still not allowed to create pods in \
-                 namespace {name} after {}s (SubjectAccessReview: {d})",
-                timeout.as_secs()
+                 namespace {name} after {} (SubjectAccessReview: {d})",
+                secs(window)
             ),
             (phase, _) => format!(
-                "Profile {name}: namespace {name} was not Active after {}s (phase: {})",
-                timeout.as_secs(),
+                "Profile {name}: namespace {name} was not Active after {} (phase: {})",
+                secs(window),
                 phase.as_deref().unwrap_or("namespace not created")
             ),
         }),
@@ -205,6 +212,8 @@ enum Change {
 
 /// A ticking stream, without pulling in tokio-stream.
 fn tokio_stream_interval(period: Duration) -> impl futures::Stream<Item = ()> {
+    // An interval of zero panics; a scale that small means "as often as sensible" anyway.
+    let period = period.max(Duration::from_millis(1));
     futures::stream::unfold(tokio::time::interval(period), |mut i| async move {
         i.tick().await;
         Some(((), i))
