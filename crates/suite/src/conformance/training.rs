@@ -695,6 +695,18 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Running or finished: the operator has created the pods and Services by then.
+fn pytorchjob_started(v: &Value) -> Step<()> {
+    if ["Running", "Succeeded", "Failed"]
+        .iter()
+        .any(|c| is_true(v, c))
+    {
+        Step::Done(())
+    } else {
+        Step::Wait
+    }
+}
+
 fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let name = "kfc-pj-labels";
@@ -713,17 +725,7 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             .to_string();
         // The operator creates pods and Services before it reports Running.
         let budget = ctx.leaving(EVIDENCE_MARGIN);
-        let started = on_json(|v| {
-            if ["Running", "Succeeded", "Failed"]
-                .iter()
-                .any(|c| is_true(v, c))
-            {
-                Step::Done(())
-            } else {
-                Step::Wait
-            }
-        });
-        let waited = wait_for(&api, name, budget, started).await?;
+        let waited = wait_for(&api, name, budget, on_json(pytorchjob_started)).await?;
         let (started, last) = (waited.done, json_of(waited.last));
         let pods = list_pods(&ctx).await?;
         let services: Api<Service> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
@@ -959,16 +961,14 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
         let prefix = format!("{name}-node-0-");
         let crashes = Crashes::default();
         let budget = ctx.leaving(EVIDENCE_MARGIN);
-        let (end, last) = tokio::select! {
-            r = wait_for(&api, name, budget, on_json(trainjob_end)) => {
-                let waited = r?;
-                (waited.done, json_of(waited.last))
-            }
+        let waited = tokio::select! {
+            r = wait_for(&api, name, budget, on_json(trainjob_end)) => r?,
             _ = watch_crashes(&ctx, &prefix, "node", &crashes) => {
                 return Err(Failure::Error("the pod watch ended".into()));
             }
         };
-        match end {
+        let last = json_of(waited.last);
+        match waited.done {
             Some(JobEnd::Succeeded) => {}
             Some(JobEnd::Failed) => {
                 let mut notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
