@@ -43,6 +43,14 @@ fn kubelet_config() -> KubeletConfig {
     }
 }
 
+/// [`start`], with namespace `ns` in the emulator and the pods there.
+async fn start_in(ns: &str, defects: Vec<Defect>) -> (Emulator, kube::Client, Api<Pod>) {
+    let (emu, client) = start(defects).await;
+    namespace(&client, ns).await;
+    let pods = Api::namespaced(client.clone(), ns);
+    (emu, client, pods)
+}
+
 async fn namespace(client: &kube::Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
@@ -202,6 +210,17 @@ async fn set_phase(api: &Api<Pod>, name: &str, phase: &str, exit_code: i64, rest
         .unwrap();
 }
 
+fn name(p: &Pod) -> &str {
+    p.metadata.name.as_deref().unwrap()
+}
+
+/// [`set_phase`] for each of `pods`, all exiting 0 without restarts.
+async fn set_phases(api: &Api<Pod>, pods: &[Pod], phase: &str) {
+    for p in pods {
+        set_phase(api, name(p), phase, 0, 0).await;
+    }
+}
+
 fn pod_env(p: &Pod, container: &str) -> Vec<(String, Value)> {
     let v = serde_json::to_value(p).unwrap();
     v["spec"]["containers"]
@@ -232,6 +251,16 @@ fn env_value(env: &[(String, Value)], name: &str) -> Option<Value> {
         .map(|(_, v)| v.clone())
 }
 
+/// The spec of the pods `job` makes.
+fn pod_spec(job: &mut Job) -> &mut k8s_openapi::api::core::v1::PodSpec {
+    let template = &mut job.spec.as_mut().unwrap().template;
+    template.spec.as_mut().unwrap()
+}
+
+async fn create_job(api: &Api<Job>, job: Job) {
+    api.create(&PostParams::default(), &job).await.unwrap();
+}
+
 fn batch_job(name: &str, spec: Value) -> Job {
     let mut s = spec;
     s["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]}});
@@ -240,16 +269,13 @@ fn batch_job(name: &str, spec: Value) -> Job {
 
 #[tokio::test]
 async fn job_counts_pods_and_completes() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "jobs").await;
+    let (emu, client, pods) = start_in("jobs", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "jobs");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "jobs");
-    jobs.create(
-        &PostParams::default(),
-        &batch_job("pi", json!({"completions": 2, "parallelism": 2})),
+    create_job(
+        &jobs,
+        batch_job("pi", json!({"completions": 2, "parallelism": 2})),
     )
-    .await
-    .unwrap();
+    .await;
     let live = wait_pods(&pods, "pi-", 2).await;
     let job = serde_json::to_value(jobs.get("pi").await.unwrap()).unwrap();
     let uid = job["metadata"]["uid"].as_str().unwrap();
@@ -271,23 +297,12 @@ async fn job_counts_pods_and_completes() {
         let owner = &p.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.controller), ("Job", Some(true)));
     }
-    for p in &live {
-        set_phase(&pods, p.metadata.name.as_deref().unwrap(), "Running", 0, 0).await;
-    }
+    set_phases(&pods, &live, "Running").await;
     wait_json(&jobs, "pi", |j| {
         j["status"]["active"] == 2 && j["status"]["ready"] == 2
     })
     .await;
-    for p in &live {
-        set_phase(
-            &pods,
-            p.metadata.name.as_deref().unwrap(),
-            "Succeeded",
-            0,
-            0,
-        )
-        .await;
-    }
+    set_phases(&pods, &live, "Succeeded").await;
     let done = wait_json(&jobs, "pi", |j| cond_true(j, "Complete")).await;
     assert_eq!(done["status"]["succeeded"], 2);
     assert!(done["status"].get("active").is_none());
@@ -314,23 +329,14 @@ async fn job_counts_pods_and_completes() {
 
 #[tokio::test]
 async fn indexed_job_fails_past_backoff_limit() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "idx").await;
+    let (emu, client, pods) = start_in("idx", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "idx");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "idx");
     let mut job = batch_job(
         "ix",
         json!({"completions": 2, "parallelism": 2, "completionMode": "Indexed", "backoffLimit": 0}),
     );
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .subdomain = Some("ix".into());
-    jobs.create(&PostParams::default(), &job).await.unwrap();
+    pod_spec(&mut job).subdomain = Some("ix".into());
+    create_job(&jobs, job).await;
     let live = wait_pods(&pods, "ix-", 2).await;
     let mut indexes: Vec<String> = live
         .iter()
@@ -366,14 +372,7 @@ async fn indexed_job_fails_past_backoff_limit() {
         .iter()
         .find(|p| p.metadata.name.as_deref().unwrap().starts_with("ix-0-"))
         .unwrap();
-    set_phase(
-        &pods,
-        first.metadata.name.as_deref().unwrap(),
-        "Failed",
-        1,
-        0,
-    )
-    .await;
+    set_phase(&pods, name(first), "Failed", 1, 0).await;
     let failed = wait_json(&jobs, "ix", |j| cond_true(j, "Failed")).await;
     let target = condition(&failed, "FailureTarget");
     assert_eq!(target["reason"], "BackoffLimitExceeded");
@@ -394,29 +393,13 @@ async fn indexed_job_fails_past_backoff_limit() {
 
 #[tokio::test]
 async fn job_with_on_failure_fails_on_container_restarts_and_suspends() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "restarts").await;
+    let (emu, client, pods) = start_in("restarts", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "restarts");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "restarts");
     let mut job = batch_job("crash", json!({"backoffLimit": 2}));
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .restart_policy = Some("OnFailure".into());
-    jobs.create(&PostParams::default(), &job).await.unwrap();
+    pod_spec(&mut job).restart_policy = Some("OnFailure".into());
+    create_job(&jobs, job).await;
     let live = wait_pods(&pods, "crash-", 1).await;
-    set_phase(
-        &pods,
-        live[0].metadata.name.as_deref().unwrap(),
-        "Running",
-        0,
-        2,
-    )
-    .await;
+    set_phase(&pods, name(&live[0]), "Running", 0, 2).await;
     let failed = wait_json(&jobs, "crash", |j| cond_true(j, "Failed")).await;
     assert_eq!(
         condition(&failed, "Failed")["reason"],
@@ -424,15 +407,8 @@ async fn job_with_on_failure_fails_on_container_restarts_and_suspends() {
     );
 
     let mut job = batch_job("later", json!({"suspend": true}));
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .restart_policy = Some("Never".into());
-    jobs.create(&PostParams::default(), &job).await.unwrap();
+    pod_spec(&mut job).restart_policy = Some("Never".into());
+    create_job(&jobs, job).await;
     let suspended = wait_json(&jobs, "later", |j| cond_true(j, "Suspended")).await;
     assert_eq!(condition(&suspended, "Suspended")["reason"], "JobSuspended");
     assert!(suspended["status"].get("startTime").is_none());
@@ -454,16 +430,13 @@ async fn job_with_on_failure_fails_on_container_restarts_and_suspends() {
 
 #[tokio::test]
 async fn namespace_deletion_releases_tracked_pods() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "gone").await;
+    let (emu, client, pods) = start_in("gone", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "gone");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "gone");
-    jobs.create(
-        &PostParams::default(),
-        &batch_job("j", json!({"parallelism": 2, "completions": 4})),
+    create_job(
+        &jobs,
+        batch_job("j", json!({"parallelism": 2, "completions": 4})),
     )
-    .await
-    .unwrap();
+    .await;
     wait_pods(&pods, "j-", 2).await;
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.delete("gone", &DeleteParams::default()).await.unwrap();
@@ -490,10 +463,8 @@ fn pytorchjob(name: &str, workers: u32, policy: &str) -> Value {
 
 #[tokio::test]
 async fn pytorchjob_pods_services_env_and_success() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "pt").await;
+    let (emu, client, pods) = start_in("pt", vec![]).await;
     let api = pytorchjobs(&client, "pt");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "pt");
     let svcs: Api<Service> = Api::namespaced(client.clone(), "pt");
     create_dyn(&api, pytorchjob("pj", 2, "Never")).await;
     let created = wait_json(&api, "pj", |j| cond_true(j, "Created")).await;
@@ -628,10 +599,8 @@ async fn pytorchjob_pods_services_env_and_success() {
 
 #[tokio::test]
 async fn pytorchjob_never_failure_and_on_failure_restart() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "ptf").await;
+    let (emu, client, pods) = start_in("ptf", vec![]).await;
     let api = pytorchjobs(&client, "ptf");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "ptf");
     create_dyn(&api, pytorchjob("never", 1, "Never")).await;
     wait_pods(&pods, "never-", 2).await;
     set_phase(&pods, "never-master-0", "Running", 0, 0).await;
@@ -672,17 +641,18 @@ async fn pytorchjob_never_failure_and_on_failure_restart() {
 
 #[tokio::test]
 async fn pytorchjob_defects_show_in_pods_and_services() {
-    let (emu, client) = start(vec![
-        Defect::TrainingNoMasterAddr,
-        Defect::TrainingWrongWorldSize,
-        Defect::TrainingWrongReplicaLabels,
-        Defect::TrainingMasterUnreachable,
-        Defect::TrainingNoPetNnodes,
-    ])
+    let (emu, client, pods) = start_in(
+        "bad",
+        vec![
+            Defect::TrainingNoMasterAddr,
+            Defect::TrainingWrongWorldSize,
+            Defect::TrainingWrongReplicaLabels,
+            Defect::TrainingMasterUnreachable,
+            Defect::TrainingNoPetNnodes,
+        ],
+    )
     .await;
-    namespace(&client, "bad").await;
     let api = pytorchjobs(&client, "bad");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "bad");
     let svcs: Api<Service> = Api::namespaced(client.clone(), "bad");
     create_dyn(&api, pytorchjob("pj", 1, "Never")).await;
     let live = wait_pods(&pods, "pj-", 2).await;
@@ -730,14 +700,12 @@ fn trainjob(name: &str, nodes: u32) -> Value {
 
 #[tokio::test]
 async fn trainjob_runs_on_torch_distributed() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "tj").await;
+    let (emu, client, pods) = start_in("tj", vec![]).await;
     let ctr = runtimes(&client);
     ctr.get("torch-distributed")
         .await
         .expect("the runtime ships with the emulator");
     let api = trainjobs(&client, "tj");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "tj");
     let jobs: Api<Job> = Api::namespaced(client.clone(), "tj");
     let svcs: Api<Service> = Api::namespaced(client.clone(), "tj");
     create_dyn(&api, trainjob("mnist", 2)).await;
@@ -790,9 +758,7 @@ async fn trainjob_runs_on_torch_distributed() {
         );
         assert!(env_value(&env, "MASTER_ADDR").is_none());
     }
-    for p in &live {
-        set_phase(&pods, p.metadata.name.as_deref().unwrap(), "Running", 0, 0).await;
-    }
+    set_phases(&pods, &live, "Running").await;
     let running = wait_json(&api, "mnist", |t| {
         t["status"]["jobsStatus"][0]["active"] == 1
     })
@@ -802,16 +768,7 @@ async fn trainjob_runs_on_torch_distributed() {
         running["status"].get("conditions").is_none(),
         "no Created/Running conditions in v2.2"
     );
-    for p in &live {
-        set_phase(
-            &pods,
-            p.metadata.name.as_deref().unwrap(),
-            "Succeeded",
-            0,
-            0,
-        )
-        .await;
-    }
+    set_phases(&pods, &live, "Succeeded").await;
     let done = wait_json(&api, "mnist", |t| cond_true(t, "Complete")).await;
     let c = condition(&done, "Complete");
     assert_eq!(
@@ -827,21 +784,12 @@ async fn trainjob_runs_on_torch_distributed() {
 
 #[tokio::test]
 async fn trainjob_fails_when_its_job_fails() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "tjf").await;
+    let (emu, client, pods) = start_in("tjf", vec![]).await;
     let api = trainjobs(&client, "tjf");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "tjf");
     create_dyn(&api, trainjob("bad", 1)).await;
     let live = wait_pods(&pods, "bad-node-0-", 1).await;
     // restartPolicy OnFailure: the kubelet restarts in place until the Job's backoffLimit (6).
-    set_phase(
-        &pods,
-        live[0].metadata.name.as_deref().unwrap(),
-        "Running",
-        0,
-        6,
-    )
-    .await;
+    set_phase(&pods, name(&live[0]), "Running", 0, 6).await;
     let failed = wait_json(&api, "bad", |t| cond_true(t, "Failed")).await;
     let c = condition(&failed, "Failed");
     assert_eq!(c["reason"], "FailedJobs");
@@ -879,25 +827,19 @@ async fn trainjob_defects() {
     assert!(ctr.get_opt("torch-distributed").await.unwrap().is_none());
     emu.shutdown().await;
 
-    let (emu, client) = start(vec![
-        Defect::TrainingNoPetNodeRank,
-        Defect::TrainingTrainjobFailureIgnored,
-    ])
+    let (emu, client, pods) = start_in(
+        "d",
+        vec![
+            Defect::TrainingNoPetNodeRank,
+            Defect::TrainingTrainjobFailureIgnored,
+        ],
+    )
     .await;
-    namespace(&client, "d").await;
     let api = trainjobs(&client, "d");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "d");
     create_dyn(&api, trainjob("t", 1)).await;
     let live = wait_pods(&pods, "t-node-0-", 1).await;
     assert!(env_value(&pod_env(&live[0], "node"), "PET_NODE_RANK").is_none());
-    set_phase(
-        &pods,
-        live[0].metadata.name.as_deref().unwrap(),
-        "Running",
-        0,
-        6,
-    )
-    .await;
+    set_phase(&pods, name(&live[0]), "Running", 0, 6).await;
     let t = wait_json(&api, "t", |t| t["status"]["jobsStatus"][0]["failed"] == 1).await;
     assert!(!cond_true(&t, "Failed"), "the defect hides the failure");
     emu.shutdown().await;
