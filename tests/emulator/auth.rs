@@ -98,17 +98,7 @@ impl Ctx {
 
     /// A Role (or ClusterRole when `ns` is empty) with `rules`, as the admin.
     async fn role(&self, ns: &str, name: &str, rules: Value) {
-        let (path, kind) = if ns.is_empty() {
-            (
-                "/apis/rbac.authorization.k8s.io/v1/clusterroles".to_string(),
-                "ClusterRole",
-            )
-        } else {
-            (
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
-                "Role",
-            )
-        };
+        let (path, kind) = rbac_collection(ns, "Role");
         self.admin_post(
             &path,
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
@@ -119,17 +109,7 @@ impl Ctx {
 
     /// A RoleBinding (or ClusterRoleBinding when `ns` is empty), as the admin.
     async fn bind(&self, ns: &str, name: &str, role_kind: &str, role: &str, subjects: Value) {
-        let (path, kind) = if ns.is_empty() {
-            (
-                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings".to_string(),
-                "ClusterRoleBinding",
-            )
-        } else {
-            (
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
-                "RoleBinding",
-            )
-        };
+        let (path, kind) = rbac_collection(ns, "RoleBinding");
         self.admin_post(
             &path,
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
@@ -173,6 +153,18 @@ impl Ctx {
             Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})),
         )
         .await
+    }
+}
+
+/// The collection to create a `kind` (Role or RoleBinding) in, and the kind: in namespace `ns`,
+/// or the cluster-wide kind when `ns` is empty.
+fn rbac_collection(ns: &str, kind: &str) -> (String, String) {
+    let plural = format!("{}s", kind.to_lowercase());
+    let base = "/apis/rbac.authorization.k8s.io/v1";
+    if ns.is_empty() {
+        (format!("{base}/cluster{plural}"), format!("Cluster{kind}"))
+    } else {
+        (format!("{base}/namespaces/{ns}/{plural}"), kind.to_string())
     }
 }
 

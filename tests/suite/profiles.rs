@@ -193,32 +193,23 @@ async fn quota_follows_the_profile_and_goes_with_it() {
                 .join(",")
         })
     };
+    let set_quota = async |spec: Value| {
+        let patch = json!({"spec": {"resourceQuotaSpec": spec}});
+        profiles
+            .patch("team-q", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    };
     util::wait_for(&quotas, "kf-resource-quota", |q| {
         hard(q).as_deref() == Some("cpu=2")
     })
     .await;
-    profiles
-        .patch(
-            "team-q",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"resourceQuotaSpec": {"hard": {"cpu": "4", "pods": "3"}}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    set_quota(json!({"hard": {"cpu": "4", "pods": "3"}})).await;
     util::wait_for(&quotas, "kf-resource-quota", |q| {
         hard(q).as_deref() == Some("cpu=4,pods=3")
     })
     .await;
-    profiles
-        .patch(
-            "team-q",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"resourceQuotaSpec": null}})),
-        )
-        .await
-        .unwrap();
+    set_quota(Value::Null).await;
     util::wait_gone(&quotas, "kf-resource-quota").await;
     emu.shutdown().await;
 }

@@ -63,23 +63,25 @@ pub fn profiles(client: &kube::Client) -> Api<DynamicObject> {
 pub async fn apply_rbac(admin: &kube::Client, docs: &[Value]) {
     for d in docs {
         match d["kind"].as_str() {
-            Some("ClusterRole") => {
-                let r: ClusterRole = serde_json::from_value(d.clone()).unwrap();
-                Api::<ClusterRole>::all(admin.clone())
-                    .create(&PostParams::default(), &r)
-                    .await
-                    .unwrap();
-            }
-            Some("ClusterRoleBinding") => {
-                let b: ClusterRoleBinding = serde_json::from_value(d.clone()).unwrap();
-                Api::<ClusterRoleBinding>::all(admin.clone())
-                    .create(&PostParams::default(), &b)
-                    .await
-                    .unwrap();
-            }
+            Some("ClusterRole") => create_cluster_wide::<ClusterRole>(admin, d).await,
+            Some("ClusterRoleBinding") => create_cluster_wide::<ClusterRoleBinding>(admin, d).await,
             other => panic!("unexpected document {other:?}"),
         }
     }
+}
+
+/// Creates the cluster-wide object `doc` describes.
+async fn create_cluster_wide<K>(client: &kube::Client, doc: &Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let obj: K = serde_json::from_value(doc.clone()).unwrap();
+    Api::<K>::all(client.clone())
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap();
 }
 
 /// The `kfconform` binary, without the environment's KUBECONFIG and colours.
