@@ -15,9 +15,7 @@ use kfconform_suite::report::bundle::{
     MAX_UNPACKED_BYTES, PRODUCT_YAML, Product, ProductType, REPRODUCE_TXT, load_product, pack,
     unpack,
 };
-use kfconform_suite::report::dsse::{
-    DSSE_JSON, read_envelope, sign, statement_for, write_envelope,
-};
+use kfconform_suite::report::dsse::{DSSE_JSON, read_envelope};
 use kfconform_suite::report::keys::{PublicKey, SigningKey, generate};
 use kfconform_suite::report::verify::{Verification, verify_path, verify_results};
 use kfconform_suite::report::{JUNIT_XML, REPORT_JSON, Report, Status, write_report};
@@ -64,10 +62,7 @@ fn signed_results(key: &SigningKey, product: Option<&Product>) -> TempDir {
 }
 
 fn resign(dir: &Path, key: &SigningKey, product: Option<&Product>) {
-    let report: Report =
-        serde_json::from_str(&fs::read_to_string(dir.join(REPORT_JSON)).unwrap()).unwrap();
-    let statement = statement_for(dir, &report, product.map(Product::to_json)).unwrap();
-    write_envelope(dir, &sign(&statement, key)).unwrap();
+    util::resign(dir, key, product.map(Product::to_json));
 }
 
 /// Signed results, PRODUCT.yaml and a packed bundle, all in one temporary directory.
@@ -171,23 +166,6 @@ fn hostile_bundle(dir: &Path, name: &str, kind: tar::EntryType, size: u64, data:
     tar.append(&header, data).unwrap();
     tar.into_inner().unwrap().finish().unwrap();
     out
-}
-
-#[track_caller]
-fn assert_problem(v: &Verification, needle: &str) -> String {
-    assert!(!v.ok(), "verified although {needle:?} was expected");
-    v.problems
-        .iter()
-        .find(|p| p.contains(needle))
-        .cloned()
-        .unwrap_or_else(|| panic!("no problem containing {needle:?} in {:#?}", v.problems))
-}
-
-fn flip_byte(path: &Path, at: usize) {
-    let mut bytes = fs::read(path).unwrap();
-    let at = at.min(bytes.len() - 1);
-    bytes[at] ^= 0x01;
-    fs::write(path, bytes).unwrap();
 }
 
 // --- PRODUCT.yaml ---
@@ -369,7 +347,7 @@ fn pack_requires_results_signed_with_this_product() {
 
     // Signed, then changed.
     let results = signed_results(&key, Some(&product()));
-    flip_byte(&results.path().join(JUNIT_XML), 100);
+    util::flip_byte(&results.path().join(JUNIT_XML), 100);
     let err = pack(results.path(), &product_path, &out).unwrap_err();
     assert!(
         err.to_string().contains("junit.xml: sha256 mismatch"),
@@ -402,9 +380,9 @@ fn pack_requires_results_signed_with_this_product() {
 fn a_flipped_byte_in_any_signed_file_fails() {
     let f = Fixture::new();
     for (i, name) in [REPORT_JSON, JUNIT_XML, EVIDENCE].into_iter().enumerate() {
-        let bundle = f.tampered(&format!("flip-{i}"), |s| flip_byte(&s.join(name), 60));
+        let bundle = f.tampered(&format!("flip-{i}"), |s| util::flip_byte(&s.join(name), 60));
         let v = f.verify(&bundle);
-        assert_problem(&v, &format!("{name}: sha256 mismatch"));
+        util::assert_problem(&v, &format!("{name}: sha256 mismatch"));
     }
     // Inside the envelope: the signature (base64) and the payload both break verification.
     let bundle = f.tampered("flip-sig", |s| {
@@ -415,7 +393,7 @@ fn a_flipped_byte_in_any_signed_file_fails() {
         env.signatures[0].sig = String::from_utf8(sig).unwrap();
         fs::write(&path, env.to_json_pretty()).unwrap();
     });
-    assert_problem(
+    util::assert_problem(
         &f.verify(&bundle),
         "report.dsse.json: no signature by a trusted key",
     );
@@ -428,7 +406,7 @@ fn a_flipped_byte_in_any_signed_file_fails() {
         env.payload = String::from_utf8(payload).unwrap();
         fs::write(&path, env.to_json_pretty()).unwrap();
     });
-    assert_problem(&f.verify(&bundle), "report.dsse.json: ");
+    util::assert_problem(&f.verify(&bundle), "report.dsse.json: ");
 }
 
 #[test]
@@ -443,8 +421,8 @@ fn deleted_test_cases_and_changed_statuses_fail() {
         fs::write(&path, serde_json::to_string_pretty(&r).unwrap()).unwrap();
     });
     let v = f.verify(&bundle);
-    assert_problem(&v, "report.json: sha256 mismatch");
-    assert_problem(
+    util::assert_problem(&v, "report.json: sha256 mismatch");
+    util::assert_problem(
         &v,
         &format!("junit.xml: test {victim} is not in report.json"),
     );
@@ -457,8 +435,8 @@ fn deleted_test_cases_and_changed_statuses_fail() {
         fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
     });
     let v = f.verify(&bundle);
-    assert_problem(&v, "junit.xml: sha256 mismatch");
-    assert_problem(&v, &format!("junit.xml: test {victim} missing"));
+    util::assert_problem(&v, "junit.xml: sha256 mismatch");
+    util::assert_problem(&v, &format!("junit.xml: test {victim} missing"));
 
     let bundle = f.tampered("status", |s| {
         let path = s.join(REPORT_JSON);
@@ -468,8 +446,8 @@ fn deleted_test_cases_and_changed_statuses_fail() {
         fs::write(&path, serde_json::to_string_pretty(&r).unwrap()).unwrap();
     });
     let v = f.verify(&bundle);
-    assert_problem(&v, "report.json: sha256 mismatch");
-    assert_problem(
+    util::assert_problem(&v, "report.json: sha256 mismatch");
+    util::assert_problem(
         &v,
         &format!("junit.xml: {victim} is passed in junit but failed in report.json"),
     );
@@ -481,7 +459,7 @@ fn resigned_by_an_untrusted_key_fails() {
     let impostor = generate();
     let bundle = f.tampered("impostor", |s| resign(s, &impostor, Some(&product())));
     let v = f.verify(&bundle);
-    assert_problem(&v, "report.dsse.json: no signature by a trusted key");
+    util::assert_problem(&v, "report.dsse.json: no signature by a trusted key");
     assert!(v.signers.is_empty());
 }
 
@@ -493,7 +471,7 @@ fn truncated_envelope_and_swapped_payload_type_fail() {
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, &text[..text.len() - 20]).unwrap();
     });
-    assert_problem(&f.verify(&bundle), "report.dsse.json: malformed:");
+    util::assert_problem(&f.verify(&bundle), "report.dsse.json: malformed:");
 
     let bundle = f.tampered("payload-type", |s| {
         let path = s.join(DSSE_JSON);
@@ -501,7 +479,7 @@ fn truncated_envelope_and_swapped_payload_type_fail() {
         env.payload_type = "text/plain".to_string();
         fs::write(&path, env.to_json_pretty()).unwrap();
     });
-    assert_problem(
+    util::assert_problem(
         &f.verify(&bundle),
         "report.dsse.json: payloadType is \"text/plain\"",
     );
@@ -526,7 +504,7 @@ fn product_edited_after_signing_or_missing_fails() {
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, text.replace("conformance@example.com", "nobody")).unwrap();
     });
-    assert_problem(
+    util::assert_problem(
         &f.verify(&bundle),
         "PRODUCT.yaml: contact_email: \"nobody\" is not an email address",
     );
@@ -544,7 +522,7 @@ fn product_edited_after_signing_or_missing_fails() {
 fn a_product_not_in_the_statement_or_for_another_release_fails() {
     let f = Fixture::new();
     let bundle = f.tampered("unsigned-product", |s| resign(s, &f.key, None));
-    assert_problem(
+    util::assert_problem(
         &f.verify(&bundle),
         "PRODUCT.yaml: not in the signed statement",
     );
@@ -620,7 +598,7 @@ fn hostile_archives_are_refused_before_extraction() {
         assert!(!dir.join("escaped").exists());
         assert!(!work.path().join("escaped").exists());
         let v = verify_path(&bundle, &[key.public()]).unwrap();
-        let p = assert_problem(&v, reason);
+        let p = util::assert_problem(&v, reason);
         assert!(p.starts_with("bundle: "), "{p}");
     }
     let dir = work.path().join("fifo");
@@ -649,7 +627,7 @@ fn oversized_and_non_tar_bundles_are_refused() {
     let not_tar = work.path().join("notes.tar.gz");
     fs::write(&not_tar, "just text").unwrap();
     let v = verify_path(&not_tar, &[generate().public()]).unwrap();
-    assert_problem(&v, "not a gzip tar");
+    util::assert_problem(&v, "not a gzip tar");
 }
 
 #[test]

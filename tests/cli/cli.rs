@@ -1,18 +1,10 @@
 //! Bad input gets one clear line and a documented exit code; nothing needs a cluster here except
 //! the unreachable-server cases, which use loopback ports nobody answers on.
 
+use crate::util;
+
 use std::io::Write;
 use std::process::Output;
-
-use assert_cmd::Command;
-
-fn kfconform() -> Command {
-    let mut c = Command::cargo_bin("kfconform").expect("binary built");
-    c.env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .timeout(std::time::Duration::from_secs(60));
-    c
-}
 
 /// Asserts the exit code and that stderr is exactly one `error:` line containing every needle.
 fn assert_error(out: &Output, code: i32, needles: &[&str]) {
@@ -53,7 +45,7 @@ fn kubeconfig(dir: &tempfile::TempDir, server: &str, context: &str) -> std::path
 
 /// `kfconform run --kubeconfig KC [extra..] -o DIR/r`.
 fn run_with_kubeconfig(kc: &std::path::Path, dir: &tempfile::TempDir, extra: &[&str]) -> Output {
-    kfconform()
+    util::kfconform()
         .arg("run")
         .arg("--kubeconfig")
         .arg(kc)
@@ -67,7 +59,7 @@ fn run_with_kubeconfig(kc: &std::path::Path, dir: &tempfile::TempDir, extra: &[&
 #[test]
 fn missing_kubeconfig_is_a_harness_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = kfconform()
+    let out = util::kfconform()
         .args(["run", "--kubeconfig", "/nonexistent/kubeconfig", "-o"])
         .arg(dir.path().join("r"))
         .output()
@@ -159,7 +151,7 @@ fn usage_errors_exit_2_before_touching_a_cluster() {
         ),
     ];
     for (args, needles) in cases {
-        let mut cmd = kfconform();
+        let mut cmd = util::kfconform();
         cmd.args(["run", "--emulator"]);
         if !args.contains(&"-o".to_string()) {
             cmd.arg("-o").arg(dir.path().join("r"));
@@ -171,23 +163,23 @@ fn usage_errors_exit_2_before_touching_a_cluster() {
 
 #[test]
 fn clap_usage_errors_exit_2() {
-    let out = kfconform()
+    let out = util::kfconform()
         .args(["run", "--parallel", "0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = kfconform()
+    let out = util::kfconform()
         .args(["run", "--defect", "platform.old-kubernetes"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--defect needs --emulator");
-    let out = kfconform().args(["frobnicate"]).output().unwrap();
+    let out = util::kfconform().args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn list_defects_names_every_defect_with_a_description() {
-    let out = kfconform()
+    let out = util::kfconform()
         .args(["emulator", "--list-defects"])
         .output()
         .unwrap();
@@ -204,17 +196,17 @@ fn list_defects_names_every_defect_with_a_description() {
 
 #[test]
 fn list_prints_the_plan_in_every_format() {
-    let table = kfconform().args(["list"]).output().unwrap();
+    let table = util::kfconform().args(["list"]).output().unwrap();
     assert!(table.status.success());
     assert!(String::from_utf8_lossy(&table.stdout).contains("platform/kubernetes-version"));
-    let json = kfconform()
+    let json = util::kfconform()
         .args(["list", "--format", "json", "--focus", "version"])
         .output()
         .unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("list --format json is JSON");
     assert!(v.to_string().contains("platform/kubernetes-version"));
-    let md = kfconform()
+    let md = util::kfconform()
         .args(["list", "--format", "markdown"])
         .output()
         .unwrap();
@@ -223,7 +215,7 @@ fn list_prints_the_plan_in_every_format() {
 
 #[test]
 fn rbac_prints_the_runner_role_and_binding() {
-    let out = kfconform()
+    let out = util::kfconform()
         .args([
             "rbac",
             "--profile",
@@ -243,7 +235,7 @@ fn rbac_prints_the_runner_role_and_binding() {
 
 #[test]
 fn rbac_subjects() {
-    let sa = kfconform()
+    let sa = util::kfconform()
         .args(["rbac", "--service-account", "ci:kfconform"])
         .output()
         .unwrap();
@@ -255,24 +247,24 @@ fn rbac_subjects() {
         serde_json::json!({"kind": "ServiceAccount", "name": "kfconform", "namespace": "ci"})
     );
     // Without a subject: the role alone, still one apply-able document.
-    let bare = kfconform().arg("rbac").output().unwrap();
+    let bare = util::kfconform().arg("rbac").output().unwrap();
     assert!(bare.status.success());
     let docs =
         kfconform_core::fixtures::yaml_documents(&String::from_utf8_lossy(&bare.stdout)).unwrap();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["kind"], "ClusterRole");
 
-    let bad = kfconform()
+    let bad = util::kfconform()
         .args(["rbac", "--service-account", "kfconform"])
         .output()
         .unwrap();
     assert_error(&bad, 2, &["--service-account", "NAMESPACE:NAME"]);
-    let two = kfconform()
+    let two = util::kfconform()
         .args(["rbac", "--user", "a", "--group", "b"])
         .output()
         .unwrap();
     assert_eq!(two.status.code(), Some(2));
-    let unknown = kfconform()
+    let unknown = util::kfconform()
         .args(["rbac", "--profile", "nope"])
         .output()
         .unwrap();

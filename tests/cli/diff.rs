@@ -1,8 +1,9 @@
 //! `diff` of two reports: regressions, status changes, target differences, rendering, loading.
 
+use crate::util;
+
 use std::sync::OnceLock;
 
-use assert_cmd::Command;
 use kfconform_suite::report::{
     REPORT_JSON, Report, ReportDiff, ReportError, ServedResource, Status, VersionChange, diff,
     load_report_any, render_diff_table,
@@ -22,18 +23,8 @@ fn runs() -> &'static (Report, Report) {
 
 fn run_emulator(defect: Option<&str>, code: i32) -> Report {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
-    let mut cmd = Command::cargo_bin("kfconform").unwrap();
-    cmd.env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .timeout(std::time::Duration::from_secs(120))
-        .args(["run", "--emulator", "-o"])
-        .arg(&out);
-    if let Some(d) = defect {
-        cmd.args(["--defect", d]);
-    }
-    cmd.assert().code(code);
-    load_report_any(&out).unwrap()
+    let args: Vec<&str> = defect.into_iter().flat_map(|d| ["--defect", d]).collect();
+    util::run_report(&dir.path().join("results"), &args, code)
 }
 
 /// A copy of `r` edited as JSON, the way a reviewer's other report would differ.

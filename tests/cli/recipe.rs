@@ -1,31 +1,23 @@
 //! The openssl-only verification recipe printed in CONFORMANCE.md works, verbatim, on a report
 //! kfconform signed: reviewers can check a submission without kfconform.
 
+use crate::util;
+
 use std::process::Command;
 
 #[test]
 fn conformance_md_openssl_recipe_verifies_a_signed_run() {
-    let bin = env!("CARGO_BIN_EXE_kfconform");
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     let results = dir.path().join("results");
-    let ok = |c: &mut Command| {
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{:?}: {}",
-            c,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    ok(Command::new(bin).arg("keygen").arg("--out").arg(&keys));
-    ok(Command::new(bin)
-        .args(["run", "--emulator", "--sign-key"])
-        .arg(keys.join("kfconform.key"))
-        .arg("-o")
-        .arg(&results)
-        .env_remove("KUBECONFIG"));
+    util::kfconform()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&keys)
+        .assert()
+        .success();
+    let key = keys.join("kfconform.key");
+    util::run_emulator(&results, &["--sign-key", key.to_str().unwrap()], 0);
 
     let md =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/CONFORMANCE.md")).unwrap();

@@ -1,14 +1,16 @@
 //! The reviewer's workflow through the binary: keygen -> run --sign-key --product -> bundle ->
 //! verify succeeds; a tampered bundle or an untrusted key fails verify with exit 1 and a reason.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use crate::util;
 
+use std::path::Path;
+use std::process::Output;
+
+/// `kfconform ARGS..` in `cwd`, as a reviewer would type it there.
 fn kfconform(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kfconform"))
+    util::kfconform()
         .args(args)
         .current_dir(cwd)
-        .env_remove("KUBECONFIG")
         .output()
         .unwrap()
 }

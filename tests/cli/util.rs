@@ -1,14 +1,83 @@
-//! Fixtures shared by the signing, verify and bundle tests.
+//! Helpers shared by this binary's topic modules: the `kfconform` command, emulator runs and
+//! their reports, and the fixtures and tampering of the signing, verify and bundle tests.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
 use kfconform_suite::catalog::{Catalog, DEFAULT_PROFILE};
+use kfconform_suite::report::dsse::{sign, statement_for, write_envelope};
+use kfconform_suite::report::keys::SigningKey;
+use kfconform_suite::report::verify::Verification;
 use kfconform_suite::report::{
-    REPORT_SCHEMA_ID, Report, RunConfig, Status, TargetFacts, TestResult, compute_verdict,
-    summarize,
+    REPORT_JSON, REPORT_SCHEMA_ID, Report, RunConfig, Status, TargetFacts, TestResult,
+    compute_verdict, load_report_any, summarize,
 };
+use serde_json::Value;
+
+/// Safety net for one `kfconform` process: a hung one fails the test.
+const PROCESS_WAIT: Duration = Duration::from_secs(300);
+
+/// The `kfconform` binary, without the environment's KUBECONFIG and colours.
+pub fn kfconform() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(env!("CARGO_BIN_EXE_kfconform"));
+    c.env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .timeout(PROCESS_WAIT);
+    c
+}
+
+/// `kfconform run --emulator -o OUT ARGS..`; asserts it exits `code`.
+pub fn run_emulator(out: &Path, args: &[&str], code: i32) -> Output {
+    kfconform()
+        .args(["run", "--emulator", "-o"])
+        .arg(out)
+        .args(args)
+        .assert()
+        .code(code)
+        .get_output()
+        .clone()
+}
+
+/// [`run_emulator`], returning the report it wrote.
+pub fn run_report(out: &Path, args: &[&str], code: i32) -> Report {
+    run_emulator(out, args, code);
+    load_report_any(out).unwrap()
+}
+
+/// The report.json in `dir` as it is, not checked against the schema (tampered ones too).
+pub fn report_in(dir: &Path) -> Report {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(REPORT_JSON)).unwrap()).unwrap()
+}
+
+/// Signs whatever report.json, junit.xml and evidence are in `dir` now with `key`, as a
+/// tamperer who holds the key would; `product` goes into the statement.
+pub fn resign(dir: &Path, key: &SigningKey, product: Option<Value>) {
+    let statement = statement_for(dir, &report_in(dir), product).unwrap();
+    write_envelope(dir, &sign(&statement, key)).unwrap();
+}
+
+/// Asserts that verification failed with a problem containing `needle`; returns that problem.
+#[track_caller]
+pub fn assert_problem(v: &Verification, needle: &str) -> String {
+    assert!(!v.ok(), "verified although {needle:?} was expected");
+    v.problems
+        .iter()
+        .find(|p| p.contains(needle))
+        .cloned()
+        .unwrap_or_else(|| panic!("no problem containing {needle:?} in {:#?}", v.problems))
+}
+
+/// Flips the lowest bit of the byte at `at` (the last byte when the file is shorter).
+pub fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = at.min(bytes.len() - 1);
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
 
 /// A complete, conformant run of the default profile, consistent with this catalog.
 pub fn conformant_report(run_id: &str, command: &str) -> Report {

@@ -37,26 +37,16 @@ fn signed_dir(report: &Report, key: &SigningKey) -> TempDir {
     let evidence = dir.path().join(EVIDENCE);
     fs::create_dir_all(evidence.parent().unwrap()).unwrap();
     fs::write(evidence, "everything fine\n").unwrap();
-    resign(dir.path(), key);
+    util::resign(dir.path(), key, None);
     dir
-}
-
-/// Signs whatever report.json, junit.xml and evidence are on disk now, as a tamperer who holds
-/// the key would.
-fn resign(dir: &Path, key: &SigningKey) {
-    let report: Report =
-        serde_json::from_str(&fs::read_to_string(dir.join(REPORT_JSON)).unwrap()).unwrap();
-    let statement = statement_for(dir, &report, None).unwrap();
-    write_envelope(dir, &sign(&statement, key)).unwrap();
 }
 
 /// Rewrites report.json and junit.xml from `edit`ed report, then re-signs.
 fn rewrite_and_resign(dir: &Path, key: &SigningKey, edit: impl FnOnce(&mut Report)) {
-    let mut report: Report =
-        serde_json::from_str(&fs::read_to_string(dir.join(REPORT_JSON)).unwrap()).unwrap();
+    let mut report = util::report_in(dir);
     edit(&mut report);
     write_report(dir, &report).unwrap();
-    resign(dir, key);
+    util::resign(dir, key, None);
 }
 
 fn trusted(key: &SigningKey) -> Vec<PublicKey> {
@@ -70,15 +60,6 @@ fn assert_ok(v: &Verification) {
 
 /// Fails unless some problem line contains `needle`; returns that line.
 #[track_caller]
-fn assert_problem(v: &Verification, needle: &str) -> String {
-    assert!(!v.ok());
-    v.problems
-        .iter()
-        .find(|p| p.contains(needle))
-        .cloned()
-        .unwrap_or_else(|| panic!("no problem containing {needle:?} in {:#?}", v.problems))
-}
-
 fn check<'a>(v: &'a Verification, name: &str) -> &'a kfconform_suite::report::verify::Check {
     v.checks.iter().find(|c| c.name == name).unwrap()
 }
@@ -100,13 +81,6 @@ fn required_test() -> String {
         .unwrap()
         .id
         .clone()
-}
-
-fn flip_byte(path: &Path, at: usize) {
-    let mut bytes = fs::read(path).unwrap();
-    let at = at.min(bytes.len() - 1);
-    bytes[at] ^= 0x01;
-    fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -165,14 +139,14 @@ fn missing_and_malformed_envelopes() {
 
     fs::write(&path, &text[..text.len() / 2]).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    let p = assert_problem(&v, "report.dsse.json: malformed:");
+    let p = util::assert_problem(&v, "report.dsse.json: malformed:");
     assert!(!p.contains('\n'));
     assert!(!check(&v, "signature").ok);
     assert!(check(&v, "signature").detail.starts_with("not checked"));
 
     fs::remove_file(&path).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "report.dsse.json: missing");
+    util::assert_problem(&v, "report.dsse.json: missing");
     // The unsigned report is still checked, so the reviewer learns everything at once.
     assert!(check(&v, "schema").ok);
     assert!(check(&v, "junit").ok);
@@ -185,13 +159,13 @@ fn an_untrusted_signer_is_refused() {
     let impostor = generate();
     let dir = signed_dir(&conformant_report(), &impostor);
     let v = verify_results(dir.path(), &trusted(&vendor));
-    assert_problem(&v, "report.dsse.json: no signature by a trusted key");
+    util::assert_problem(&v, "report.dsse.json: no signature by a trusted key");
     assert!(v.signers.is_empty());
     // Everything else is intact: the signature is the only problem.
     assert_eq!(v.problems.len(), 1, "{:#?}", v.problems);
 
     let v = verify_results(dir.path(), &[]);
-    assert_problem(&v, "no trusted public keys given");
+    util::assert_problem(&v, "no trusted public keys given");
 }
 
 #[test]
@@ -203,7 +177,7 @@ fn a_swapped_payload_type_is_refused_once() {
     env.payload_type = "application/json".to_string();
     fs::write(&path, env.to_json_pretty()).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    let p = assert_problem(&v, "payloadType");
+    let p = util::assert_problem(&v, "payloadType");
     assert!(p.starts_with("report.dsse.json: "), "{p}");
     assert_eq!(
         v.problems
@@ -229,8 +203,8 @@ fn a_changed_payload_breaks_the_signature() {
     env.payload = STANDARD.encode(text);
     fs::write(&path, env.to_json_pretty()).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "no signature by a trusted key");
-    assert_problem(
+    util::assert_problem(&v, "no signature by a trusted key");
+    util::assert_problem(
         &v,
         "report.dsse.json: predicate.run_id differs from report.json",
     );
@@ -241,9 +215,9 @@ fn a_flipped_byte_in_any_signed_file_is_caught() {
     let key = generate();
     for (name, at) in [(REPORT_JSON, 40), (JUNIT_XML, 200), (EVIDENCE, 3)] {
         let dir = signed_dir(&conformant_report(), &key);
-        flip_byte(&dir.path().join(name), at);
+        util::flip_byte(&dir.path().join(name), at);
         let v = verify_results(dir.path(), &trusted(&key));
-        assert_problem(&v, &format!("{name}: sha256 mismatch"));
+        util::assert_problem(&v, &format!("{name}: sha256 mismatch"));
         assert!(!check(&v, "subjects").ok);
     }
 }
@@ -254,7 +228,7 @@ fn unsigned_evidence_is_caught() {
     let dir = signed_dir(&conformant_report(), &key);
     fs::write(dir.path().join("evidence/late.txt"), "added later").unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "evidence/late.txt: not a subject (unsigned evidence)");
+    util::assert_problem(&v, "evidence/late.txt: not a subject (unsigned evidence)");
 }
 
 #[test]
@@ -266,7 +240,7 @@ fn missing_report_files_are_named() {
     assert_eq!(v.problems, vec!["junit.xml: missing".to_string()]);
     fs::remove_file(dir.path().join(REPORT_JSON)).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "report.json: missing");
+    util::assert_problem(&v, "report.json: missing");
 }
 
 #[test]
@@ -279,7 +253,7 @@ fn a_report_that_breaks_its_schema_is_caught() {
     value["catalog_digest"] = "not hex".into();
     fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    let p = assert_problem(&v, "report.json: does not match the report schema");
+    let p = util::assert_problem(&v, "report.json: does not match the report schema");
     assert!(p.contains("/catalog_digest"), "{p}");
     for name in ["statement", "junit", "verdict"] {
         assert!(check(&v, name).detail.starts_with("not checked"));
@@ -290,8 +264,7 @@ fn a_report_that_breaks_its_schema_is_caught() {
 fn a_statement_that_disagrees_with_report_json_is_caught() {
     let key = generate();
     let dir = signed_dir(&conformant_report(), &key);
-    let report: Report =
-        serde_json::from_str(&fs::read_to_string(dir.path().join(REPORT_JSON)).unwrap()).unwrap();
+    let report = util::report_in(dir.path());
     let mut statement = statement_for(dir.path(), &report, None).unwrap();
     statement.predicate.verdicts[0].conformant = false;
     statement.predicate.summary.failed = 1;
@@ -300,7 +273,7 @@ fn a_statement_that_disagrees_with_report_json_is_caught() {
     write_envelope(dir.path(), &sign(&statement, &key)).unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
     for field in ["run_id", "verdicts", "summary", "catalog_digest"] {
-        assert_problem(
+        util::assert_problem(
             &v,
             &format!("report.dsse.json: predicate.{field} differs from report.json"),
         );
@@ -319,7 +292,7 @@ fn junit_must_list_the_same_tests_with_the_same_outcomes() {
     let mut without = report.clone();
     without.results.remove(1);
     fs::write(dir.path().join(JUNIT_XML), to_junit(&without)).unwrap();
-    resign(dir.path(), &key);
+    util::resign(dir.path(), &key, None);
     let v = verify_results(dir.path(), &trusted(&key));
     assert_eq!(
         v.problems,
@@ -334,7 +307,7 @@ fn junit_must_list_the_same_tests_with_the_same_outcomes() {
     failed.results[1].status = Status::Failed;
     failed.results[1].message = "boom".to_string();
     fs::write(dir.path().join(JUNIT_XML), to_junit(&failed)).unwrap();
-    resign(dir.path(), &key);
+    util::resign(dir.path(), &key, None);
     let v = verify_results(dir.path(), &trusted(&key));
     assert_eq!(
         v.problems,
@@ -350,7 +323,7 @@ fn junit_must_list_the_same_tests_with_the_same_outcomes() {
     ghost.id = "platform/ghost".to_string();
     extra.results.push(ghost);
     fs::write(dir.path().join(JUNIT_XML), to_junit(&extra)).unwrap();
-    resign(dir.path(), &key);
+    util::resign(dir.path(), &key, None);
     let v = verify_results(dir.path(), &trusted(&key));
     assert_eq!(
         v.problems,
@@ -364,9 +337,9 @@ fn junit_must_list_the_same_tests_with_the_same_outcomes() {
         "<testsuites><testsuite></testsuites>",
     )
     .unwrap();
-    resign(dir.path(), &key);
+    util::resign(dir.path(), &key, None);
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "junit.xml: malformed:");
+    util::assert_problem(&v, "junit.xml: malformed:");
 
     // Every outcome kind round-trips through the parser.
     let dir = signed_dir(&report, &key);
@@ -395,12 +368,12 @@ fn a_test_case_deleted_from_report_json_is_caught() {
     )
     .unwrap();
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "report.json: sha256 mismatch");
-    assert_problem(
+    util::assert_problem(&v, "report.json: sha256 mismatch");
+    util::assert_problem(
         &v,
         &format!("junit.xml: test {required} is not in report.json"),
     );
-    assert_problem(&v, &format!("required test {required} missing"));
+    util::assert_problem(&v, &format!("required test {required} missing"));
 }
 
 #[test]
@@ -486,12 +459,12 @@ fn a_result_relabelled_should_cannot_excuse_its_failure() {
         assert!(r.verdicts[0].conformant);
     });
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(
+    util::assert_problem(
         &v,
         &format!("result {required} differs from the catalog in level, component or features"),
     );
-    assert_problem(&v, &format!("required test {required} failed"));
-    assert_problem(
+    util::assert_problem(&v, &format!("required test {required} failed"));
+    util::assert_problem(
         &v,
         "recorded verdict is conformant but the results make it not conformant",
     );
@@ -541,14 +514,14 @@ fn an_old_suite_version_or_catalog_is_not_current() {
         r.catalog_digest = "ab".repeat(32);
     });
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(
+    util::assert_problem(
         &v,
         &format!(
             "suite version 0.0.1 is not current (this kfconform is {})",
             kfconform_suite::SUITE_VERSION
         ),
     );
-    assert_problem(
+    util::assert_problem(
         &v,
         &format!(
             "catalog digest {} is not this kfconform's catalog",
@@ -568,8 +541,8 @@ fn an_unknown_profile_or_a_lying_summary_is_caught() {
         r.summary.passed += 1;
     });
     let v = verify_results(dir.path(), &trusted(&key));
-    assert_problem(&v, "profile kubeflow-99.99: unknown to this kfconform");
-    assert_problem(&v, "report.json: summary does not count its results");
+    util::assert_problem(&v, "profile kubeflow-99.99: unknown to this kfconform");
+    util::assert_problem(&v, "report.json: summary does not count its results");
 }
 
 #[test]
@@ -586,22 +559,9 @@ fn a_bundle_path_that_does_not_exist_is_an_error() {
 fn a_real_emulator_run_signed_by_the_library_verifies() {
     let work = TempDir::new().unwrap();
     let out = work.path().join("results");
-    let status = assert_cmd::Command::cargo_bin("kfconform")
-        .unwrap()
-        .args(["run", "--emulator", "--output"])
-        .arg(&out)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .timeout(std::time::Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    util::run_emulator(&out, &[], 0);
     let key = generate();
-    resign(&out, &key);
+    util::resign(&out, &key, None);
     let v = verify_results(&out, &trusted(&key));
     assert_ok(&v);
     assert!(v.verdicts[0].conformant);
@@ -615,5 +575,5 @@ fn a_real_emulator_run_signed_by_the_library_verifies() {
         r.summary = summarize(&r.results);
     });
     let v = verify_results(&out, &trusted(&key));
-    assert_problem(&v, &format!("required test {required} error"));
+    util::assert_problem(&v, &format!("required test {required} error"));
 }

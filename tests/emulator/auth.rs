@@ -2,7 +2,7 @@
 //! shapes, RBAC rule matching, ClusterRole aggregation, impersonation, TokenRequest tokens,
 //! escalation prevention and the access reviews.
 
-use std::time::Duration;
+use crate::util;
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
@@ -11,9 +11,6 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kfconform_emulator::{ADMIN_TOKEN, Emulator, EmulatorConfig};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-
-/// Safety net for waits that end on an event.
-const WAIT: Duration = Duration::from_secs(30);
 
 struct Ctx {
     emu: Emulator,
@@ -35,7 +32,7 @@ impl Ctx {
         let alice = config.auth.add_user("alice", &[]);
         let bob = config.auth.add_user("bob", &[]);
         let auditor = config.auth.add_user("audrey", &["auditors".to_string()]);
-        let emu = Emulator::start(config).await.unwrap();
+        let emu = util::emulator_with(config).await;
         let ctx = Ctx {
             emu,
             http: reqwest::Client::new(),
@@ -73,13 +70,7 @@ impl Ctx {
         if let Some(b) = body {
             rb = rb.json(&b);
         }
-        let r = tokio::time::timeout(WAIT, rb.send())
-            .await
-            .unwrap()
-            .unwrap();
-        let code = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let (code, body) = util::send(rb).await;
         Resp { code, body }
     }
 
@@ -107,17 +98,7 @@ impl Ctx {
 
     /// A Role (or ClusterRole when `ns` is empty) with `rules`, as the admin.
     async fn role(&self, ns: &str, name: &str, rules: Value) {
-        let (path, kind) = if ns.is_empty() {
-            (
-                "/apis/rbac.authorization.k8s.io/v1/clusterroles".to_string(),
-                "ClusterRole",
-            )
-        } else {
-            (
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
-                "Role",
-            )
-        };
+        let (path, kind) = rbac_collection(ns, "Role");
         self.admin_post(
             &path,
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
@@ -128,17 +109,7 @@ impl Ctx {
 
     /// A RoleBinding (or ClusterRoleBinding when `ns` is empty), as the admin.
     async fn bind(&self, ns: &str, name: &str, role_kind: &str, role: &str, subjects: Value) {
-        let (path, kind) = if ns.is_empty() {
-            (
-                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings".to_string(),
-                "ClusterRoleBinding",
-            )
-        } else {
-            (
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
-                "RoleBinding",
-            )
-        };
+        let (path, kind) = rbac_collection(ns, "RoleBinding");
         self.admin_post(
             &path,
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
@@ -182,6 +153,18 @@ impl Ctx {
             Some(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})),
         )
         .await
+    }
+}
+
+/// The collection to create a `kind` (Role or RoleBinding) in, and the kind: in namespace `ns`,
+/// or the cluster-wide kind when `ns` is empty.
+fn rbac_collection(ns: &str, kind: &str) -> (String, String) {
+    let plural = format!("{}s", kind.to_lowercase());
+    let base = "/apis/rbac.authorization.k8s.io/v1";
+    if ns.is_empty() {
+        (format!("{base}/cluster{plural}"), format!("Cluster{kind}"))
+    } else {
+        (format!("{base}/namespaces/{ns}/{plural}"), kind.to_string())
     }
 }
 
@@ -506,28 +489,19 @@ async fn kubeflow_roles_aggregate_their_components() {
                "rules": [{"verbs": ["create"], "apiGroups": ["example.com"], "resources": ["widgets"]}]}),
     )
     .await;
-    let client = kube::Client::try_from(ctx.emu.kube_config()).unwrap();
-    let roles: Api<ClusterRole> = Api::all(client);
-    let has_widgets = |name: &'static str| {
-        kube::runtime::wait::await_condition(roles.clone(), name, |r: Option<&ClusterRole>| {
-            r.and_then(|r| r.rules.as_ref()).is_some_and(|rules| {
-                rules.iter().any(|x| {
-                    x.resources
-                        .as_ref()
-                        .is_some_and(|r| r.contains(&"widgets".to_string()))
-                })
+    let roles: Api<ClusterRole> = Api::all(util::client(&ctx.emu));
+    let has_widgets = |r: &ClusterRole| {
+        r.rules.as_ref().is_some_and(|rules| {
+            rules.iter().any(|x| {
+                x.resources
+                    .as_ref()
+                    .is_some_and(|r| r.contains(&"widgets".to_string()))
             })
         })
     };
     // kubeflow-edit aggregates it, and kubeflow-admin aggregates kubeflow-edit.
-    tokio::time::timeout(WAIT, has_widgets("kubeflow-edit"))
-        .await
-        .unwrap()
-        .unwrap();
-    tokio::time::timeout(WAIT, has_widgets("kubeflow-admin"))
-        .await
-        .unwrap()
-        .unwrap();
+    util::wait_for(&roles, "kubeflow-edit", has_widgets).await;
+    util::wait_for(&roles, "kubeflow-admin", has_widgets).await;
     assert!(
         ctx.allowed(editor, "create", "example.com", "widgets", "team-a")
             .await
@@ -967,10 +941,8 @@ async fn access_reviews_answer_for_the_right_subject() {
     )
     .await;
     // SelfSubjectAccessReview through kube-rs, for a user the admin impersonates.
-    let mut config = ctx.emu.kube_config();
-    config.auth_info.impersonate = Some("alice".into());
-    let client = kube::Client::try_from(config).unwrap();
-    let ssar: Api<SelfSubjectAccessReview> = Api::all(client);
+    let ssar: Api<SelfSubjectAccessReview> =
+        Api::all(util::client_impersonating(&ctx.emu, "alice"));
     let ask = |ns: &str| SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -1076,7 +1048,7 @@ async fn access_reviews_answer_for_the_right_subject() {
 async fn kubeconfigs_for_other_identities_use_tls() {
     let mut config = EmulatorConfig::default();
     let token = config.auth.add_user("carol", &["team".to_string()]);
-    let emu = Emulator::start(config).await.unwrap();
+    let emu = util::emulator_with(config).await;
     let yaml = emu.kubeconfig_yaml_for(&token);
     assert!(
         yaml.contains(&format!("server: {}", emu.tls_url())),
@@ -1084,11 +1056,7 @@ async fn kubeconfigs_for_other_identities_use_tls() {
     );
     assert!(yaml.contains("certificate-authority-data: "));
     // kube-rs through the HTTPS endpoint with the kubeconfig's CA.
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = util::client_from_kubeconfig(&yaml).await;
     let who: Value = client
         .request(
             http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
@@ -1114,53 +1082,15 @@ async fn kubeconfigs_for_other_identities_use_tls() {
     emu.shutdown().await;
 }
 
-/// Kills the spawned emulator when the test ends, however it ends.
-struct Reap(std::process::Child);
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_command_writes_a_kubeconfig_for_user() {
-    use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("alice.kubeconfig");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
-        .args([
-            "emulator",
-            "--user",
-            "alice",
-            "--group",
-            "devs",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _reap = Reap(child);
-    let banner: Vec<String> = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.contains("press Ctrl-C"))
-        .collect();
+    let emu = util::EmulatorProcess::start(&["--user", "alice", "--group", "devs"]);
     assert!(
-        banner.iter().any(|l| l.contains("(user alice)")),
-        "{banner:?}"
+        emu.banner.iter().any(|l| l.contains("(user alice)")),
+        "{:?}",
+        emu.banner
     );
-    let yaml = std::fs::read_to_string(&kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = emu.client().await;
     let who: Value = client
         .request(
             http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")

@@ -2,27 +2,10 @@
 
 use std::time::Duration;
 
+use crate::util;
+
 use kfconform_emulator::{Defect, Emulator, EmulatorConfig, Tuning};
 use serde_json::{Value, json};
-
-/// Safety net for anything that waits on the server; tests never sleep.
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn start() -> Emulator {
-    Emulator::start(EmulatorConfig::default()).await.unwrap()
-}
-
-async fn start_with(defects: Vec<Defect>, tuning: Tuning) -> Emulator {
-    Emulator::start_tuned(
-        EmulatorConfig {
-            defects,
-            ..EmulatorConfig::default()
-        },
-        tuning,
-    )
-    .await
-    .unwrap()
-}
 
 /// A thin raw-HTTP client returning (status, JSON body).
 struct Http {
@@ -45,14 +28,7 @@ impl Http {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
-        let r = tokio::time::timeout(WAIT, rb.send())
-            .await
-            .unwrap()
-            .unwrap();
-        let code = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (code, v)
+        util::send(rb).await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -88,10 +64,12 @@ impl Http {
     }
 
     async fn watch(&self, path: &str) -> Watch {
-        let r = tokio::time::timeout(WAIT, self.c.get(format!("{}{path}", self.base)).send())
-            .await
-            .unwrap()
-            .unwrap();
+        let r = util::within(
+            "the watch response",
+            self.c.get(format!("{}{path}", self.base)).send(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         Watch {
             resp: r,
@@ -114,9 +92,8 @@ impl Watch {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
                 return Some(serde_json::from_slice(&line).unwrap());
             }
-            let chunk = tokio::time::timeout(WAIT, self.resp.chunk())
+            let chunk = util::within("a watch event", self.resp.chunk())
                 .await
-                .expect("watch event within the safety timeout")
                 .unwrap()?;
             self.buf.extend_from_slice(&chunk);
         }
@@ -169,7 +146,7 @@ fn assert_status(body: &Value, code: u16, reason: &str, message: &str) {
 
 #[tokio::test]
 async fn version_health_and_discovery() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let (code, v) = h.get("/version").await;
     assert_eq!(code, 200);
@@ -233,7 +210,7 @@ async fn version_health_and_discovery() {
     assert_eq!(h.get("/apis/nope.example.com/v1").await.0, 404);
 
     // kube-rs discovery agrees.
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let client = util::client(&emu);
     let d = kube::Discovery::new(client).run().await.unwrap();
     let (ar, caps) = d
         .resolve_gvk(&kube::api::GroupVersionKind::gvk(
@@ -250,7 +227,7 @@ async fn version_health_and_discovery() {
 
 #[tokio::test]
 async fn crud_metadata_and_errors() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let (code, created) = h
         .post("/api/v1/namespaces/default/configmaps", &cm("a", json!({})))
@@ -417,7 +394,7 @@ async fn crud_metadata_and_errors() {
 
 #[tokio::test]
 async fn secrets_get_defaults() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let (code, s) = h
         .post(
@@ -434,7 +411,7 @@ async fn secrets_get_defaults() {
 
 #[tokio::test]
 async fn list_selectors_and_pagination() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     make_ns(&h, "sel").await;
     let labels = [
@@ -555,7 +532,7 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn watch_events_resume_and_selectors() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     make_ns(&h, "w").await;
     let (_, list) = h.get("/api/v1/namespaces/w/configmaps").await;
@@ -640,13 +617,10 @@ async fn watch_events_resume_and_selectors() {
 
 #[tokio::test]
 async fn watch_too_old_resource_version_is_expired() {
-    let emu = start_with(
-        vec![],
-        Tuning {
-            watch_history: 3,
-            ..Tuning::default()
-        },
-    )
+    let emu = util::emulator_tuned(Tuning {
+        watch_history: 3,
+        ..Tuning::default()
+    })
     .await;
     let h = Http::new(&emu);
     let (_, list) = h.get("/api/v1/namespaces/default/configmaps").await;
@@ -684,13 +658,10 @@ async fn watch_too_old_resource_version_is_expired() {
 
 #[tokio::test]
 async fn watch_bookmarks_and_initial_events() {
-    let emu = start_with(
-        vec![],
-        Tuning {
-            bookmark_interval: Duration::from_millis(50),
-            ..Tuning::default()
-        },
-    )
+    let emu = util::emulator_tuned(Tuning {
+        bookmark_interval: Duration::from_millis(50),
+        ..Tuning::default()
+    })
     .await;
     let h = Http::new(&emu);
     h.post("/api/v1/namespaces/default/configmaps", &cm("b", json!({})))
@@ -721,7 +692,7 @@ async fn watch_bookmarks_and_initial_events() {
 
 #[tokio::test]
 async fn status_subresource_and_generation() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let base = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs";
     let mut job = pytorchjob("gen");
@@ -793,7 +764,7 @@ async fn status_subresource_and_generation() {
 
 #[tokio::test]
 async fn patch_kinds_and_apply() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let base = "/api/v1/namespaces/default/configmaps";
     h.post(base, &cm("p", json!({"x": "1"}))).await;
@@ -875,7 +846,7 @@ async fn patch_kinds_and_apply() {
 
 #[tokio::test]
 async fn finalizers_hold_deletion() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let base = "/api/v1/namespaces/default/configmaps";
     let mut obj = cm("f", json!({}));
@@ -939,7 +910,7 @@ async fn finalizers_hold_deletion() {
 
 #[tokio::test]
 async fn namespace_lifecycle_and_cascade() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     for ns in ["default", "kube-system", "kube-public"] {
         assert_eq!(h.get(&format!("/api/v1/namespaces/{ns}")).await.0, 200);
@@ -1063,7 +1034,7 @@ async fn owned(h: &Http, owner: &Value, name: &str) {
 
 #[tokio::test]
 async fn garbage_collection_policies() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let base = "/api/v1/namespaces/default/configmaps";
     let mut w = h.watch(&format!("{base}?watch=true")).await;
@@ -1125,7 +1096,7 @@ async fn garbage_collection_policies() {
 
 #[tokio::test]
 async fn dry_run_stores_nothing() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let base = "/api/v1/namespaces/default/configmaps";
     let (code, v) = h
@@ -1183,7 +1154,7 @@ fn widget_crd() -> Value {
 
 #[tokio::test]
 async fn crds_through_the_api() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     // Fixture CRDs are installed and Established.
     let (code, crd) = h
@@ -1257,7 +1228,7 @@ async fn crds_through_the_api() {
 
 #[tokio::test]
 async fn multi_version_crd_serves_every_version() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let (code, v) = h
         .post(
@@ -1279,7 +1250,7 @@ async fn multi_version_crd_serves_every_version() {
 
 #[tokio::test]
 async fn tables_for_kubectl() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     h.post(
         "/apis/kubeflow.org/v1beta1/namespaces/default/experiments",
@@ -1323,7 +1294,7 @@ async fn tables_for_kubectl() {
 
 #[tokio::test]
 async fn schema_validation_and_field_validation() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     let base = "/apis/kubeflow.org/v1/namespaces/default/pytorchjobs";
     let mut job = pytorchjob("u");
@@ -1383,10 +1354,10 @@ async fn schema_validation_and_field_validation() {
     );
 
     // The schema-drift defect: upstream examples trip over the renamed field.
-    let emu2 = start_with(
-        vec![Defect::PlatformPytorchjobSchemaDrift],
-        Tuning::default(),
-    )
+    let emu2 = util::emulator_with(EmulatorConfig {
+        defects: vec![Defect::PlatformPytorchjobSchemaDrift],
+        ..EmulatorConfig::default()
+    })
     .await;
     let h2 = Http::new(&emu2);
     let (code, v) = h2
@@ -1421,15 +1392,15 @@ async fn assert_not_served(h: &Http, group_version: &str, plural: &str) {
 
 #[tokio::test]
 async fn defects_are_observable() {
-    let emu = start_with(
-        vec![
+    let emu = util::emulator_with(EmulatorConfig {
+        defects: vec![
             Defect::PlatformOldKubernetes,
             Defect::PlatformMissingTrainjobCrd,
             Defect::PlatformExperimentCrdNotEstablished,
             Defect::PlatformPytorchjobSchemaDrift,
         ],
-        Tuning::default(),
-    )
+        ..EmulatorConfig::default()
+    })
     .await;
     let h = Http::new(&emu);
     let (_, v) = h.get("/version").await;
@@ -1462,7 +1433,7 @@ async fn defects_are_observable() {
     emu.shutdown().await;
 
     // Without defects all of it is there.
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     assert_eq!(
         h.get(&format!("{crds}/trainjobs.trainer.kubeflow.org"))
@@ -1481,7 +1452,7 @@ async fn defects_are_observable() {
 
 #[tokio::test]
 async fn request_counts() {
-    let emu = start().await;
+    let emu = util::emulator().await;
     let h = Http::new(&emu);
     h.get("/api/v1/namespaces/default/configmaps").await;
     h.get("/api/v1/namespaces/default/configmaps").await;
@@ -1526,8 +1497,8 @@ async fn kube_rs_typed_and_dynamic_clients() {
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
-    let emu = start().await;
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let nss: Api<Namespace> = Api::all(client.clone());
     let names: Vec<String> = nss
         .list(&ListParams::default())

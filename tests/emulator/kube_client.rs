@@ -1,25 +1,22 @@
 //! kube-runtime against the emulator: the watcher recovers from 410 Expired by relisting, and
 //! `await_condition` sees a condition that is set later.
 
-use std::time::Duration;
+use crate::util;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kfconform_emulator::{Emulator, EmulatorConfig, Tuning};
+use kfconform_emulator::Tuning;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(20);
-
 type Events = futures::stream::BoxStream<'static, watcher::Result<watcher::Event<ConfigMap>>>;
 
 async fn next(s: &mut Events) -> watcher::Result<watcher::Event<ConfigMap>> {
-    tokio::time::timeout(WAIT, s.next())
+    util::within("a watcher event", s.next())
         .await
-        .expect("watcher event within the safety timeout")
         .expect("watcher stream ended")
 }
 
@@ -31,16 +28,12 @@ fn configmap(name: &str) -> ConfigMap {
 
 #[tokio::test]
 async fn watcher_relists_after_410() {
-    let emu = Emulator::start_tuned(
-        EmulatorConfig::default(),
-        Tuning {
-            watch_history: 3,
-            ..Tuning::default()
-        },
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let emu = util::emulator_tuned(Tuning {
+        watch_history: 3,
+        ..Tuning::default()
+    })
+    .await;
+    let client = util::client(&emu);
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     api.create(&PostParams::default(), &configmap("first"))
         .await
@@ -96,13 +89,13 @@ async fn watcher_relists_after_410() {
 
 #[tokio::test]
 async fn await_condition_sees_a_later_condition() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
 
     // Fixture CRDs are Established already.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = tokio::time::timeout(
-        WAIT,
+    let crd = util::within(
+        "the PyTorchJob CRD Established",
         await_condition(
             crds,
             "pytorchjobs.kubeflow.org",
@@ -110,7 +103,6 @@ async fn await_condition_sees_a_later_condition() {
         ),
     )
     .await
-    .unwrap()
     .unwrap();
     assert!(crd.is_some());
 
@@ -147,9 +139,8 @@ async fn await_condition_sees_a_later_condition() {
     )
     .await
     .unwrap();
-    let done = tokio::time::timeout(WAIT, waiter)
+    let done = util::within("the Succeeded condition", waiter)
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert!(succeeded(done.as_ref()));

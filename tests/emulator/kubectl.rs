@@ -2,6 +2,8 @@
 //!
 //! kubectl must be on PATH (CI installs it with `.ci/setup`); without it these tests fail.
 
+use crate::util;
+
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -16,13 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const NS: &str = "kubectl-test";
 
 fn kubectl_path() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("kubectl is not on PATH: run `.ci/setup` (CI installs it) before the tests")
-        })
+    util::on_path("kubectl").unwrap_or_else(|| {
+        panic!("kubectl is not on PATH: run `.ci/setup` (CI installs it) before the tests")
+    })
 }
 
 struct Kubectl {
@@ -40,8 +38,7 @@ impl Kubectl {
     fn with_kubeconfig(yaml: &str) -> Self {
         let bin = kubectl_path();
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, yaml).unwrap();
+        let kubeconfig = util::write_kubeconfig(dir.path(), yaml);
         Kubectl {
             bin,
             dir,
@@ -133,7 +130,7 @@ impl Lines {
 }
 
 async fn setup() -> (Emulator, Kubectl) {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let emu = util::emulator().await;
     let k = Kubectl::new(&emu);
     (emu, k)
 }
@@ -410,7 +407,7 @@ async fn can_i(k: &Kubectl, args: &[&str]) -> bool {
 async fn auth_can_i_whoami_and_tokens() {
     let mut config = EmulatorConfig::default();
     let alice_token = config.auth.add_user("alice", &["devs".to_string()]);
-    let emu = Emulator::start(config).await.unwrap();
+    let emu = util::emulator_with(config).await;
     let k = Kubectl::new(&emu);
     let setup = k.file(
         "rbac.yaml",

@@ -1,2 +1,32 @@
-//! Helpers shared by this binary's topic modules.
+//! Helpers shared by this binary's topic modules: the shared emulator helpers, plus what only
+//! the API tests need.
 #![allow(dead_code)]
+
+#[path = "../shared/util_shared.rs"]
+mod shared;
+pub use shared::*;
+
+use kfconform_emulator::{Emulator, EmulatorConfig, Tuning};
+use serde_json::Value;
+
+/// An in-process emulator with the default configuration.
+pub async fn emulator() -> Emulator {
+    emulator_with(EmulatorConfig::default()).await
+}
+
+/// An in-process emulator with the default configuration and internal knobs set.
+pub async fn emulator_tuned(tuning: Tuning) -> Emulator {
+    Emulator::start_tuned(EmulatorConfig::default(), tuning)
+        .await
+        .expect("the emulator starts")
+}
+
+/// Sends a request; returns the status code and the body as JSON (a JSON string when the body
+/// is not JSON).
+pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = within("a response", rb.send()).await.unwrap();
+    let code = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (code, body)
+}

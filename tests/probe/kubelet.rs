@@ -2,42 +2,19 @@
 //! phases, restart policy, deletion, stages of other pods, downward API, the hosts map, Pod
 //! Security admission, `kubectl logs`, and no probe process outliving a SIGKILLed emulator.
 
-use std::path::PathBuf;
+use crate::util;
+
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kfconform_emulator::EmulatorConfig;
 use kfconform_emulator::kubelet::{KubeletConfig, PodStage, StagePhase};
-use kfconform_emulator::{Emulator, EmulatorConfig};
 use kfconform_probe::TrainVerdict;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
-use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(30);
 const IMAGE: &str = kfconform_probe::DEFAULT_PROBE_IMAGE;
-
-fn kubelet() -> KubeletConfig {
-    KubeletConfig {
-        probe_binary: Some(env!("CARGO_BIN_EXE_kfconform").into()),
-        ..KubeletConfig::default()
-    }
-}
-
-async fn emulator_with(k: KubeletConfig) -> (Emulator, kube::Client) {
-    let emu = Emulator::start(EmulatorConfig {
-        kubelet: k,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    (emu, client)
-}
-
-async fn emulator() -> (Emulator, kube::Client) {
-    emulator_with(kubelet()).await
-}
 
 /// A restricted-compliant probe pod running `kfconform <args>`.
 fn probe_pod(name: &str, args: &[&str], restart: &str) -> Value {
@@ -65,15 +42,6 @@ async fn create(api: &Api<Pod>, pod: Value) -> Pod {
     .unwrap()
 }
 
-async fn wait_for(api: &Api<Pod>, name: &str, what: &str, cond: impl Fn(&Pod) -> bool) -> Pod {
-    let c = move |p: Option<&Pod>| p.is_some_and(&cond);
-    tokio::time::timeout(WAIT, await_condition(api.clone(), name, c))
-        .await
-        .unwrap_or_else(|_| panic!("pod {name}: {what} within {WAIT:?}"))
-        .unwrap()
-        .unwrap()
-}
-
 fn phase(p: &Pod) -> &str {
     p.status
         .as_ref()
@@ -82,15 +50,7 @@ fn phase(p: &Pod) -> &str {
 }
 
 async fn wait_phase(api: &Api<Pod>, name: &str, want: &'static str) -> Pod {
-    wait_for(api, name, want, move |p| phase(p) == want).await
-}
-
-async fn wait_gone(api: &Api<Pod>, name: &str) {
-    let c = |p: Option<&Pod>| p.is_none();
-    tokio::time::timeout(WAIT, await_condition(api.clone(), name, c))
-        .await
-        .unwrap_or_else(|_| panic!("pod {name} deleted within {WAIT:?}"))
-        .unwrap();
+    util::wait_for(api, name, move |p| phase(p) == want).await
 }
 
 fn as_json(p: &Pod) -> Value {
@@ -141,7 +101,8 @@ fn procs_matching(needle: &str) -> Vec<(u32, u32)> {
 
 #[tokio::test]
 async fn probe_pod_runs_with_downward_api_env_and_its_log_is_readable() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let ns = "default";
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
     cms.create(
@@ -253,7 +214,8 @@ async fn probe_pod_runs_with_downward_api_env_and_its_log_is_readable() {
 
 #[tokio::test]
 async fn exit_codes_become_phases() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     create(
         &pods,
@@ -284,7 +246,8 @@ async fn exit_codes_become_phases() {
 
 #[tokio::test]
 async fn on_failure_restarts_with_back_off_and_previous_logs() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     create(
         &pods,
@@ -292,7 +255,7 @@ async fn on_failure_restarts_with_back_off_and_previous_logs() {
     )
     .await;
     let p = as_json(
-        &wait_for(&pods, "crash", "restarted twice", |p| {
+        &util::wait_for(&pods, "crash", |p| {
             p.status
                 .as_ref()
                 .and_then(|s| s.container_statuses.as_ref())
@@ -316,7 +279,7 @@ async fn on_failure_restarts_with_back_off_and_previous_logs() {
         .unwrap();
     assert_eq!(prev, "kfconform probe fail: exiting with code 2\n");
     // A crash-looping pod is caught waiting in CrashLoopBackOff at some point.
-    wait_for(&pods, "crash", "CrashLoopBackOff", |p| {
+    util::wait_for(&pods, "crash", |p| {
         p.status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
@@ -329,12 +292,13 @@ async fn on_failure_restarts_with_back_off_and_previous_logs() {
     pods.delete("crash", &DeleteParams::default())
         .await
         .unwrap();
-    wait_gone(&pods, "crash").await;
+    util::wait_gone(&pods, "crash").await;
 }
 
 #[tokio::test]
 async fn deleting_a_pod_kills_its_process_first() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let marker = "777.25";
     create(
@@ -363,7 +327,7 @@ async fn deleting_a_pod_kills_its_process_first() {
         ..LogParams::default()
     };
     let mut lines = pods.log_stream("sleeper", &follow).await.unwrap().lines();
-    let first = tokio::time::timeout(WAIT, lines.next()).await.unwrap();
+    let first = util::within("the first log line", lines.next()).await;
     assert_eq!(
         first.unwrap().unwrap(),
         format!("kfconform probe sleep: sleeping {marker}s")
@@ -375,7 +339,7 @@ async fn deleting_a_pod_kills_its_process_first() {
     // Kept (Terminating) until the kubelet has killed the process.
     let kept = deleted.left().expect("the pod is returned, not a Status");
     assert!(kept.metadata.deletion_timestamp.is_some());
-    wait_gone(&pods, "sleeper").await;
+    util::wait_gone(&pods, "sleeper").await;
     assert!(
         children_matching(&needle).is_empty(),
         "the process is gone once the pod is"
@@ -384,7 +348,8 @@ async fn deleting_a_pod_kills_its_process_first() {
 
 #[tokio::test]
 async fn namespace_deletion_waits_for_pod_processes() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.create(
         &PostParams::default(),
@@ -403,17 +368,14 @@ async fn namespace_deletion_waits_for_pod_processes() {
     nss.delete("doomed", &DeleteParams::default())
         .await
         .unwrap();
-    let c = |n: Option<&Namespace>| n.is_none();
-    tokio::time::timeout(WAIT, await_condition(nss.clone(), "doomed", c))
-        .await
-        .unwrap()
-        .unwrap();
+    util::wait_gone(&nss, "doomed").await;
     assert!(children_matching(&format!("probe sleep --seconds {marker}")).is_empty());
 }
 
 #[tokio::test]
 async fn other_images_move_through_stages() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let pod = json!({"metadata": {"name": "web"},
                      "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}});
@@ -427,14 +389,18 @@ async fn other_images_move_through_stages() {
         done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
         "Completed"
     );
-    let (_emu2, client2) = emulator_with(KubeletConfig {
-        pod_stages: vec![PodStage {
-            phase: StagePhase::Running,
-            after: Duration::ZERO,
-        }],
-        ..kubelet()
+    let emu2 = util::emulator_with(EmulatorConfig {
+        kubelet: KubeletConfig {
+            pod_stages: vec![PodStage {
+                phase: StagePhase::Running,
+                after: Duration::ZERO,
+            }],
+            ..util::probe_kubelet()
+        },
+        ..EmulatorConfig::default()
     })
     .await;
+    let client2 = util::client(&emu2);
     let pods2: Api<Pod> = Api::namespaced(client2, "default");
     create(
         &pods2,
@@ -452,7 +418,8 @@ async fn other_images_move_through_stages() {
 
 #[tokio::test]
 async fn two_probe_pods_rendezvous_through_a_headless_service() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     let svc = services
         .create(
@@ -510,7 +477,8 @@ async fn two_probe_pods_rendezvous_through_a_headless_service() {
 
 #[tokio::test]
 async fn pod_security_restricted_rejects_noncompliant_pods() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.create(
         &PostParams::default(),
@@ -552,7 +520,8 @@ async fn pod_security_restricted_rejects_noncompliant_pods() {
 
 #[tokio::test]
 async fn log_requests_name_the_container() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let mut p = probe_pod("two", &["probe", "fail", "--code", "0"], "Never");
     let second = p["spec"]["containers"][0].clone();
@@ -588,23 +557,16 @@ async fn log_requests_name_the_container() {
     assert_eq!(log, "kfconform probe fail: exiting with code 4\n");
 }
 
-fn kubectl() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-}
-
 #[tokio::test]
 async fn kubectl_logs_and_follow() {
-    let Some(bin) = kubectl() else {
+    let Some(bin) = util::on_path("kubectl") else {
         eprintln!("kubectl not on PATH: skipping (CI installs it with .ci/setup)");
         return;
     };
-    let (emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, emu.kubeconfig_yaml()).unwrap();
+    let kubeconfig = util::kubeconfig(&emu, dir.path());
     let pods: Api<Pod> = Api::namespaced(client, "default");
     create(
         &pods,
@@ -621,28 +583,21 @@ async fn kubectl_logs_and_follow() {
         c
     };
     // Follow ends when the container does, with everything it printed.
-    let out = tokio::time::timeout(WAIT, run(&["logs", "-f", "talker"]).output())
+    let out = util::within("kubectl logs -f", run(&["logs", "-f", "talker"]).output())
         .await
-        .unwrap()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::assert_success(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "kfconform probe sleep: sleeping 0.5s\nkfconform probe sleep: done\n"
     );
-    let out = tokio::time::timeout(WAIT, run(&["logs", "talker", "--tail", "1"]).output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = util::within(
+        "kubectl logs --tail",
+        run(&["logs", "talker", "--tail", "1"]).output(),
+    )
+    .await
+    .unwrap();
+    util::assert_success(&out);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "kfconform probe sleep: done\n"
@@ -670,36 +625,9 @@ use std::os::fd::FromRawFd;
 
 #[tokio::test]
 async fn no_probe_process_outlives_a_sigkilled_emulator() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut emu = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
-        .args(["emulator", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let emu_pid = emu.id().unwrap();
-    // The emulator prints its URL once serving; the kubeconfig is written by then.
-    let stdout = emu.stdout.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    tokio::time::timeout(WAIT, async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            if l.starts_with("kubeconfig written") {
-                return;
-            }
-        }
-        panic!("emulator ended early");
-    })
-    .await
-    .unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let mut emu = util::EmulatorProcess::start(&[]);
+    let emu_pid = emu.pid();
+    let client = emu.client().await;
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let marker = "779.75";
     create(
@@ -715,20 +643,19 @@ async fn no_probe_process_outlives_a_sigkilled_emulator() {
         .map(|(pid, _)| pid)
         .collect();
     assert_eq!(probes.len(), 1, "the emulator runs one probe process");
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(emu_pid as i32, libc::SIGKILL);
-    }
-    let _ = emu.wait().await;
-    tokio::time::timeout(WAIT, wait_exit(probes[0]))
-        .await
-        .expect("the probe process exits once its emulator is killed");
+    emu.kill();
+    util::within(
+        "the probe process exits once its emulator is killed",
+        wait_exit(probes[0]),
+    )
+    .await;
     assert!(procs_matching(&needle).is_empty());
 }
 
 #[tokio::test]
 async fn init_containers_run_first_and_a_failed_one_fails_the_pod() {
-    let (_emu, client) = emulator().await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let mut ok = probe_pod("init-ok", &["probe", "fail", "--code", "0"], "Never");
     let mut init = ok["spec"]["containers"][0].clone();
@@ -769,7 +696,7 @@ async fn init_containers_run_first_and_a_failed_one_fails_the_pod() {
 
 #[test]
 fn emulator_rejects_unknown_pod_stages() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
+    let out = std::process::Command::new(util::KFCONFORM)
         .args(["emulator", "--pod-stages", "Running,Done=1s"])
         .output()
         .unwrap();

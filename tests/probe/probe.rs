@@ -2,6 +2,8 @@
 //! their environment by hand (IP literal and hosts-map names), violations exiting non-zero
 //! with the JSON verdict, and the fail/env roles.
 
+use crate::util;
+
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use kfconform_probe::{Framework, TrainVerdict};
 use rand::Rng;
 
+/// Safety net for probe processes, longer than the longest rendezvous timeout they are given.
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A loopback address of its own, so parallel tests never share a listening port.
@@ -22,8 +25,17 @@ fn random_ip() -> String {
     )
 }
 
+/// The master's address for rank 0, a fresh one for every other rank.
+fn replica_ip(rank: u32, master_ip: &str) -> String {
+    if rank == 0 {
+        master_ip.to_string()
+    } else {
+        random_ip()
+    }
+}
+
 fn probe(args: &[&str], env: &[(&str, String)]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_kfconform"));
+    let mut c = tokio::process::Command::new(util::KFCONFORM);
     c.arg("probe")
         .args(args)
         .env_clear()
@@ -79,11 +91,7 @@ async fn pytorch_rendezvous_of_three_replicas() {
     let cmds = (0..3)
         .rev() // workers first: they must wait for the master
         .map(|rank| {
-            let ip = if rank == 0 {
-                master_ip.clone()
-            } else {
-                random_ip()
-            };
+            let ip = replica_ip(rank, &master_ip);
             probe(
                 &["train", "--rendezvous-timeout", "30s"],
                 &pytorch_env(&master_ip, 23456, rank, 3, &ip),
@@ -120,11 +128,7 @@ async fn torchrun_rendezvous_resolves_the_master_through_the_hosts_map() {
     .unwrap();
     let cmds = (0..2)
         .map(|rank| {
-            let ip = if rank == 0 {
-                master_ip.clone()
-            } else {
-                random_ip()
-            };
+            let ip = replica_ip(rank, &master_ip);
             probe(
                 &[
                     "train",
@@ -198,11 +202,7 @@ async fn duplicate_ranks_and_an_unreachable_master_are_violations() {
     let cmds = [0, 1, 1]
         .into_iter()
         .map(|rank| {
-            let ip = if rank == 0 {
-                master_ip.clone()
-            } else {
-                random_ip()
-            };
+            let ip = replica_ip(rank, &master_ip);
             probe(
                 &["train", "--rendezvous-timeout", "3s"],
                 &pytorch_env(&master_ip, 23457, rank, 3, &ip),

@@ -1,12 +1,12 @@
 //! `kfconform bench`: reports API requests per test and checks the targets it is given. Only
 //! request counts are asserted (they are deterministic); wall times never are.
 
-use assert_cmd::Command;
+use crate::util;
+
 use serde_json::Value;
 
 fn bench(extra: &[&str]) -> (i32, Value) {
-    let out = Command::cargo_bin("kfconform")
-        .unwrap()
+    let out = util::kfconform()
         .args([
             "bench",
             "--emulator",

@@ -2,18 +2,18 @@
 //! partial report marked incomplete. Cancellation is triggered by the run's own progress
 //! events, so the test is deterministic (no sleeps, no timing).
 
+use crate::util;
+
 use k8s_openapi::api::core::v1::Namespace;
-use kfconform_emulator::{Emulator, EmulatorConfig};
-use kfconform_suite::catalog::Selection;
 use kfconform_suite::report::Status;
-use kfconform_suite::runner::{self, Event, RunOptions};
+use kfconform_suite::runner::{self, Event};
 use kube::api::{Api, ListParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_run_cleans_up_and_reports_incomplete() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
     // Something the user owns, unlabelled: the run must never touch it.
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mine: Namespace =
@@ -24,17 +24,7 @@ async fn cancelled_run_cleans_up_and_reports_incomplete() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        selection: Selection::default(),
-        features: None,
-        parallel: 1,
-        timeout_scale: 1.0,
-        output: dir.path().join("results"),
-        probe_image: "example.invalid/kfconform:test".into(),
-        emulator: true,
-        defects: vec![],
-        command: "kfconform run --emulator".into(),
-    };
+    let opts = util::run_options(dir.path());
     let cancel = CancellationToken::new();
     let on_event = {
         let cancel = cancel.clone();

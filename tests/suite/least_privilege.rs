@@ -2,13 +2,14 @@
 //! prints (not cluster-admin), and a user lacking one of those permissions is stopped by the
 //! preflight before any test, with the missing permissions listed and exit 3.
 
+use crate::util;
+
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kfconform_emulator::auth::AuthConfig;
 use kfconform_emulator::{Emulator, EmulatorConfig};
 use kfconform_suite::catalog::{Catalog, Selection};
 use kfconform_suite::runner::{self, RunOptions};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -21,47 +22,19 @@ async fn emulator() -> (Emulator, String, String) {
     let mut auth = AuthConfig::default();
     let runner = auth.add_user(RUNNER, &[]);
     let weak = auth.add_user(WEAK, &[]);
-    let emu = Emulator::start(EmulatorConfig {
+    let emu = util::emulator_with(EmulatorConfig {
         auth,
         ..Default::default()
     })
-    .await
-    .unwrap();
+    .await;
     (emu, runner, weak)
 }
 
 /// `kfconform rbac ARGS` as documents.
 fn rbac(args: &[&str]) -> Vec<Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
-        .arg("rbac")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = util::kfconform().arg("rbac").args(args).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     kfconform_core::fixtures::yaml_documents(&String::from_utf8(out.stdout).unwrap()).unwrap()
-}
-
-/// Applies a ClusterRole and its ClusterRoleBinding as the admin.
-async fn apply(admin: &kube::Client, docs: &[Value]) {
-    for d in docs {
-        match d["kind"].as_str() {
-            Some("ClusterRole") => {
-                let r: ClusterRole = serde_json::from_value(d.clone()).unwrap();
-                Api::<ClusterRole>::all(admin.clone())
-                    .create(&PostParams::default(), &r)
-                    .await
-                    .unwrap();
-            }
-            Some("ClusterRoleBinding") => {
-                let b: ClusterRoleBinding = serde_json::from_value(d.clone()).unwrap();
-                Api::<ClusterRoleBinding>::all(admin.clone())
-                    .create(&PostParams::default(), &b)
-                    .await
-                    .unwrap();
-            }
-            other => panic!("unexpected document {other:?}"),
-        }
-    }
 }
 
 /// Release profiles (every derived profile is a subset of its release's).
@@ -79,22 +52,18 @@ fn release_profiles() -> Vec<String> {
 async fn the_suite_passes_with_exactly_the_printed_role() {
     for profile in release_profiles() {
         let (emu, runner_token, _) = emulator().await;
-        let admin = kube::Client::try_from(emu.kube_config()).unwrap();
-        apply(&admin, &rbac(&["--profile", &profile, "--user", RUNNER])).await;
+        let admin = util::client(&emu);
+        util::apply_rbac(&admin, &rbac(&["--profile", &profile, "--user", RUNNER])).await;
         let dir = tempfile::tempdir().unwrap();
         let opts = RunOptions {
             selection: Selection {
                 profile: Some(profile.clone()),
                 ..Default::default()
             },
-            features: None,
             parallel: 4,
-            timeout_scale: 1.0,
-            output: dir.path().join("results"),
             probe_image: kfconform_probe::DEFAULT_PROBE_IMAGE.into(),
-            emulator: true,
-            defects: vec![],
             command: "kfconform run".into(),
+            ..util::run_options(dir.path())
         };
         let outcome = runner::run(
             emu.kube_config_for(&runner_token),
@@ -133,7 +102,7 @@ async fn the_suite_passes_with_exactly_the_printed_role() {
 async fn a_missing_permission_stops_the_run_before_any_test() {
     let profile = kfconform_suite::catalog::DEFAULT_PROFILE;
     let (emu, _, weak_token) = emulator().await;
-    let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+    let admin = util::client(&emu);
     // The printed role minus one rule: impersonation when the selection needs it, else the
     // per-test namespaces (every run needs those).
     let mut docs = rbac(&["--profile", profile, "--user", WEAK]);
@@ -147,7 +116,7 @@ async fn a_missing_permission_stops_the_run_before_any_test() {
     docs[0]["metadata"]["name"] = "kfconform-weak".into();
     docs[1]["metadata"]["name"] = "kfconform-weak".into();
     docs[1]["roleRef"]["name"] = "kfconform-weak".into();
-    apply(&admin, &docs).await;
+    util::apply_rbac(&admin, &docs).await;
     let resource = dropped["resources"][0].as_str().unwrap();
     let expected: Vec<String> = dropped["verbs"]
         .as_array()
@@ -157,23 +126,14 @@ async fn a_missing_permission_stops_the_run_before_any_test() {
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, emu.kubeconfig_yaml_for(&weak_token)).unwrap();
+    let kubeconfig = util::write_kubeconfig(dir.path(), &emu.kubeconfig_yaml_for(&weak_token));
     let out_dir = dir.path().join("results");
-    let (kc, od) = (kubeconfig.clone(), out_dir.clone());
-    let profile_arg = profile.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
-            .args(["run", "--profile", &profile_arg, "--kubeconfig"])
-            .arg(kc)
-            .arg("-o")
-            .arg(od)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut run = util::kfconform();
+    run.args(["run", "--profile", profile, "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("-o")
+        .arg(&out_dir);
+    let out = util::output(run).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -212,24 +172,18 @@ async fn a_missing_permission_stops_the_run_before_any_test() {
     );
 
     // --skip-preflight lets the run start (and fail as it may).
-    let (kc, od) = (kubeconfig.clone(), out_dir.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kfconform"))
-            .args([
-                "run",
-                "--skip-preflight",
-                "--focus",
-                "kubernetes-version",
-                "--kubeconfig",
-            ])
-            .arg(kc)
-            .arg("-o")
-            .arg(od)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut run = util::kfconform();
+    run.args([
+        "run",
+        "--skip-preflight",
+        "--focus",
+        "kubernetes-version",
+        "--kubeconfig",
+    ])
+    .arg(&kubeconfig)
+    .arg("-o")
+    .arg(&out_dir);
+    let out = util::output(run).await;
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("lacks permissions"),
         "{out:?}"

@@ -2,25 +2,14 @@
 //! (kubeflow/dashboard components/profile-controller/controllers/profile_controller.go):
 //! what a Profile yields, quota lifecycle, deletion, foreign namespaces, repair of children.
 
-use std::time::Duration;
+use crate::util;
 
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kfconform_emulator::{Defect, Emulator, EmulatorConfig};
+use kfconform_emulator::{Defect, Emulator};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
-use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
-
-/// Safety net for watches; the controller acts within milliseconds.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn profiles_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kubeflow.org", "v1", "Profile"),
-        "profiles",
-    )
-}
 
 fn policies_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -29,15 +18,12 @@ fn policies_resource() -> ApiResource {
     )
 }
 
-async fn start(defects: Vec<Defect>) -> (Emulator, kube::Client) {
-    let emu = Emulator::start(EmulatorConfig {
-        defects,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    (emu, client)
+/// An emulator with `defects`, an admin client and its Profiles.
+async fn start(defects: Vec<Defect>) -> (Emulator, kube::Client, Api<DynamicObject>) {
+    let emu = util::emulator_with_defects(defects).await;
+    let client = util::client(&emu);
+    let profiles = util::profiles(&client);
+    (emu, client, profiles)
 }
 
 fn profile(name: &str, owner: &str, extra: Value) -> DynamicObject {
@@ -56,39 +42,34 @@ fn profile(name: &str, owner: &str, extra: Value) -> DynamicObject {
     .unwrap()
 }
 
-/// Waits until `cond` holds for object `name`.
-async fn until<K>(
-    api: &Api<K>,
-    name: &str,
-    cond: impl Fn(Option<&K>) -> bool + Send + 'static,
-) -> Option<K>
-where
-    K: Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + kube::Resource + 'static,
-{
-    tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
-        .await
-        .unwrap_or_else(|_| panic!("{name}: condition not met within {WAIT:?}"))
-        .unwrap()
+fn has_finalizer(p: &DynamicObject) -> bool {
+    p.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == "profile-finalizer"))
 }
 
-fn has_finalizer(p: Option<&DynamicObject>) -> bool {
-    p.and_then(|p| p.metadata.finalizers.as_ref())
-        .is_some_and(|f| f.iter().any(|f| f == "profile-finalizer"))
+/// Creates Profile `name` owned by `owner` (`extra` added to its spec) and waits until the
+/// controller has taken it on (its finalizer is there).
+async fn create_profile(
+    profiles: &Api<DynamicObject>,
+    name: &str,
+    owner: &str,
+    extra: Value,
+) -> DynamicObject {
+    let created = profiles
+        .create(&PostParams::default(), &profile(name, owner, extra))
+        .await
+        .unwrap();
+    util::wait_for(profiles, name, has_finalizer).await;
+    created
 }
 
 #[tokio::test]
 async fn a_profile_yields_its_namespace_and_rbac() {
-    let (emu, client) = start(vec![]).await;
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
-    let created = profiles
-        .create(
-            &PostParams::default(),
-            &profile("team-a", "alice@example.com", json!({})),
-        )
-        .await
-        .unwrap();
+    let (emu, client, profiles) = start(vec![]).await;
+    let created = create_profile(&profiles, "team-a", "alice@example.com", json!({})).await;
     let uid = created.metadata.uid.clone().unwrap();
-    until(&profiles, "team-a", has_finalizer).await;
 
     let ns = Api::<Namespace>::all(client.clone())
         .get("team-a")
@@ -191,8 +172,7 @@ async fn a_profile_yields_its_namespace_and_rbac() {
 
 #[tokio::test]
 async fn quota_follows_the_profile_and_goes_with_it() {
-    let (emu, client) = start(vec![]).await;
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
+    let (emu, client, profiles) = start(vec![]).await;
     profiles
         .create(
             &PostParams::default(),
@@ -205,71 +185,52 @@ async fn quota_follows_the_profile_and_goes_with_it() {
         .await
         .unwrap();
     let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "team-q");
-    let hard = |q: Option<&ResourceQuota>| {
-        q.and_then(|q| q.spec.as_ref())
-            .and_then(|s| s.hard.as_ref())
-            .map(|h| {
-                h.iter()
-                    .map(|(k, v)| format!("{k}={}", v.0))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+    let hard = |q: &ResourceQuota| {
+        q.spec.as_ref().and_then(|s| s.hard.as_ref()).map(|h| {
+            h.iter()
+                .map(|(k, v)| format!("{k}={}", v.0))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
     };
-    until(&quotas, "kf-resource-quota", move |q| {
+    let set_quota = async |spec: Value| {
+        let patch = json!({"spec": {"resourceQuotaSpec": spec}});
+        profiles
+            .patch("team-q", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    };
+    util::wait_for(&quotas, "kf-resource-quota", |q| {
         hard(q).as_deref() == Some("cpu=2")
     })
     .await;
-    profiles
-        .patch(
-            "team-q",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"resourceQuotaSpec": {"hard": {"cpu": "4", "pods": "3"}}}}),
-            ),
-        )
-        .await
-        .unwrap();
-    until(&quotas, "kf-resource-quota", move |q| {
+    set_quota(json!({"hard": {"cpu": "4", "pods": "3"}})).await;
+    util::wait_for(&quotas, "kf-resource-quota", |q| {
         hard(q).as_deref() == Some("cpu=4,pods=3")
     })
     .await;
-    profiles
-        .patch(
-            "team-q",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"resourceQuotaSpec": null}})),
-        )
-        .await
-        .unwrap();
-    until(&quotas, "kf-resource-quota", |q| q.is_none()).await;
+    set_quota(Value::Null).await;
+    util::wait_gone(&quotas, "kf-resource-quota").await;
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn deleting_the_profile_removes_the_namespace() {
-    let (emu, client) = start(vec![]).await;
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
-    profiles
-        .create(
-            &PostParams::default(),
-            &profile("team-d", "alice@example.com", json!({})),
-        )
-        .await
-        .unwrap();
-    until(&profiles, "team-d", has_finalizer).await;
+    let (emu, client, profiles) = start(vec![]).await;
+    create_profile(&profiles, "team-d", "alice@example.com", json!({})).await;
     profiles
         .delete("team-d", &DeleteParams::default())
         .await
         .unwrap();
-    until(&profiles, "team-d", |p| p.is_none()).await;
+    util::wait_gone(&profiles, "team-d").await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    until(&namespaces, "team-d", |n| n.is_none()).await;
+    util::wait_gone(&namespaces, "team-d").await;
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_foreign_namespace_is_not_taken_over() {
-    let (emu, client) = start(vec![]).await;
+    let (emu, client, profiles) = start(vec![]).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({
         "metadata": {"name": "taken", "annotations": {"owner": "carol@example.com"}, "labels": {"keep": "me"}}
@@ -279,7 +240,6 @@ async fn a_foreign_namespace_is_not_taken_over() {
         .create(&PostParams::default(), &ns)
         .await
         .unwrap();
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
     profiles
         .create(
             &PostParams::default(),
@@ -287,16 +247,15 @@ async fn a_foreign_namespace_is_not_taken_over() {
         )
         .await
         .unwrap();
-    let p = until(&profiles, "taken", |p| {
-        p.is_some_and(|p| p.data.pointer("/status/conditions").is_some())
+    let p = util::wait_for(&profiles, "taken", |p| {
+        p.data.pointer("/status/conditions").is_some()
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         p.data["status"]["conditions"],
         json!([{"type": "Failed", "message": "namespace already exist, but not owned by profile creator alice@example.com"}])
     );
-    assert!(!has_finalizer(Some(&p)));
+    assert!(!has_finalizer(&p));
     let ns = namespaces.get("taken").await.unwrap();
     assert!(ns.metadata.owner_references.is_none());
     let labels = ns.metadata.labels.unwrap();
@@ -310,14 +269,14 @@ async fn a_foreign_namespace_is_not_taken_over() {
         .delete("taken", &DeleteParams::default())
         .await
         .unwrap();
-    until(&profiles, "taken", |p| p.is_none()).await;
+    util::wait_gone(&profiles, "taken").await;
     assert!(namespaces.get_opt("taken").await.unwrap().is_some());
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_owners_existing_namespace_is_adopted_without_owner_reference() {
-    let (emu, client) = start(vec![]).await;
+    let (emu, client, profiles) = start(vec![]).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({
         "metadata": {"name": "mine", "annotations": {"owner": "alice@example.com"},
@@ -328,15 +287,7 @@ async fn the_owners_existing_namespace_is_adopted_without_owner_reference() {
         .create(&PostParams::default(), &ns)
         .await
         .unwrap();
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
-    profiles
-        .create(
-            &PostParams::default(),
-            &profile("mine", "alice@example.com", json!({})),
-        )
-        .await
-        .unwrap();
-    until(&profiles, "mine", has_finalizer).await;
+    create_profile(&profiles, "mine", "alice@example.com", json!({})).await;
     let ns = namespaces.get("mine").await.unwrap();
     assert!(ns.metadata.owner_references.is_none());
     let labels = ns.metadata.labels.unwrap();
@@ -351,26 +302,14 @@ async fn the_owners_existing_namespace_is_adopted_without_owner_reference() {
 
 #[tokio::test]
 async fn deleted_children_are_recreated_and_edits_reverted() {
-    let (emu, client) = start(vec![]).await;
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
-    profiles
-        .create(
-            &PostParams::default(),
-            &profile("team-r", "alice@example.com", json!({})),
-        )
-        .await
-        .unwrap();
-    until(&profiles, "team-r", has_finalizer).await;
+    let (emu, client, profiles) = start(vec![]).await;
+    create_profile(&profiles, "team-r", "alice@example.com", json!({})).await;
     let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), "team-r");
     let first = rbs.get("namespaceAdmin").await.unwrap().metadata.uid;
     rbs.delete("namespaceAdmin", &DeleteParams::default())
         .await
         .unwrap();
-    let again = until(&rbs, "namespaceAdmin", move |rb| {
-        rb.is_some_and(|rb| rb.metadata.uid != first)
-    })
-    .await
-    .unwrap();
+    let again = util::wait_for(&rbs, "namespaceAdmin", |rb| rb.metadata.uid != first).await;
     assert_eq!(again.role_ref.name, "kubeflow-admin");
     // A roleRef cannot change, but subjects can: the controller puts the owner back.
     rbs.patch(
@@ -380,8 +319,9 @@ async fn deleted_children_are_recreated_and_edits_reverted() {
     )
     .await
     .unwrap();
-    until(&rbs, "default-editor", |rb| {
-        rb.and_then(|rb| rb.subjects.as_ref())
+    util::wait_for(&rbs, "default-editor", |rb| {
+        rb.subjects
+            .as_ref()
             .is_some_and(|s| s.len() == 1 && s[0].kind == "ServiceAccount")
     })
     .await;
@@ -390,22 +330,14 @@ async fn deleted_children_are_recreated_and_edits_reverted() {
 
 #[tokio::test]
 async fn defects_change_what_the_controller_makes() {
-    let (emu, client) = start(vec![
+    let (emu, client, profiles) = start(vec![
         Defect::ProfilesNoOwnerReference,
         Defect::ProfilesViewerCanEdit,
         Defect::ProfilesMissingNamespaceLabels,
         Defect::ProfilesFinalizerStuck,
     ])
     .await;
-    let profiles: Api<DynamicObject> = Api::all_with(client.clone(), &profiles_resource());
-    profiles
-        .create(
-            &PostParams::default(),
-            &profile("team-x", "alice@example.com", json!({})),
-        )
-        .await
-        .unwrap();
-    until(&profiles, "team-x", has_finalizer).await;
+    create_profile(&profiles, "team-x", "alice@example.com", json!({})).await;
     let ns = Api::<Namespace>::all(client.clone())
         .get("team-x")
         .await
@@ -423,11 +355,10 @@ async fn defects_change_what_the_controller_makes() {
         .await
         .unwrap();
     // The finalizer stays: the Profile is Terminating, not gone.
-    let p = until(&profiles, "team-x", |p| {
-        p.is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+    let p = util::wait_for(&profiles, "team-x", |p| {
+        p.metadata.deletion_timestamp.is_some()
     })
-    .await
-    .unwrap();
-    assert!(has_finalizer(Some(&p)));
+    .await;
+    assert!(has_finalizer(&p));
     emu.shutdown().await;
 }

@@ -5,20 +5,10 @@
 
 #![cfg(unix)]
 
+use crate::util;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-
-fn bin() -> String {
-    env!("CARGO_BIN_EXE_kfconform").to_string()
-}
-
-struct Reap(std::process::Child);
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
@@ -31,29 +21,16 @@ fn signal(pid: u32, sig: &str) {
 
 #[test]
 fn sigint_mid_run_cleans_up_and_marks_the_report_incomplete() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("emu.kubeconfig");
-    let mut emu = Command::new(bin())
-        .args(["emulator", "--fault", "latency=150ms", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let emu_out = emu.stdout.take().unwrap();
-    let emu = Reap(emu);
-    let mut emu_lines = BufReader::new(emu_out).lines();
-    // The emulator prints its banner once the kubeconfig is written.
-    assert!(
-        emu_lines.any(|l| l.map(|l| l.contains("press Ctrl-C")).unwrap_or(false)),
-        "emulator did not start"
-    );
+    // Returns once serving, which it says after writing the kubeconfig.
+    let emu = util::EmulatorProcess::start(&["--fault", "latency=150ms"]);
+    let kubeconfig = &emu.kubeconfig;
 
+    let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let mut run = Command::new(bin())
+    let mut run = util::kfconform()
         .arg("run")
         .arg("--kubeconfig")
-        .arg(&kubeconfig)
+        .arg(kubeconfig)
         .args(["--parallel", "1", "-o"])
         .arg(&results)
         .stdout(Stdio::null())
@@ -89,9 +66,9 @@ fn sigint_mid_run_cleans_up_and_marks_the_report_incomplete() {
     );
 
     // Nothing labelled is left on the cluster.
-    let out = Command::new(bin())
+    let out = util::kfconform()
         .args(["cleanup", "--kubeconfig"])
-        .arg(&kubeconfig)
+        .arg(kubeconfig)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

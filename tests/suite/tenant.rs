@@ -2,20 +2,23 @@
 //! owned by a synthetic user, labelled with the run) and deletes at the end, also when the run
 //! is interrupted; a target without Profiles makes them errors that say why.
 
+use crate::util;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kfconform_emulator::{Emulator, EmulatorConfig};
+use kfconform_emulator::EmulatorConfig;
 use kfconform_suite::catalog::{Catalog, Plan, Selection};
-use kfconform_suite::report::Status;
-use kfconform_suite::runner::{self, RunOptions, Target};
+use kfconform_suite::report::{Status, TestResult};
+use kfconform_suite::runner::{self, Execution, Target};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const TEST: &str = "platform/upstream-examples-accepted";
@@ -39,50 +42,60 @@ fn tenant_plan() -> (Plan, usize) {
     (plan, index.unwrap())
 }
 
-fn options(dir: &tempfile::TempDir) -> RunOptions {
-    RunOptions {
-        selection: Selection::default(),
-        features: None,
-        parallel: 1,
-        timeout_scale: 1.0,
-        output: dir.path().join("results"),
-        probe_image: "example.invalid/kfconform:test".into(),
-        emulator: true,
-        defects: vec![],
-        command: "kfconform run --emulator".into(),
-    }
+/// The tenant's name (its Profile's and its namespace's) in run `run_id`.
+fn tenant_name(run_id: &str) -> String {
+    let (_, index) = tenant_plan();
+    format!("kfconform-{run_id}-{}", index + 1)
 }
 
-fn profiles(client: &kube::Client) -> Api<DynamicObject> {
-    Api::all_with(
-        client.clone(),
-        &kfconform_suite::cluster::profile_resource(),
+/// Runs TEST alone, as a tenant test, against the cluster `config` names, as run `run_id`.
+async fn run_tenant(config: kube::Config, run_id: &str, cancel: &CancellationToken) -> Execution {
+    let catalog = Catalog::embedded().unwrap();
+    let (plan, _) = tenant_plan();
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::connect(config, catalog, None).await.unwrap();
+    runner::execute(
+        &target,
+        catalog,
+        &plan,
+        &util::run_options(dir.path()),
+        run_id,
+        cancel,
+        &|_| {},
     )
+    .await
+}
+
+/// TEST's result.
+fn result(exec: &Execution) -> &TestResult {
+    exec.results.iter().find(|r| r.id == TEST).unwrap()
 }
 
 /// What a background watch saw: each object's last state by name, and which were deleted.
 struct Recorder {
-    seen: Mutex<BTreeMap<String, Value>>,
-    deleted: tokio::sync::watch::Sender<BTreeSet<String>>,
+    seen: watch::Sender<BTreeMap<String, Value>>,
+    deleted: watch::Sender<BTreeSet<String>>,
 }
 
 impl Recorder {
     fn last(&self, name: &str) -> Option<Value> {
-        self.seen.lock().unwrap().get(name).cloned()
+        self.seen.borrow().get(name).cloned()
+    }
+
+    /// Waits until the watch has seen `name` (bounded, as a safety net).
+    async fn wait_seen(&self, name: &str) {
+        let mut rx = self.seen.subscribe();
+        let what = format!("the watch seeing {name}");
+        let seen = util::within(&what, rx.wait_for(|s| s.contains_key(name))).await;
+        assert!(seen.is_ok(), "the watch never saw {name}");
     }
 
     /// Waits until the watch has seen `name` deleted (bounded, as a safety net).
     async fn wait_deleted(&self, name: &str) {
         let mut rx = self.deleted.subscribe();
-        let seen = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            rx.wait_for(|d| d.contains(name)),
-        )
-        .await;
-        assert!(
-            matches!(seen, Ok(Ok(_))),
-            "the watch never saw {name} deleted"
-        );
+        let what = format!("the watch seeing {name} deleted");
+        let seen = util::within(&what, rx.wait_for(|d| d.contains(name))).await;
+        assert!(seen.is_ok(), "the watch never saw {name} deleted");
     }
 }
 
@@ -94,8 +107,8 @@ where
     K: std::fmt::Debug + Send + 'static,
 {
     let rec = Arc::new(Recorder {
-        seen: Mutex::new(BTreeMap::new()),
-        deleted: tokio::sync::watch::Sender::new(BTreeSet::new()),
+        seen: watch::Sender::new(BTreeMap::new()),
+        deleted: watch::Sender::new(BTreeSet::new()),
     });
     let r = rec.clone();
     let (ready, listed) = tokio::sync::oneshot::channel();
@@ -107,7 +120,9 @@ where
             match ev {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                     let v = serde_json::to_value(&o).unwrap();
-                    r.seen.lock().unwrap().insert(o.name_any(), v);
+                    r.seen.send_modify(|s| {
+                        s.insert(o.name_any(), v);
+                    });
                 }
                 Ok(watcher::Event::Delete(o)) => {
                     r.deleted.send_modify(|d| {
@@ -131,31 +146,16 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_test_runs_in_its_own_profile_which_is_gone_after_the_run() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    let seen_profiles = record(profiles(&client)).await;
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
+    let seen_profiles = record(util::profiles(&client)).await;
     let seen_namespaces = record(Api::<Namespace>::all(client.clone())).await;
-    let catalog = Catalog::embedded().unwrap();
-    let (plan, index) = tenant_plan();
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::connect(emu.kube_config(), catalog, None)
-        .await
-        .unwrap();
     let run_id = "tenant01";
-    let exec = runner::execute(
-        &target,
-        catalog,
-        &plan,
-        &options(&dir),
-        run_id,
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await;
-    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    let exec = run_tenant(emu.kube_config(), run_id, &CancellationToken::new()).await;
+    let r = result(&exec);
     assert_eq!(r.status, Status::Passed, "{}", r.message);
 
-    let name = format!("kfconform-{run_id}-{}", index + 1);
+    let name = tenant_name(run_id);
     // The run waited for both to be gone; the recorders catch up with that.
     seen_profiles.wait_deleted(&name).await;
     seen_namespaces.wait_deleted(&name).await;
@@ -189,7 +189,13 @@ async fn a_tenant_test_runs_in_its_own_profile_which_is_gone_after_the_run() {
         "{counts:?}"
     );
 
-    assert!(profiles(&client).get_opt(&name).await.unwrap().is_none());
+    assert!(
+        util::profiles(&client)
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(&name).await.unwrap().is_none());
     emu.shutdown().await;
@@ -203,64 +209,24 @@ fn defect(name: &str) -> kfconform_emulator::Defect {
 async fn an_interrupted_tenant_test_leaves_no_profile_behind() {
     // Without the owner's admin binding the tenant never becomes ready, so the run is
     // certainly still setting it up when it is interrupted.
-    let emu = Emulator::start(EmulatorConfig {
-        defects: vec![defect("profiles.no-admin-binding")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    let catalog = Catalog::embedded().unwrap();
-    let (plan, index) = tenant_plan();
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::connect(emu.kube_config(), catalog, None)
-        .await
-        .unwrap();
+    let emu = util::emulator_with_defects(vec![defect("profiles.no-admin-binding")]).await;
+    let client = util::client(&emu);
     let run_id = "tenant02";
-    let name = format!("kfconform-{run_id}-{}", index + 1);
-    // Interrupt as soon as the Profile exists, i.e. while the runner waits for it.
+    let name = tenant_name(run_id);
+    // Interrupt as soon as the Profile exists, i.e. while the runner waits for it. The watch
+    // has its initial list before the run starts, so it cannot miss the Profile.
     let cancel = CancellationToken::new();
-    {
-        let cancel = cancel.clone();
-        let api = profiles(&client);
-        let name = name.clone();
-        let (ready, listed) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default());
-            futures::pin_mut!(stream);
-            let mut ready = Some(ready);
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))
-                        if o.name_any() == name =>
-                    {
-                        cancel.cancel();
-                        return;
-                    }
-                    Ok(watcher::Event::InitDone) => {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
-                        }
-                    }
-                    Err(_) => return,
-                    _ => {}
-                }
-            }
-        });
-        listed.await.unwrap();
-    }
-    let exec = runner::execute(
-        &target,
-        catalog,
-        &plan,
-        &options(&dir),
-        run_id,
-        &cancel,
-        &|_| {},
-    )
-    .await;
+    let seen_profiles = record(util::profiles(&client)).await;
+    tokio::spawn({
+        let (cancel, name) = (cancel.clone(), name.clone());
+        async move {
+            seen_profiles.wait_seen(&name).await;
+            cancel.cancel();
+        }
+    });
+    let exec = run_tenant(emu.kube_config(), run_id, &cancel).await;
     assert!(!exec.complete);
-    let left = profiles(&client)
+    let left = util::profiles(&client)
         .list(&ListParams::default().labels(kfconform_suite::RUN_LABEL))
         .await
         .unwrap();
@@ -272,42 +238,14 @@ async fn an_interrupted_tenant_test_leaves_no_profile_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_profiles_a_tenant_test_is_an_error_that_says_why() {
-    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let uid = crds
-        .get("profiles.kubeflow.org")
-        .await
-        .unwrap()
-        .uid()
-        .unwrap();
+    let emu = util::emulator().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(util::client(&emu));
     crds.delete("profiles.kubeflow.org", &DeleteParams::default())
         .await
         .unwrap();
-    kube::runtime::wait::await_condition(
-        crds,
-        "profiles.kubeflow.org",
-        kube::runtime::wait::conditions::is_deleted(&uid),
-    )
-    .await
-    .unwrap();
-    let catalog = Catalog::embedded().unwrap();
-    let (plan, _) = tenant_plan();
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::connect(emu.kube_config(), catalog, None)
-        .await
-        .unwrap();
-    let exec = runner::execute(
-        &target,
-        catalog,
-        &plan,
-        &options(&dir),
-        "tenant03",
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await;
-    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    util::wait_gone(&crds, "profiles.kubeflow.org").await;
+    let exec = run_tenant(emu.kube_config(), "tenant03", &CancellationToken::new()).await;
+    let r = result(&exec);
     assert_eq!(r.status, Status::Error);
     assert!(
         r.message.contains("does not serve profiles.kubeflow.org"),
@@ -319,18 +257,15 @@ async fn without_profiles_a_tenant_test_is_an_error_that_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_test_needs_only_the_printed_rules() {
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
     use kfconform_suite::runner::rbac::{self, Subject};
-    use kube::api::PostParams;
     let mut auth = kfconform_emulator::auth::AuthConfig::default();
     let token = auth.add_user("runner@example.com", &[]);
-    let emu = Emulator::start(EmulatorConfig {
+    let emu = util::emulator_with(EmulatorConfig {
         auth,
         ..Default::default()
     })
-    .await
-    .unwrap();
-    let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+    .await;
+    let admin = util::client(&emu);
     let (plan, _) = tenant_plan();
     let rules = rbac::rules_for(&plan);
     let shown: Vec<String> = rbac::permissions(&rules)
@@ -350,36 +285,19 @@ async fn a_tenant_test_needs_only_the_printed_rules() {
         "a tenant test",
     );
     let docs = kfconform_core::fixtures::yaml_documents(&text).unwrap();
-    let role: ClusterRole = serde_json::from_value(docs[0].clone()).unwrap();
-    let binding: ClusterRoleBinding = serde_json::from_value(docs[1].clone()).unwrap();
-    Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
+    util::apply_rbac(&admin, &docs[..2]).await;
 
-    let config = emu.kube_config_for(&token);
-    let client = kube::Client::try_from(config.clone()).unwrap();
+    let client = util::client_for(&emu, &token);
     runner::preflight::check(&client, &rules, "").await.unwrap();
-    let catalog = Catalog::embedded().unwrap();
-    let target = Target::connect(config, catalog, None).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let exec = runner::execute(
-        &target,
-        catalog,
-        &plan,
-        &options(&dir),
+    let exec = run_tenant(
+        emu.kube_config_for(&token),
         "tenant04",
         &CancellationToken::new(),
-        &|_| {},
     )
     .await;
-    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    let r = result(&exec);
     assert_eq!(r.status, Status::Passed, "{}", r.message);
-    let left = profiles(&admin)
+    let left = util::profiles(&admin)
         .list(&ListParams::default().labels(kfconform_suite::RUN_LABEL))
         .await
         .unwrap();
@@ -389,31 +307,10 @@ async fn a_tenant_test_needs_only_the_printed_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_whose_owner_gets_no_access_is_a_set_up_error_that_says_so() {
-    let emu = Emulator::start(EmulatorConfig {
-        defects: vec![defect("profiles.no-admin-binding")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let catalog = Catalog::embedded().unwrap();
-    let (plan, index) = tenant_plan();
-    let dir = tempfile::tempdir().unwrap();
-    let opts = options(&dir);
-    let target = Target::connect(emu.kube_config(), catalog, None)
-        .await
-        .unwrap();
-    let exec = runner::execute(
-        &target,
-        catalog,
-        &plan,
-        &opts,
-        "tenant05",
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await;
-    let name = format!("kfconform-tenant05-{}", index + 1);
-    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    let emu = util::emulator_with_defects(vec![defect("profiles.no-admin-binding")]).await;
+    let exec = run_tenant(emu.kube_config(), "tenant05", &CancellationToken::new()).await;
+    let name = tenant_name("tenant05");
+    let r = result(&exec);
     assert_eq!(r.status, Status::Error);
     assert!(
         r.message.contains(&format!(
@@ -430,32 +327,12 @@ async fn a_tenant_whose_owner_gets_no_access_is_a_set_up_error_that_says_so() {
 async fn a_tenant_namespace_the_controller_does_not_own_is_still_cleaned_up() {
     // The namespace carries no ownerReference, so deleting the Profile leaves it; the runner
     // knows it by its owner annotation (the synthetic owner) and deletes it itself.
-    let emu = Emulator::start(EmulatorConfig {
-        defects: vec![defect("profiles.no-owner-reference")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
-    let catalog = Catalog::embedded().unwrap();
-    let (plan, index) = tenant_plan();
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::connect(emu.kube_config(), catalog, None)
-        .await
-        .unwrap();
-    let exec = runner::execute(
-        &target,
-        catalog,
-        &plan,
-        &options(&dir),
-        "tenant06",
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await;
-    let r = exec.results.iter().find(|r| r.id == TEST).unwrap();
+    let emu = util::emulator_with_defects(vec![defect("profiles.no-owner-reference")]).await;
+    let client = util::client(&emu);
+    let exec = run_tenant(emu.kube_config(), "tenant06", &CancellationToken::new()).await;
+    let r = result(&exec);
     assert_eq!(r.status, Status::Passed, "{}", r.message);
-    let name = format!("kfconform-tenant06-{}", index + 1);
+    let name = tenant_name("tenant06");
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(&name).await.unwrap().is_none());
     emu.shutdown().await;

@@ -2,6 +2,8 @@
 //! pods use an image the emulator's kubelet does not run and move through no stages, and the
 //! test writes their status as a kubelet would. Waits are watches with a safety timeout.
 
+use crate::util;
+
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -12,11 +14,8 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
-use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 
-/// Safety net for anything that waits on the server; tests never sleep.
-const WAIT: Duration = Duration::from_secs(20);
 /// An image the emulator's kubelet does not run, so the test decides the pods' fate.
 const IMAGE: &str = "example.com/training/idle:1";
 
@@ -25,14 +24,13 @@ async fn start(defects: Vec<Defect>) -> (Emulator, kube::Client) {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let emu = Emulator::start(EmulatorConfig {
+    let emu = util::emulator_with(EmulatorConfig {
         defects,
         kubelet: kubelet_config(),
         ..EmulatorConfig::default()
     })
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(emu.kube_config()).unwrap();
+    .await;
+    let client = util::client(&emu);
     (emu, client)
 }
 
@@ -45,22 +43,45 @@ fn kubelet_config() -> KubeletConfig {
     }
 }
 
+/// [`start`], with namespace `ns` in the emulator and the pods there.
+async fn start_in(ns: &str, defects: Vec<Defect>) -> (Emulator, kube::Client, Api<Pod>) {
+    let (emu, client) = start(defects).await;
+    namespace(&client, ns).await;
+    let pods = Api::namespaced(client.clone(), ns);
+    (emu, client, pods)
+}
+
 async fn namespace(client: &kube::Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     api.create(&PostParams::default(), &ns).await.unwrap();
 }
 
-fn dynamic(
-    client: &kube::Client,
-    ns: &str,
-    g: &str,
-    v: &str,
-    k: &str,
-    plural: &str,
-) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, k), plural);
+fn resource(g: &str, v: &str, k: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, k), plural)
+}
+
+/// The PyTorchJobs in namespace `ns`.
+fn pytorchjobs(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs");
     Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// The TrainJobs in namespace `ns`.
+fn trainjobs(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource("trainer.kubeflow.org", "v1alpha1", "TrainJob", "trainjobs");
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// The ClusterTrainingRuntimes.
+fn runtimes(client: &kube::Client) -> Api<DynamicObject> {
+    let ar = resource(
+        "trainer.kubeflow.org",
+        "v1alpha1",
+        "ClusterTrainingRuntime",
+        "clustertrainingruntimes",
+    );
+    Api::all_with(client.clone(), &ar)
 }
 
 async fn create_dyn(api: &Api<DynamicObject>, obj: Value) -> Value {
@@ -84,29 +105,14 @@ fn condition<'a>(v: &'a Value, t: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-/// Waits until the object satisfies `f`, returning it.
-async fn wait_dyn(api: &Api<DynamicObject>, name: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
-    let last = seen.clone();
-    let got = tokio::time::timeout(
-        WAIT,
-        await_condition(api.clone(), name, move |o: Option<&DynamicObject>| {
-            o.is_some_and(|o| {
-                let v = serde_json::to_value(o).unwrap();
-                *last.lock().unwrap() = v.clone();
-                f(&v)
-            })
-        }),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{name} never reached the expected state; last seen:\n{:#}",
-            seen.lock().unwrap()
-        )
-    })
-    .unwrap();
-    serde_json::to_value(got.unwrap()).unwrap()
+/// Waits until the object, as JSON, satisfies `f`; returns it as JSON.
+async fn wait_json<K>(api: &Api<K>, name: &str, f: impl Fn(&Value) -> bool) -> Value
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize,
+    K: std::fmt::Debug + Send + 'static,
+{
+    let got = util::wait_for(api, name, |o| f(&serde_json::to_value(o).unwrap())).await;
+    serde_json::to_value(got).unwrap()
 }
 
 /// The first version of the object after resourceVersion `rv` that satisfies `f`.
@@ -131,22 +137,8 @@ async fn seen_since(
         }
         panic!("watch ended")
     };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{name} never passed through the expected state"))
-}
-
-async fn wait_job(api: &Api<Job>, name: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let got = tokio::time::timeout(
-        WAIT,
-        await_condition(api.clone(), name, move |o: Option<&Job>| {
-            o.is_some_and(|o| f(&serde_json::to_value(o).unwrap()))
-        }),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("job {name} never reached the expected state"))
-    .unwrap();
-    serde_json::to_value(got.unwrap()).unwrap()
+    let what = format!("{name} passing through the expected state");
+    util::within(&what, fut).await
 }
 
 /// Waits until `n` pods exist in the namespace (matching `prefix`), returning them.
@@ -186,9 +178,7 @@ async fn wait_pods(api: &Api<Pod>, prefix: &str, n: usize) -> Vec<Pod> {
         }
         panic!("pod watch ended")
     };
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("never saw {n} pods named {prefix}*"))
+    util::within(&format!("{n} pods named {prefix}*"), fut).await
 }
 
 /// Plays the kubelet: sets a pod's phase (and its containers' states).
@@ -218,6 +208,17 @@ async fn set_phase(api: &Api<Pod>, name: &str, phase: &str, exit_code: i64, rest
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .unwrap();
+}
+
+fn name(p: &Pod) -> &str {
+    p.metadata.name.as_deref().unwrap()
+}
+
+/// [`set_phase`] for each of `pods`, all exiting 0 without restarts.
+async fn set_phases(api: &Api<Pod>, pods: &[Pod], phase: &str) {
+    for p in pods {
+        set_phase(api, name(p), phase, 0, 0).await;
+    }
 }
 
 fn pod_env(p: &Pod, container: &str) -> Vec<(String, Value)> {
@@ -250,6 +251,16 @@ fn env_value(env: &[(String, Value)], name: &str) -> Option<Value> {
         .map(|(_, v)| v.clone())
 }
 
+/// The spec of the pods `job` makes.
+fn pod_spec(job: &mut Job) -> &mut k8s_openapi::api::core::v1::PodSpec {
+    let template = &mut job.spec.as_mut().unwrap().template;
+    template.spec.as_mut().unwrap()
+}
+
+async fn create_job(api: &Api<Job>, job: Job) {
+    api.create(&PostParams::default(), &job).await.unwrap();
+}
+
 fn batch_job(name: &str, spec: Value) -> Job {
     let mut s = spec;
     s["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]}});
@@ -258,16 +269,13 @@ fn batch_job(name: &str, spec: Value) -> Job {
 
 #[tokio::test]
 async fn job_counts_pods_and_completes() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "jobs").await;
+    let (emu, client, pods) = start_in("jobs", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "jobs");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "jobs");
-    jobs.create(
-        &PostParams::default(),
-        &batch_job("pi", json!({"completions": 2, "parallelism": 2})),
+    create_job(
+        &jobs,
+        batch_job("pi", json!({"completions": 2, "parallelism": 2})),
     )
-    .await
-    .unwrap();
+    .await;
     let live = wait_pods(&pods, "pi-", 2).await;
     let job = serde_json::to_value(jobs.get("pi").await.unwrap()).unwrap();
     let uid = job["metadata"]["uid"].as_str().unwrap();
@@ -289,24 +297,13 @@ async fn job_counts_pods_and_completes() {
         let owner = &p.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.controller), ("Job", Some(true)));
     }
-    for p in &live {
-        set_phase(&pods, p.metadata.name.as_deref().unwrap(), "Running", 0, 0).await;
-    }
-    wait_job(&jobs, "pi", |j| {
+    set_phases(&pods, &live, "Running").await;
+    wait_json(&jobs, "pi", |j| {
         j["status"]["active"] == 2 && j["status"]["ready"] == 2
     })
     .await;
-    for p in &live {
-        set_phase(
-            &pods,
-            p.metadata.name.as_deref().unwrap(),
-            "Succeeded",
-            0,
-            0,
-        )
-        .await;
-    }
-    let done = wait_job(&jobs, "pi", |j| cond_true(j, "Complete")).await;
+    set_phases(&pods, &live, "Succeeded").await;
+    let done = wait_json(&jobs, "pi", |j| cond_true(j, "Complete")).await;
     assert_eq!(done["status"]["succeeded"], 2);
     assert!(done["status"].get("active").is_none());
     assert_eq!(done["status"]["terminating"], 0);
@@ -332,23 +329,14 @@ async fn job_counts_pods_and_completes() {
 
 #[tokio::test]
 async fn indexed_job_fails_past_backoff_limit() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "idx").await;
+    let (emu, client, pods) = start_in("idx", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "idx");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "idx");
     let mut job = batch_job(
         "ix",
         json!({"completions": 2, "parallelism": 2, "completionMode": "Indexed", "backoffLimit": 0}),
     );
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .subdomain = Some("ix".into());
-    jobs.create(&PostParams::default(), &job).await.unwrap();
+    pod_spec(&mut job).subdomain = Some("ix".into());
+    create_job(&jobs, job).await;
     let live = wait_pods(&pods, "ix-", 2).await;
     let mut indexes: Vec<String> = live
         .iter()
@@ -384,15 +372,8 @@ async fn indexed_job_fails_past_backoff_limit() {
         .iter()
         .find(|p| p.metadata.name.as_deref().unwrap().starts_with("ix-0-"))
         .unwrap();
-    set_phase(
-        &pods,
-        first.metadata.name.as_deref().unwrap(),
-        "Failed",
-        1,
-        0,
-    )
-    .await;
-    let failed = wait_job(&jobs, "ix", |j| cond_true(j, "Failed")).await;
+    set_phase(&pods, name(first), "Failed", 1, 0).await;
+    let failed = wait_json(&jobs, "ix", |j| cond_true(j, "Failed")).await;
     let target = condition(&failed, "FailureTarget");
     assert_eq!(target["reason"], "BackoffLimitExceeded");
     assert_eq!(
@@ -412,46 +393,23 @@ async fn indexed_job_fails_past_backoff_limit() {
 
 #[tokio::test]
 async fn job_with_on_failure_fails_on_container_restarts_and_suspends() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "restarts").await;
+    let (emu, client, pods) = start_in("restarts", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "restarts");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "restarts");
     let mut job = batch_job("crash", json!({"backoffLimit": 2}));
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .restart_policy = Some("OnFailure".into());
-    jobs.create(&PostParams::default(), &job).await.unwrap();
+    pod_spec(&mut job).restart_policy = Some("OnFailure".into());
+    create_job(&jobs, job).await;
     let live = wait_pods(&pods, "crash-", 1).await;
-    set_phase(
-        &pods,
-        live[0].metadata.name.as_deref().unwrap(),
-        "Running",
-        0,
-        2,
-    )
-    .await;
-    let failed = wait_job(&jobs, "crash", |j| cond_true(j, "Failed")).await;
+    set_phase(&pods, name(&live[0]), "Running", 0, 2).await;
+    let failed = wait_json(&jobs, "crash", |j| cond_true(j, "Failed")).await;
     assert_eq!(
         condition(&failed, "Failed")["reason"],
         "BackoffLimitExceeded"
     );
 
     let mut job = batch_job("later", json!({"suspend": true}));
-    job.spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .restart_policy = Some("Never".into());
-    jobs.create(&PostParams::default(), &job).await.unwrap();
-    let suspended = wait_job(&jobs, "later", |j| cond_true(j, "Suspended")).await;
+    pod_spec(&mut job).restart_policy = Some("Never".into());
+    create_job(&jobs, job).await;
+    let suspended = wait_json(&jobs, "later", |j| cond_true(j, "Suspended")).await;
     assert_eq!(condition(&suspended, "Suspended")["reason"], "JobSuspended");
     assert!(suspended["status"].get("startTime").is_none());
     jobs.patch(
@@ -461,7 +419,7 @@ async fn job_with_on_failure_fails_on_container_restarts_and_suspends() {
     )
     .await
     .unwrap();
-    let resumed = wait_job(&jobs, "later", |j| {
+    let resumed = wait_json(&jobs, "later", |j| {
         condition(j, "Suspended")["status"] == "False" && j["status"]["active"] == 1
     })
     .await;
@@ -472,26 +430,18 @@ async fn job_with_on_failure_fails_on_container_restarts_and_suspends() {
 
 #[tokio::test]
 async fn namespace_deletion_releases_tracked_pods() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "gone").await;
+    let (emu, client, pods) = start_in("gone", vec![]).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "gone");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "gone");
-    jobs.create(
-        &PostParams::default(),
-        &batch_job("j", json!({"parallelism": 2, "completions": 4})),
+    create_job(
+        &jobs,
+        batch_job("j", json!({"parallelism": 2, "completions": 4})),
     )
-    .await
-    .unwrap();
+    .await;
     wait_pods(&pods, "j-", 2).await;
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.delete("gone", &DeleteParams::default()).await.unwrap();
-    tokio::time::timeout(
-        WAIT,
-        await_condition(nss.clone(), "gone", |n: Option<&Namespace>| n.is_none()),
-    )
-    .await
-    .expect("the namespace goes away although its pods carry the job-tracking finalizer")
-    .unwrap();
+    // The namespace goes away although its pods carry the job-tracking finalizer.
+    util::wait_gone(&nss, "gone").await;
     emu.shutdown().await;
 }
 
@@ -513,20 +463,11 @@ fn pytorchjob(name: &str, workers: u32, policy: &str) -> Value {
 
 #[tokio::test]
 async fn pytorchjob_pods_services_env_and_success() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "pt").await;
-    let api = dynamic(
-        &client,
-        "pt",
-        "kubeflow.org",
-        "v1",
-        "PyTorchJob",
-        "pytorchjobs",
-    );
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "pt");
+    let (emu, client, pods) = start_in("pt", vec![]).await;
+    let api = pytorchjobs(&client, "pt");
     let svcs: Api<Service> = Api::namespaced(client.clone(), "pt");
     create_dyn(&api, pytorchjob("pj", 2, "Never")).await;
-    let created = wait_dyn(&api, "pj", |j| cond_true(j, "Created")).await;
+    let created = wait_json(&api, "pj", |j| cond_true(j, "Created")).await;
     assert_eq!(
         condition(&created, "Created")["reason"],
         "PyTorchJobCreated"
@@ -611,7 +552,7 @@ async fn pytorchjob_pods_services_env_and_success() {
         );
     }
     // The stored spec stays as written: defaults live in the operator's memory.
-    let stored = wait_dyn(&api, "pj", |_| true).await;
+    let stored = wait_json(&api, "pj", |_| true).await;
     assert!(
         stored["spec"]
             .get("runPolicy")
@@ -619,7 +560,7 @@ async fn pytorchjob_pods_services_env_and_success() {
     );
 
     set_phase(&pods, "pj-master-0", "Running", 0, 0).await;
-    let running = wait_dyn(&api, "pj", |j| cond_true(j, "Running")).await;
+    let running = wait_json(&api, "pj", |j| cond_true(j, "Running")).await;
     assert_eq!(
         condition(&running, "Running")["message"],
         "PyTorchJob pj is running."
@@ -631,7 +572,7 @@ async fn pytorchjob_pods_services_env_and_success() {
     );
     set_phase(&pods, "pj-worker-0", "Running", 0, 0).await;
     set_phase(&pods, "pj-master-0", "Succeeded", 0, 0).await;
-    let done = wait_dyn(&api, "pj", |j| cond_true(j, "Succeeded")).await;
+    let done = wait_json(&api, "pj", |j| cond_true(j, "Succeeded")).await;
     assert_eq!(
         condition(&done, "Succeeded")["reason"],
         "PyTorchJobSucceeded"
@@ -639,7 +580,7 @@ async fn pytorchjob_pods_services_env_and_success() {
     assert_eq!(condition(&done, "Running")["status"], "False");
     assert!(done["status"]["completionTime"].is_string());
     // Active replicas of a succeeded job are counted as succeeded; pods stay (cleanPodPolicy None).
-    let settled = wait_dyn(&api, "pj", |j| {
+    let settled = wait_json(&api, "pj", |j| {
         j["status"]["replicaStatuses"]["Worker"]
             .get("active")
             .is_none()
@@ -658,22 +599,13 @@ async fn pytorchjob_pods_services_env_and_success() {
 
 #[tokio::test]
 async fn pytorchjob_never_failure_and_on_failure_restart() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "ptf").await;
-    let api = dynamic(
-        &client,
-        "ptf",
-        "kubeflow.org",
-        "v1",
-        "PyTorchJob",
-        "pytorchjobs",
-    );
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "ptf");
+    let (emu, client, pods) = start_in("ptf", vec![]).await;
+    let api = pytorchjobs(&client, "ptf");
     create_dyn(&api, pytorchjob("never", 1, "Never")).await;
     wait_pods(&pods, "never-", 2).await;
     set_phase(&pods, "never-master-0", "Running", 0, 0).await;
     set_phase(&pods, "never-worker-0", "Failed", 3, 0).await;
-    let failed = wait_dyn(&api, "never", |j| cond_true(j, "Failed")).await;
+    let failed = wait_json(&api, "never", |j| cond_true(j, "Failed")).await;
     let c = condition(&failed, "Failed");
     assert_eq!(c["reason"], "PyTorchJobFailed");
     assert_eq!(
@@ -693,7 +625,7 @@ async fn pytorchjob_never_failure_and_on_failure_restart() {
         .uid
         .clone();
     set_phase(&pods, "again-master-0", "Running", 0, 0).await;
-    let before = wait_dyn(&api, "again", |j| cond_true(j, "Running")).await;
+    let before = wait_json(&api, "again", |j| cond_true(j, "Running")).await;
     set_phase(&pods, "again-worker-0", "Failed", 1, 0).await;
     // Restarting lasts only until the replacement pod is counted: watch from before the failure.
     let rv = before["metadata"]["resourceVersion"].as_str().unwrap();
@@ -702,42 +634,25 @@ async fn pytorchjob_never_failure_and_on_failure_restart() {
         condition(&restarting, "Restarting")["reason"],
         "PyTorchJobRestarting"
     );
-    let replaced = tokio::time::timeout(
-        WAIT,
-        await_condition(pods.clone(), "again-worker-0", move |p: Option<&Pod>| {
-            p.is_some_and(|p| p.metadata.uid != old_uid)
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        replaced.is_some(),
-        "the failed OnFailure replica is recreated under the same name"
-    );
+    // The failed OnFailure replica is recreated under the same name.
+    util::wait_for(&pods, "again-worker-0", |p| p.metadata.uid != old_uid).await;
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn pytorchjob_defects_show_in_pods_and_services() {
-    let (emu, client) = start(vec![
-        Defect::TrainingNoMasterAddr,
-        Defect::TrainingWrongWorldSize,
-        Defect::TrainingWrongReplicaLabels,
-        Defect::TrainingMasterUnreachable,
-        Defect::TrainingNoPetNnodes,
-    ])
-    .await;
-    namespace(&client, "bad").await;
-    let api = dynamic(
-        &client,
+    let (emu, client, pods) = start_in(
         "bad",
-        "kubeflow.org",
-        "v1",
-        "PyTorchJob",
-        "pytorchjobs",
-    );
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "bad");
+        vec![
+            Defect::TrainingNoMasterAddr,
+            Defect::TrainingWrongWorldSize,
+            Defect::TrainingWrongReplicaLabels,
+            Defect::TrainingMasterUnreachable,
+            Defect::TrainingNoPetNnodes,
+        ],
+    )
+    .await;
+    let api = pytorchjobs(&client, "bad");
     let svcs: Api<Service> = Api::namespaced(client.clone(), "bad");
     create_dyn(&api, pytorchjob("pj", 1, "Never")).await;
     let live = wait_pods(&pods, "pj-", 2).await;
@@ -785,27 +700,12 @@ fn trainjob(name: &str, nodes: u32) -> Value {
 
 #[tokio::test]
 async fn trainjob_runs_on_torch_distributed() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "tj").await;
-    let ctr = Api::<DynamicObject>::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("trainer.kubeflow.org", "v1alpha1", "ClusterTrainingRuntime"),
-            "clustertrainingruntimes",
-        ),
-    );
+    let (emu, client, pods) = start_in("tj", vec![]).await;
+    let ctr = runtimes(&client);
     ctr.get("torch-distributed")
         .await
         .expect("the runtime ships with the emulator");
-    let api = dynamic(
-        &client,
-        "tj",
-        "trainer.kubeflow.org",
-        "v1alpha1",
-        "TrainJob",
-        "trainjobs",
-    );
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "tj");
+    let api = trainjobs(&client, "tj");
     let jobs: Api<Job> = Api::namespaced(client.clone(), "tj");
     let svcs: Api<Service> = Api::namespaced(client.clone(), "tj");
     create_dyn(&api, trainjob("mnist", 2)).await;
@@ -858,10 +758,8 @@ async fn trainjob_runs_on_torch_distributed() {
         );
         assert!(env_value(&env, "MASTER_ADDR").is_none());
     }
-    for p in &live {
-        set_phase(&pods, p.metadata.name.as_deref().unwrap(), "Running", 0, 0).await;
-    }
-    let running = wait_dyn(&api, "mnist", |t| {
+    set_phases(&pods, &live, "Running").await;
+    let running = wait_json(&api, "mnist", |t| {
         t["status"]["jobsStatus"][0]["active"] == 1
     })
     .await;
@@ -870,17 +768,8 @@ async fn trainjob_runs_on_torch_distributed() {
         running["status"].get("conditions").is_none(),
         "no Created/Running conditions in v2.2"
     );
-    for p in &live {
-        set_phase(
-            &pods,
-            p.metadata.name.as_deref().unwrap(),
-            "Succeeded",
-            0,
-            0,
-        )
-        .await;
-    }
-    let done = wait_dyn(&api, "mnist", |t| cond_true(t, "Complete")).await;
+    set_phases(&pods, &live, "Succeeded").await;
+    let done = wait_json(&api, "mnist", |t| cond_true(t, "Complete")).await;
     let c = condition(&done, "Complete");
     assert_eq!(
         (c["reason"].as_str(), c["message"].as_str()),
@@ -895,29 +784,13 @@ async fn trainjob_runs_on_torch_distributed() {
 
 #[tokio::test]
 async fn trainjob_fails_when_its_job_fails() {
-    let (emu, client) = start(vec![]).await;
-    namespace(&client, "tjf").await;
-    let api = dynamic(
-        &client,
-        "tjf",
-        "trainer.kubeflow.org",
-        "v1alpha1",
-        "TrainJob",
-        "trainjobs",
-    );
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "tjf");
+    let (emu, client, pods) = start_in("tjf", vec![]).await;
+    let api = trainjobs(&client, "tjf");
     create_dyn(&api, trainjob("bad", 1)).await;
     let live = wait_pods(&pods, "bad-node-0-", 1).await;
     // restartPolicy OnFailure: the kubelet restarts in place until the Job's backoffLimit (6).
-    set_phase(
-        &pods,
-        live[0].metadata.name.as_deref().unwrap(),
-        "Running",
-        0,
-        6,
-    )
-    .await;
-    let failed = wait_dyn(&api, "bad", |t| cond_true(t, "Failed")).await;
+    set_phase(&pods, name(&live[0]), "Running", 0, 6).await;
+    let failed = wait_json(&api, "bad", |t| cond_true(t, "Failed")).await;
     let c = condition(&failed, "Failed");
     assert_eq!(c["reason"], "FailedJobs");
     assert_eq!(
@@ -930,7 +803,7 @@ async fn trainjob_fails_when_its_job_fails() {
     let mut odd = trainjob("odd", 1);
     odd["spec"]["runtimeRef"]["kind"] = json!("MysteryRuntime");
     create_dyn(&api, odd).await;
-    let odd = wait_dyn(&api, "odd", |t| cond_true(t, "Failed")).await;
+    let odd = wait_json(&api, "odd", |t| cond_true(t, "Failed")).await;
     assert_eq!(
         condition(&odd, "Failed")["reason"],
         "TrainingRuntimeNotSupported"
@@ -950,43 +823,24 @@ async fn trainjob_defects() {
         Defect::TrainingTrainjobFailureIgnored,
     ])
     .await;
-    let ctr = Api::<DynamicObject>::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("trainer.kubeflow.org", "v1alpha1", "ClusterTrainingRuntime"),
-            "clustertrainingruntimes",
-        ),
-    );
+    let ctr = runtimes(&client);
     assert!(ctr.get_opt("torch-distributed").await.unwrap().is_none());
     emu.shutdown().await;
 
-    let (emu, client) = start(vec![
-        Defect::TrainingNoPetNodeRank,
-        Defect::TrainingTrainjobFailureIgnored,
-    ])
-    .await;
-    namespace(&client, "d").await;
-    let api = dynamic(
-        &client,
+    let (emu, client, pods) = start_in(
         "d",
-        "trainer.kubeflow.org",
-        "v1alpha1",
-        "TrainJob",
-        "trainjobs",
-    );
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "d");
+        vec![
+            Defect::TrainingNoPetNodeRank,
+            Defect::TrainingTrainjobFailureIgnored,
+        ],
+    )
+    .await;
+    let api = trainjobs(&client, "d");
     create_dyn(&api, trainjob("t", 1)).await;
     let live = wait_pods(&pods, "t-node-0-", 1).await;
     assert!(env_value(&pod_env(&live[0], "node"), "PET_NODE_RANK").is_none());
-    set_phase(
-        &pods,
-        live[0].metadata.name.as_deref().unwrap(),
-        "Running",
-        0,
-        6,
-    )
-    .await;
-    let t = wait_dyn(&api, "t", |t| t["status"]["jobsStatus"][0]["failed"] == 1).await;
+    set_phase(&pods, name(&live[0]), "Running", 0, 6).await;
+    let t = wait_json(&api, "t", |t| t["status"]["jobsStatus"][0]["failed"] == 1).await;
     assert!(!cond_true(&t, "Failed"), "the defect hides the failure");
     emu.shutdown().await;
 }
@@ -1001,24 +855,14 @@ async fn training_tests_pass_as_a_profile_owner() {
     use k8s_openapi::api::rbac::v1::RoleBinding;
     use kfconform_suite::conformance::{Evidence, Tenant, TestContext};
 
-    let emu = Emulator::start(EmulatorConfig {
-        kubelet: KubeletConfig {
-            probe_binary: Some(env!("CARGO_BIN_EXE_kfconform").into()),
-            ..KubeletConfig::default()
-        },
+    let emu = util::emulator_with(EmulatorConfig {
+        kubelet: util::probe_kubelet(),
         ..EmulatorConfig::default()
     })
-    .await
-    .unwrap();
-    let admin = kube::Client::try_from(emu.kube_config()).unwrap();
+    .await;
+    let admin = util::client(&emu);
     let owner = "alice@kfconform.invalid";
-    let profiles = Api::<DynamicObject>::all_with(
-        admin.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("kubeflow.org", "v1", "Profile"),
-            "profiles",
-        ),
-    );
+    let profiles = util::profiles(&admin);
     create_dyn(
         &profiles,
         json!({"apiVersion": "kubeflow.org/v1", "kind": "Profile",
@@ -1026,19 +870,10 @@ async fn training_tests_pass_as_a_profile_owner() {
                "spec": {"owner": {"kind": "User", "name": owner}}}),
     )
     .await;
+    // The Profile controller binds the owner in the namespace.
     let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), "tenant-a");
-    tokio::time::timeout(
-        WAIT,
-        await_condition(bindings, "namespaceAdmin", |b: Option<&RoleBinding>| {
-            b.is_some()
-        }),
-    )
-    .await
-    .expect("the Profile controller binds the owner in the namespace")
-    .unwrap();
-    let mut cfg = emu.kube_config();
-    cfg.auth_info.impersonate = Some(owner.to_string());
-    let as_owner = kube::Client::try_from(cfg).unwrap();
+    util::wait_for(&bindings, "namespaceAdmin", |_| true).await;
+    let as_owner = util::client_impersonating(&emu, owner);
 
     let catalog = kfconform_suite::catalog::Catalog::embedded().unwrap();
     let profile = catalog.profile("kubeflow-26.03").unwrap();
