@@ -41,18 +41,18 @@ pub type TestFn = fn(Arc<TestContext>) -> TestFuture;
 
 /// A test implementation, registered under its catalog id.
 #[derive(Clone, Copy)]
-pub struct ProbeTest {
+pub struct ConformanceTest {
     pub id: &'static str,
     pub run: TestFn,
 }
 
 /// Every implemented test. A unit test keeps this and the catalog in one-to-one correspondence.
-pub fn registry() -> Vec<ProbeTest> {
+pub fn registry() -> Vec<ConformanceTest> {
     [platform::TESTS, profiles::TESTS, training::TESTS].concat()
 }
 
 /// Looks a test up by id.
-pub fn find(id: &str) -> Option<ProbeTest> {
+pub fn find(id: &str) -> Option<ConformanceTest> {
     registry().into_iter().find(|t| t.id == id)
 }
 

@@ -7,23 +7,23 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::Api;
 use serde_json::Value;
 
-use super::{Failure, ProbeTest, TestContext, TestFuture, Violations, harness};
+use super::{Failure, ConformanceTest, TestContext, TestFuture, Violations, harness};
 
 /// The platform tests, by catalog id.
-pub const TESTS: &[ProbeTest] = &[
-    ProbeTest {
+pub const TESTS: &[ConformanceTest] = &[
+    ConformanceTest {
         id: "platform/kubernetes-version",
         run: kubernetes_version,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "platform/apis-served",
         run: apis_served,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "platform/crds-established",
         run: crds_established,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "platform/upstream-examples-accepted",
         run: upstream_examples_accepted,
     },

@@ -24,48 +24,48 @@ use tokio::time::Instant;
 
 use super::wait::{Step, wait_for};
 use super::{
-    Failure, Outcome, ProbeTest, TestContext, TestFuture, Violations, Window, harness, secs,
+    Failure, Outcome, ConformanceTest, TestContext, TestFuture, Violations, Window, harness, secs,
 };
 
 /// The component's tests, by catalog id.
-pub const TESTS: &[ProbeTest] = &[
-    ProbeTest {
+pub const TESTS: &[ConformanceTest] = &[
+    ConformanceTest {
         id: "profiles/namespace-owned",
         run: namespace_owned,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/owner-admin-binding",
         run: owner_admin_binding,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/default-service-accounts",
         run: default_service_accounts,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/roles-aggregate",
         run: roles_aggregate,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/member-isolation",
         run: member_isolation,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/default-service-account-permissions",
         run: default_service_account_permissions,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/resource-quota",
         run: resource_quota,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/deletion-removes-namespace",
         run: deletion_removes_namespace,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/contributor-access",
         run: contributor_access,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "profiles/namespace-labels",
         run: namespace_labels,
     },

@@ -21,36 +21,36 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use super::wait::{Step, wait_for};
-use super::{Failure, ProbeTest, TestContext, TestFuture, Violations, secs};
+use super::{Failure, ConformanceTest, TestContext, TestFuture, Violations, secs};
 use kfconform_core::verdict::TrainVerdict;
 
 /// The training tests, by catalog id.
-pub const TESTS: &[ProbeTest] = &[
-    ProbeTest {
+pub const TESTS: &[ConformanceTest] = &[
+    ConformanceTest {
         id: "training/pytorchjob-succeeds",
         run: pytorchjob_succeeds,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "training/pytorchjob-env-contract",
         run: pytorchjob_env_contract,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "training/pytorchjob-failure",
         run: pytorchjob_failure,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "training/pytorchjob-pod-labels",
         run: pytorchjob_pod_labels,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "training/torch-distributed-runtime",
         run: torch_distributed_runtime,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "training/trainjob-torch-contract",
         run: trainjob_torch_contract,
     },
-    ProbeTest {
+    ConformanceTest {
         id: "training/trainjob-failure",
         run: trainjob_failure,
     },

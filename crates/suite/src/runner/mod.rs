@@ -133,9 +133,9 @@ pub fn check_output(dir: &Path) -> Result<(), report::ReportError> {
         message: e.to_string(),
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let probe = dir.join(".kfconform-write-check");
-    std::fs::write(&probe, b"").map_err(fail)?;
-    let _ = std::fs::remove_file(probe);
+    let check = dir.join(".kfconform-write-check");
+    std::fs::write(&check, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(check);
     Ok(())
 }
 
@@ -251,7 +251,7 @@ impl Shared<'_> {
             id: spec.id.clone(),
         });
         let start = Instant::now();
-        let Some(probe) = conformance::find(&spec.id) else {
+        let Some(test) = conformance::find(&spec.id) else {
             return result_of(
                 t,
                 Status::Error,
@@ -309,7 +309,7 @@ impl Shared<'_> {
             deadline,
             timeout_scale: scale,
         });
-        let outcome = match tokio::time::timeout_at(deadline, (probe.run)(ctx.clone())).await {
+        let outcome = match tokio::time::timeout_at(deadline, (test.run)(ctx.clone())).await {
             Ok(o) => o,
             Err(_) => Err(Failure::Error(format!(
                 "timed out after {:.0}s",
