@@ -2,10 +2,14 @@
 //! faithfully enough for kube-rs and a real kubectl. It follows the upstream contracts (CRDs,
 //! controller sources), never the suite's expectations. See ARCHITECTURE.md.
 //!
-//! Layout: [`store`] holds objects, resourceVersions, watch history and the write semantics;
-//! [`server`] maps REST paths to it; [`registry`] says what is served (built-ins are data,
-//! custom resources come from Established CRDs); [`discovery`], [`table`], [`selectors`] and
-//! [`status`] render what clients expect; [`schema`] admits custom resources.
+//! Layout: [`store`] holds objects, resourceVersions, watch history and the write semantics,
+//! and runs the admit hooks installed at start ([`admission`] for built-in kinds);
+//! [`cluster`] is the shared handle to it and the request context; [`server`] (the HTTP layer,
+//! imported only here) maps REST paths to the store, [`subresources`] to [`auth`] and the
+//! [`kubelet`]; [`registry`] says what is served (built-ins are data, custom resources come
+//! from Established CRDs); [`discovery`], [`table`], [`selectors`] and [`status`] render what
+//! clients expect; [`schema`] admits custom resources. Modules import only downwards (see
+//! ARCHITECTURE.md for the graph): this root wires them together.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
 //! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
@@ -16,6 +20,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cluster;
 pub mod controllers;
 pub mod defects;
 pub mod discovery;
@@ -143,7 +148,9 @@ pub struct Emulator {
     tls_addr: SocketAddr,
     ca_pem: String,
     tls_server: JoinHandle<()>,
-    app: server::App,
+    app: cluster::App,
+    auth: Arc<auth::Authenticator>,
+    node: Arc<kubelet::Node>,
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
     kubelet: JoinHandle<()>,
@@ -287,16 +294,20 @@ impl Emulator {
             message: e.to_string(),
         })?;
         let tls = auth::tls::identity(tls_addr.ip()).map_err(EmulatorError::Tls)?;
-        let app = server::App {
+        let app = cluster::App {
             state: Arc::new(Mutex::new(state)),
             reconcile: Arc::new(Notify::new()),
             cancel: CancellationToken::new(),
             addr,
-            bookmark_interval: tuning.bookmark_interval,
-            auth: Arc::new(auth::Authenticator::new(config.auth.clone())),
-            node: Arc::new(kubelet::Node::new(config.kubelet.clone())),
         };
-        let mut router = server::router(app.clone());
+        let auth = Arc::new(auth::Authenticator::new(config.auth.clone()));
+        let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
+        let mut router = server::router(server::Api {
+            app: app.clone(),
+            auth: auth.clone(),
+            node: node.clone(),
+            bookmark_interval: tuning.bookmark_interval,
+        });
         if let Some(latency) = config.faults.latency {
             router = router.layer(axum::middleware::from_fn(
                 move |req: axum::extract::Request, next: axum::middleware::Next| async move {
@@ -328,7 +339,7 @@ impl Emulator {
                 }
             }
         });
-        let kubelet = kubelet::start(app.clone());
+        let kubelet = kubelet::start(app.clone(), node.clone());
         tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,
@@ -336,6 +347,8 @@ impl Emulator {
             ca_pem: tls.ca_pem,
             tls_server,
             app,
+            auth,
+            node,
             server,
             reconciler,
             kubelet,
@@ -420,8 +433,7 @@ impl Emulator {
 
     /// The token of the first configured user (the admin unless configured otherwise).
     fn first_token(&self) -> String {
-        self.app
-            .auth
+        self.auth
             .config()
             .users
             .first()
@@ -439,7 +451,7 @@ impl Emulator {
         self.app.cancel.cancel();
         self.reconciler.abort();
         self.tls_server.abort();
-        kubelet::shutdown(&self.app).await;
+        kubelet::shutdown(&self.node).await;
         let _ = self.kubelet.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot
         // hold the caller forever.

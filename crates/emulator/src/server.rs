@@ -1,10 +1,8 @@
 //! The HTTP layer: parses Kubernetes REST paths and query parameters, dispatches to the store,
 //! and renders responses (JSON, Table, PartialObjectMetadata, watch streams).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,59 +11,49 @@ use axum::extract::{DefaultBodyLimit, Query, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{self, Attributes, Authenticator, UserInfo};
-use super::discovery;
-use super::kubelet::Node;
-use super::registry;
-use super::selectors::{FieldSelector, LabelSelector};
-use super::status::{ApiError, json_response};
-use super::store::{
-    DeleteOpts, Event, EventType, FieldValidation, PatchKind, Propagation, Scope, State, WriteOpts,
+use crate::auth::{self, Attributes, Authenticator, UserInfo};
+use crate::cluster::{App, Params, SubRequest};
+use crate::discovery;
+use crate::kubelet::Node;
+use crate::registry;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, json_response};
+use crate::store::{
+    DeleteOpts, Event, EventType, FieldValidation, PatchKind, Propagation, Scope, WriteOpts,
     meta_str,
 };
-use super::subresources::{self, SubRequest};
-use super::table::{self, Output};
+use crate::subresources;
+use crate::table::{self, Output};
 
-/// Shared by every request handler.
+/// What the request handlers share: the cluster, and the services that answer requests
+/// besides the store.
 #[derive(Clone)]
-pub struct App {
-    pub state: Arc<Mutex<State>>,
-    pub reconcile: Arc<Notify>,
-    pub cancel: CancellationToken,
-    pub addr: SocketAddr,
-    pub bookmark_interval: Duration,
+pub struct Api {
+    pub app: App,
     /// Tokens and identities.
     pub auth: Arc<Authenticator>,
-    /// The kubelet's node (pod processes, logs).
+    /// The kubelet's node (pod logs).
     pub node: Arc<Node>,
-}
-
-impl App {
-    /// The state, recovering from a poisoned lock (a panic elsewhere must not wedge the server).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
 }
 
 /// Bodies up to this size are accepted (the trainer CRDs are about 1 MB of YAML).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The router serving the whole API.
-pub fn router(app: App) -> Router {
+pub fn router(api: Api) -> Router {
     Router::new()
         .fallback(handle)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(app)
+        .with_state(api)
 }
 
-/// Query parameters of a request.
-pub type Params = HashMap<String, String>;
-
 async fn handle(
-    AxState(app): AxState<App>,
+    AxState(api): AxState<Api>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -77,11 +65,11 @@ async fn handle(
     let path = uri.path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     tracing::debug!(%method, %uri, "emulator request");
-    let user = match auth::authenticate(&app, &headers) {
+    let user = match auth::authenticate(&api.app, &api.auth, &headers) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
-    match route(&app, &user, &method, &segs, &params, &headers, body).await {
+    match route(&api, &user, &method, &segs, &params, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -101,7 +89,7 @@ fn text(s: &'static str) -> Response {
 }
 
 async fn route(
-    app: &App,
+    api: &Api,
     user: &UserInfo,
     method: &Method,
     segs: &[&str],
@@ -109,6 +97,7 @@ async fn route(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let app = &api.app;
     let get = method == Method::GET;
     let resource_path = matches!(segs, ["api", _, _, ..] | ["apis", _, _, _, ..]);
     if !resource_path {
@@ -153,10 +142,10 @@ async fn route(
             .map(|d| ok_json(&d))
             .ok_or_else(ApiError::no_route),
         ["api", v, rest @ ..] if !rest.is_empty() => {
-            resource(app, user, method, "", v, rest, params, headers, body).await
+            resource(api, user, method, "", v, rest, params, headers, body).await
         }
         ["apis", g, v, rest @ ..] if !rest.is_empty() => {
-            resource(app, user, method, g, v, rest, params, headers, body).await
+            resource(api, user, method, g, v, rest, params, headers, body).await
         }
         _ => Err(ApiError::no_route()),
     }
@@ -309,7 +298,7 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 
 #[allow(clippy::too_many_arguments)]
 async fn resource(
-    app: &App,
+    api: &Api,
     user: &UserInfo,
     method: &Method,
     group: &str,
@@ -319,6 +308,7 @@ async fn resource(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let app = &api.app;
     let t = parse_target(rest).ok_or_else(ApiError::no_route)?;
     let def = app
         .lock()
@@ -364,6 +354,8 @@ async fn resource(
         count(app, verb, &def.plural, special_sub);
         return subresources::handle(
             app,
+            &api.auth,
+            &api.node,
             SubRequest {
                 scope: &scope,
                 name: t.name.unwrap_or(""),
@@ -455,7 +447,7 @@ async fn resource(
             ok_json(&render_one(&scope, obj, out))
         }
         "list" => list(app, &scope, params, out)?,
-        "watch" => return watch(app, scope, params, out),
+        "watch" => return watch(app, api.bookmark_interval, scope, params, out),
         "create" => {
             let obj = parse_body(headers, &body)?;
             let opts = write_opts(params)?;
@@ -806,7 +798,13 @@ fn error_line(e: &ApiError) -> Bytes {
     Bytes::from(line)
 }
 
-fn watch(app: &App, scope: Scope, params: &Params, out: Output) -> Result<Response, ApiError> {
+fn watch(
+    app: &App,
+    bookmark_interval: Duration,
+    scope: Scope,
+    params: &Params,
+    out: Output,
+) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(&scope, params)?;
     let bookmarks = is_true(params, "allowWatchBookmarks");
     let send_initial = params.get("sendInitialEvents").map(String::as_str);
@@ -862,7 +860,7 @@ fn watch(app: &App, scope: Scope, params: &Params, out: Output) -> Result<Respon
     };
     let (tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     let cancel = app.cancel.clone();
-    let interval = app.bookmark_interval;
+    let interval = bookmark_interval;
     tokio::spawn(async move {
         for line in first {
             if tx.send(Ok(line)).await.is_err() {

@@ -13,10 +13,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::Node;
 use super::logbuf::{LogBuffer, LogLine};
-use crate::server::App;
+use crate::cluster::{App, SubRequest};
 use crate::status::ApiError;
-use crate::subresources::SubRequest;
 
 fn names(pod: &Value, key: &str) -> Vec<String> {
     pod.pointer(&format!("/spec/{key}"))
@@ -92,7 +92,7 @@ fn text_response(body: Body) -> Response {
 }
 
 /// Serves the log request.
-pub async fn serve(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
+pub async fn serve(app: &App, node: &Node, req: &SubRequest<'_>) -> Result<Response, ApiError> {
     if *req.method != Method::GET {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
@@ -164,7 +164,7 @@ pub async fn serve(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError
         .unwrap_or("")
         .to_string();
     let logs = {
-        let g = app.node.lock();
+        let g = node.lock();
         g.pods.get(&uid).map(|e| {
             e.logs
                 .lock()

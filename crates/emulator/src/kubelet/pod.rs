@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::logbuf::LogBuffer;
 use super::process::{self, Launch, Placement};
 use super::status::{self, CState, Slot, Term};
-use super::{ContainerLogs, FINALIZER, NODE_NAME, StagePhase, network};
-use crate::server::App;
+use super::{ContainerLogs, FINALIZER, NODE_NAME, Node, StagePhase, network};
+use crate::cluster::App;
 use crate::store::{meta_str, now};
 use kfconform_core::contract as workload;
 
@@ -26,6 +26,8 @@ struct Gone;
 /// What a worker knows about its pod.
 pub(crate) struct PodCtx {
     pub app: App,
+    /// The node the pod runs on (its processes, logs and address pool).
+    pub node: Arc<Node>,
     pub uid: String,
     pub ns: String,
     pub name: String,
@@ -174,7 +176,7 @@ impl PodCtx {
 
     /// Returns the pod's address to the pool (once: whoever takes it from the entry).
     fn release_ip(&self) {
-        let mut g = self.app.node.lock();
+        let mut g = self.node.lock();
         let ip = g.pods.get_mut(&self.uid).and_then(|e| e.ip.take());
         if let Some(ip) = ip {
             g.pool.release(ip);
@@ -191,11 +193,11 @@ impl PodCtx {
                     .and_then(Value::as_u64)
             })
             .unwrap_or(30);
-        Duration::from_secs(secs).min(self.app.node.config().max_grace)
+        Duration::from_secs(secs).min(self.node.config().max_grace)
     }
 
     fn backoff(&self, failures: u32) -> Duration {
-        let cfg = self.app.node.config();
+        let cfg = self.node.config();
         let factor = 1u32.checked_shl(failures.min(20)).unwrap_or(u32::MAX);
         cfg.restart_backoff
             .saturating_mul(factor)
@@ -203,7 +205,7 @@ impl PodCtx {
     }
 
     fn new_log(&self, container: &str) -> Arc<LogBuffer> {
-        let log = Arc::new(LogBuffer::new(self.app.node.config().log_limit));
+        let log = Arc::new(LogBuffer::new(self.node.config().log_limit));
         let mut g = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         let entry = g.entry(container.to_string()).or_default();
         entry.previous = entry.current.take();
@@ -214,7 +216,7 @@ impl PodCtx {
     /// The environment and command line of a probe container, or a
     /// CreateContainerConfigError message.
     fn launch(&self, spec: &Value) -> Result<Launch, String> {
-        let node = self.app.node.clone();
+        let node = self.node.clone();
         let binary = node.binary.clone()?;
         let (pod, env) = {
             let st = self.app.lock();
@@ -280,7 +282,7 @@ impl PodCtx {
             self.release_ip();
             return;
         };
-        let probe_image = self.app.node.config().probe_image.clone();
+        let probe_image = self.node.config().probe_image.clone();
         let policy = pod
             .pointer("/spec/restartPolicy")
             .and_then(Value::as_str)
@@ -536,7 +538,7 @@ impl PodCtx {
             self.release_ip();
             return;
         }
-        let stages = self.app.node.config().pod_stages.clone();
+        let stages = self.node.config().pod_stages.clone();
         for stage in stages {
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
