@@ -236,6 +236,7 @@ impl Emulator {
     ) -> Result<Emulator, EmulatorError> {
         kfconform_core::ensure_crypto_provider();
         let mut state = store::State::new(config.defects.clone(), tuning.watch_history);
+        state.add_admit_hook(admission::admit);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
                 .bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))

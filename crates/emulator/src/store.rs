@@ -15,11 +15,11 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
-use super::RequestCounts;
-use super::registry::{self, ResKey, ResourceDef};
-use super::schema;
-use super::status::{ApiError, Target};
-use super::{Defect, FieldError};
+use crate::RequestCounts;
+use crate::defects::Defect;
+use crate::registry::{self, ResKey, ResourceDef};
+use crate::schema::{self, FieldError};
+use crate::status::{ApiError, Target};
 
 /// Watch event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,12 @@ impl Scope {
     }
 }
 
+/// A hook that defaults and validates an object about to be written, at the request version,
+/// before it is stored: kube-apiserver's mutating and validating plugins. The store knows
+/// only this signature, so policies (Pod Security, service IPs...) live outside it and are
+/// installed at start with [`State::add_admit_hook`].
+pub type AdmitFn = fn(&State, &Scope, &mut Value) -> Result<(), ApiError>;
+
 /// The shared state. Public fields are read by the HTTP layer under the lock.
 pub struct State {
     pub rv: u64,
@@ -128,6 +134,8 @@ pub struct State {
     tx: broadcast::Sender<Arc<Event>>,
     /// Set when a write may have left work for the reconciler (GC, namespace cascade).
     pub dirty: bool,
+    /// Run in order on every create and update; the first error rejects the write.
+    admit_hooks: Vec<AdmitFn>,
 }
 
 /// Now, as the apiserver formats timestamps.
@@ -374,12 +382,18 @@ impl State {
             defects,
             tx,
             dirty: false,
+            admit_hooks: Vec::new(),
         };
         for def in registry::builtins() {
             s.resources
                 .insert((def.group.clone(), def.plural.clone()), Arc::new(def));
         }
         s
+    }
+
+    /// Runs `hook` on every later create and update, after the hooks added before it.
+    pub fn add_admit_hook(&mut self, hook: AdmitFn) {
+        self.admit_hooks.push(hook);
     }
 
     /// A new receiver of every future event.
@@ -532,9 +546,10 @@ impl State {
         if scope.def.crd.is_none() && scope.def.plural == "customresourcedefinitions" {
             errors.extend(crd_errors(obj));
         }
-        if scope.def.crd.is_none() {
-            // Built-in admission (pod defaults and Pod Security) lives in its own module.
-            super::admission::admit(self, scope, obj)?;
+        // Hooks see the object as schema defaulting left it, and their verdict comes before the
+        // field errors collected above.
+        for hook in &self.admit_hooks {
+            hook(self, scope, obj)?;
         }
         if !errors.is_empty() {
             return Err(ApiError::invalid(
