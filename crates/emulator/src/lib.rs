@@ -49,6 +49,18 @@ use tokio_util::sync::CancellationToken;
 pub use defects::Defect;
 pub use schema::FieldError;
 
+// Here rather than in `auth`: `controllers` registers the aggregation controller, so auth
+// implementing the framework's trait would make the two modules import each other.
+impl controllers::Controller for auth::aggregation::ClusterRoleAggregation {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn reconcile(&mut self, state: &mut store::State) -> bool {
+        self.sync(state)
+    }
+}
+
 /// Errors starting or running the emulator.
 #[derive(Debug, Error)]
 pub enum EmulatorError {
