@@ -42,7 +42,8 @@ impl App {
 /// Query parameters of a request.
 pub type Params = HashMap<String, String>;
 
-/// Who a request acts as, after authentication and impersonation.
+/// Who a request acts as, after authentication and impersonation: k8s.io/apiserver's
+/// user.Info, which RBAC and the reviews decide on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserInfo {
     pub name: String,
@@ -54,6 +55,7 @@ pub struct UserInfo {
 /// A request the generic store path does not serve (a subresource such as `pods/log`, or a
 /// create-only virtual resource), as the HTTP layer hands it on.
 pub struct SubRequest<'a> {
+    /// The resource and namespace the path names, at the requested version.
     pub scope: &'a Scope,
     /// Object name ("" for collection requests).
     pub name: &'a str,

@@ -8,8 +8,14 @@
 //! imported only here) maps REST paths to the store, [`subresources`] to [`auth`] and the
 //! [`kubelet`]; [`registry`] says what is served (built-ins are data, custom resources come
 //! from Established CRDs); [`discovery`], [`table`], [`selectors`] and [`status`] render what
-//! clients expect; [`schema`] admits custom resources. Modules import only downwards (see
-//! ARCHITECTURE.md for the graph): this root wires them together.
+//! clients expect; [`schema`] admits custom resources.
+//!
+//! Modules import only downwards, so any of them can be read (and changed) without the ones
+//! above it: `schema`, `status`, `defects`, `faults`, `registry`, `selectors`, `table` <
+//! `store` < `admission`, `discovery`, `cluster` < `auth`, `kubelet` < `controllers`,
+//! `subresources` < `server`. This root wires them together: it installs the admit hook,
+//! adapts the aggregation controller to the controller framework, builds the [`cluster::App`]
+//! and the router.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
 //! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge

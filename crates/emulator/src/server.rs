@@ -1,5 +1,6 @@
 //! The HTTP layer: parses Kubernetes REST paths and query parameters, dispatches to the store,
-//! and renders responses (JSON, Table, PartialObjectMetadata, watch streams).
+//! and renders responses (JSON, Table, PartialObjectMetadata, watch streams). Only the crate
+//! root imports it; what handlers share with the rest of the emulator is in [`crate::cluster`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::table::{self, Output};
 /// besides the store.
 #[derive(Clone)]
 pub struct Api {
+    /// The cluster the requests read and change.
     pub app: App,
     /// Tokens and identities.
     pub auth: Arc<Authenticator>,
