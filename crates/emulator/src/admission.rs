@@ -1,5 +1,6 @@
-//! Admission for built-in kinds, run by the store on every create and update after schema
-//! checks: defaults a real apiserver fills in and policies it enforces (Pod Security).
+//! Admission for built-in kinds: defaults a real apiserver fills in and policies it enforces
+//! (Pod Security). [`admit`] is installed at start as the store's admit hook
+//! ([`crate::store::AdmitFn`]), which runs it on every create and update after schema checks.
 //!
 //! Pods: the defaults of kubernetes pkg/apis/core/v1/defaults.go (SetDefaults_PodSpec,
 //! SetDefaults_Container, imagePullPolicy by tag), the ServiceAccount, Priority and
@@ -17,13 +18,14 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Map, Value, json};
 
-use super::FieldError;
-use super::status::{ApiError, Target};
-use super::store::{Scope, State, meta_str};
+use crate::schema::FieldError;
+use crate::status::{ApiError, Target};
+use crate::store::{Scope, State, meta_str};
 
-/// Admits (and may default) a built-in object at the request version.
+/// Admits (and may default) a built-in object at the request version; custom resources pass
+/// (their schema is their admission).
 pub fn admit(state: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
-    if !scope.def.group.is_empty() {
+    if scope.def.crd.is_some() || !scope.def.group.is_empty() {
         return Ok(());
     }
     match scope.def.plural.as_str() {

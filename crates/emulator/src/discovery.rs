@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 
-use super::Defect;
-use super::registry::{ResourceDef, compare_versions};
-use super::store::State;
+use crate::defects::Defect;
+use crate::registry::{ResourceDef, compare_versions};
+use crate::store::State;
 
 /// `/version`.
 pub fn version(defects: &[Defect]) -> Value {

@@ -2,10 +2,20 @@
 //! faithfully enough for kube-rs and a real kubectl. It follows the upstream contracts (CRDs,
 //! controller sources), never the suite's expectations. See ARCHITECTURE.md.
 //!
-//! Layout: [`store`] holds objects, resourceVersions, watch history and the write semantics;
-//! [`server`] maps REST paths to it; [`registry`] says what is served (built-ins are data,
-//! custom resources come from Established CRDs); [`discovery`], [`table`], [`selectors`] and
-//! [`status`] render what clients expect; [`schema`] admits custom resources.
+//! Layout: [`store`] holds objects, resourceVersions, watch history and the write semantics,
+//! and runs the admit hooks installed at start ([`admission`] for built-in kinds);
+//! [`cluster`] is the shared handle to it and the request context; [`server`] (the HTTP layer,
+//! imported only here) maps REST paths to the store, [`subresources`] to [`auth`] and the
+//! [`kubelet`]; [`registry`] says what is served (built-ins are data, custom resources come
+//! from Established CRDs); [`discovery`], [`table`], [`selectors`] and [`status`] render what
+//! clients expect; [`schema`] admits custom resources.
+//!
+//! Modules import only downwards, so any of them can be read (and changed) without the ones
+//! above it: `schema`, `status`, `defects`, `faults`, `registry`, `selectors`, `table` <
+//! `store` < `admission`, `discovery`, `cluster` < `auth`, `kubelet` < `controllers`,
+//! `subresources` < `server`. This root wires them together: it installs the admit hook,
+//! adapts the aggregation controller to the controller framework, builds the [`cluster::App`]
+//! and the router.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
 //! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
@@ -16,6 +26,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod cluster;
 pub mod controllers;
 pub mod defects;
 pub mod discovery;
@@ -43,6 +54,18 @@ use tokio_util::sync::CancellationToken;
 
 pub use defects::Defect;
 pub use schema::FieldError;
+
+// Here rather than in `auth`: `controllers` registers the aggregation controller, so auth
+// implementing the framework's trait would make the two modules import each other.
+impl controllers::Controller for auth::aggregation::ClusterRoleAggregation {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn reconcile(&mut self, state: &mut store::State) -> bool {
+        self.sync(state)
+    }
+}
 
 /// Errors starting or running the emulator.
 #[derive(Debug, Error)]
@@ -143,7 +166,9 @@ pub struct Emulator {
     tls_addr: SocketAddr,
     ca_pem: String,
     tls_server: JoinHandle<()>,
-    app: server::App,
+    app: cluster::App,
+    auth: Arc<auth::Authenticator>,
+    node: Arc<kubelet::Node>,
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
     kubelet: JoinHandle<()>,
@@ -229,6 +254,7 @@ impl Emulator {
     ) -> Result<Emulator, EmulatorError> {
         kfconform_core::ensure_crypto_provider();
         let mut state = store::State::new(config.defects.clone(), tuning.watch_history);
+        state.add_admit_hook(admission::admit);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
                 .bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))
@@ -287,16 +313,20 @@ impl Emulator {
             message: e.to_string(),
         })?;
         let tls = auth::tls::identity(tls_addr.ip()).map_err(EmulatorError::Tls)?;
-        let app = server::App {
+        let app = cluster::App {
             state: Arc::new(Mutex::new(state)),
             reconcile: Arc::new(Notify::new()),
             cancel: CancellationToken::new(),
             addr,
-            bookmark_interval: tuning.bookmark_interval,
-            auth: Arc::new(auth::Authenticator::new(config.auth.clone())),
-            node: Arc::new(kubelet::Node::new(config.kubelet.clone())),
         };
-        let mut router = server::router(app.clone());
+        let auth = Arc::new(auth::Authenticator::new(config.auth.clone()));
+        let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
+        let mut router = server::router(server::Api {
+            app: app.clone(),
+            auth: auth.clone(),
+            node: node.clone(),
+            bookmark_interval: tuning.bookmark_interval,
+        });
         if let Some(latency) = config.faults.latency {
             router = router.layer(axum::middleware::from_fn(
                 move |req: axum::extract::Request, next: axum::middleware::Next| async move {
@@ -328,7 +358,7 @@ impl Emulator {
                 }
             }
         });
-        let kubelet = kubelet::start(app.clone());
+        let kubelet = kubelet::start(app.clone(), node.clone());
         tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,
@@ -336,6 +366,8 @@ impl Emulator {
             ca_pem: tls.ca_pem,
             tls_server,
             app,
+            auth,
+            node,
             server,
             reconciler,
             kubelet,
@@ -420,8 +452,7 @@ impl Emulator {
 
     /// The token of the first configured user (the admin unless configured otherwise).
     fn first_token(&self) -> String {
-        self.app
-            .auth
+        self.auth
             .config()
             .users
             .first()
@@ -439,7 +470,7 @@ impl Emulator {
         self.app.cancel.cancel();
         self.reconciler.abort();
         self.tls_server.abort();
-        kubelet::shutdown(&self.app).await;
+        kubelet::shutdown(&self.node).await;
         let _ = self.kubelet.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot
         // hold the caller forever.

@@ -168,19 +168,16 @@ pub fn is_virtual(def: &ResourceDef) -> bool {
 
 /// The built-in kinds the emulator serves.
 pub fn builtins() -> Vec<ResourceDef> {
-    let mut crd = builtin(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "customresourcedefinition",
-        "CustomResourceDefinition",
-        false,
-        &["crd", "crds"],
-        true,
-        true,
-        &[],
-    );
-    crd.categories = vec!["api-extensions".into()];
+    let mut defs = core_v1();
+    defs.push(apiextensions_v1());
+    defs.push(batch_v1());
+    defs.extend(rbac_v1());
+    defs.extend(reviews_v1());
+    defs
+}
+
+/// The core group ("", v1).
+fn core_v1() -> Vec<ResourceDef> {
     let mut ns = builtin(
         "",
         "v1",
@@ -200,6 +197,25 @@ pub fn builtins() -> Vec<ResourceDef> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let mut sa = builtin(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        false,
+        false,
+        &[],
+    );
+    sa.subresources = vec![Subresource {
+        name: "token",
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenRequest",
+        verbs: &["create"],
+    }];
     vec![
         ns,
         builtin(
@@ -250,30 +266,8 @@ pub fn builtins() -> Vec<ResourceDef> {
                 "type",
             ],
         ),
-        crd,
         pods(),
-        {
-            let mut sa = builtin(
-                "",
-                "v1",
-                "serviceaccounts",
-                "serviceaccount",
-                "ServiceAccount",
-                true,
-                &["sa"],
-                false,
-                false,
-                &[],
-            );
-            sa.subresources = vec![Subresource {
-                name: "token",
-                group: "authentication.k8s.io",
-                version: "v1",
-                kind: "TokenRequest",
-                verbs: &["create"],
-            }];
-            sa
-        },
+        sa,
         builtin(
             "",
             "v1",
@@ -298,22 +292,56 @@ pub fn builtins() -> Vec<ResourceDef> {
             false,
             &[],
         ),
-        builtin(
-            "batch",
-            "v1",
-            "jobs",
-            "job",
-            "Job",
-            true,
-            &[],
-            true,
-            true,
-            &["status.successful"],
-        ),
+    ]
+}
+
+/// CustomResourceDefinitions (apiextensions.k8s.io/v1).
+fn apiextensions_v1() -> ResourceDef {
+    let mut crd = builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        true,
+        true,
+        &[],
+    );
+    crd.categories = vec!["api-extensions".into()];
+    crd
+}
+
+/// Jobs (batch/v1).
+fn batch_v1() -> ResourceDef {
+    builtin(
+        "batch",
+        "v1",
+        "jobs",
+        "job",
+        "Job",
+        true,
+        &[],
+        true,
+        true,
+        &["status.successful"],
+    )
+}
+
+/// rbac.authorization.k8s.io/v1.
+fn rbac_v1() -> Vec<ResourceDef> {
+    vec![
         rbac("roles", "Role", true),
         rbac("clusterroles", "ClusterRole", false),
         rbac("rolebindings", "RoleBinding", true),
         rbac("clusterrolebindings", "ClusterRoleBinding", false),
+    ]
+}
+
+/// The create-only reviews of authorization.k8s.io/v1 and authentication.k8s.io/v1.
+fn reviews_v1() -> Vec<ResourceDef> {
+    vec![
         virtual_resource(
             "authorization.k8s.io",
             "subjectaccessreviews",

@@ -1,10 +1,9 @@
 //! The HTTP layer: parses Kubernetes REST paths and query parameters, dispatches to the store,
-//! and renders responses (JSON, Table, PartialObjectMetadata, watch streams).
+//! and renders responses (JSON, Table, PartialObjectMetadata, watch streams). Only the crate
+//! root imports it; what handlers share with the rest of the emulator is in [`crate::cluster`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,59 +12,50 @@ use axum::extract::{DefaultBodyLimit, Query, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{self, Attributes, Authenticator, UserInfo};
-use super::discovery;
-use super::kubelet::Node;
-use super::registry;
-use super::selectors::{FieldSelector, LabelSelector};
-use super::status::{ApiError, json_response};
-use super::store::{
-    DeleteOpts, Event, EventType, FieldValidation, PatchKind, Propagation, Scope, State, WriteOpts,
+use crate::auth::{self, Attributes, Authenticator, UserInfo};
+use crate::cluster::{App, Params, SubRequest};
+use crate::discovery;
+use crate::kubelet::Node;
+use crate::registry::{self, ResourceDef};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, json_response};
+use crate::store::{
+    DeleteOpts, Event, EventType, FieldValidation, PatchKind, Propagation, Scope, WriteOpts,
     meta_str,
 };
-use super::subresources::{self, SubRequest};
-use super::table::{self, Output};
+use crate::subresources;
+use crate::table::{self, Output};
 
-/// Shared by every request handler.
+/// What the request handlers share: the cluster, and the services that answer requests
+/// besides the store.
 #[derive(Clone)]
-pub struct App {
-    pub state: Arc<Mutex<State>>,
-    pub reconcile: Arc<Notify>,
-    pub cancel: CancellationToken,
-    pub addr: SocketAddr,
-    pub bookmark_interval: Duration,
+pub struct Api {
+    /// The cluster the requests read and change.
+    pub app: App,
     /// Tokens and identities.
     pub auth: Arc<Authenticator>,
-    /// The kubelet's node (pod processes, logs).
+    /// The kubelet's node (pod logs).
     pub node: Arc<Node>,
-}
-
-impl App {
-    /// The state, recovering from a poisoned lock (a panic elsewhere must not wedge the server).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
 }
 
 /// Bodies up to this size are accepted (the trainer CRDs are about 1 MB of YAML).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The router serving the whole API.
-pub fn router(app: App) -> Router {
+pub fn router(api: Api) -> Router {
     Router::new()
         .fallback(handle)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(app)
+        .with_state(api)
 }
 
-/// Query parameters of a request.
-pub type Params = HashMap<String, String>;
-
 async fn handle(
-    AxState(app): AxState<App>,
+    AxState(api): AxState<Api>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -77,14 +67,30 @@ async fn handle(
     let path = uri.path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     tracing::debug!(%method, %uri, "emulator request");
-    let user = match auth::authenticate(&app, &headers) {
+    let user = match auth::authenticate(&api.app, &api.auth, &headers) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
-    match route(&app, &user, &method, &segs, &params, &headers, body).await {
+    let req = Incoming {
+        user: &user,
+        method: &method,
+        params: &params,
+        headers: &headers,
+        body: &body,
+    };
+    match route(&api, &req, &segs).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+/// A request as it arrived, after authentication.
+struct Incoming<'a> {
+    user: &'a UserInfo,
+    method: &'a Method,
+    params: &'a Params,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
 }
 
 fn ok_json(v: &Value) -> Response {
@@ -100,15 +106,9 @@ fn text(s: &'static str) -> Response {
         .into_response()
 }
 
-async fn route(
-    app: &App,
-    user: &UserInfo,
-    method: &Method,
-    segs: &[&str],
-    params: &Params,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn route(api: &Api, req: &Incoming<'_>, segs: &[&str]) -> Result<Response, ApiError> {
+    let app = &api.app;
+    let (user, method) = (req.user, req.method);
     let get = method == Method::GET;
     let resource_path = matches!(segs, ["api", _, _, ..] | ["apis", _, _, _, ..]);
     if !resource_path {
@@ -152,12 +152,8 @@ async fn route(
         ["apis", g, v] if get => discovery::resource_list(&app.lock(), g, v)
             .map(|d| ok_json(&d))
             .ok_or_else(ApiError::no_route),
-        ["api", v, rest @ ..] if !rest.is_empty() => {
-            resource(app, user, method, "", v, rest, params, headers, body).await
-        }
-        ["apis", g, v, rest @ ..] if !rest.is_empty() => {
-            resource(app, user, method, g, v, rest, params, headers, body).await
-        }
+        ["api", v, rest @ ..] if !rest.is_empty() => resource(api, req, "", v, rest).await,
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => resource(api, req, g, v, rest).await,
         _ => Err(ApiError::no_route()),
     }
 }
@@ -307,19 +303,70 @@ fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-#[allow(clippy::too_many_arguments)]
+const METHOD_NOT_ALLOWED: &str = "the server does not allow this method on the requested resource";
+
+/// A resource request (`/api/v1/...`, `/apis/g/v/...`): resolved, authorised, counted, then
+/// served by the handler of its verb, as the apiserver's RequestInfo resolution, authorization
+/// filter and REST handlers do in turn.
 async fn resource(
-    app: &App,
-    user: &UserInfo,
-    method: &Method,
+    api: &Api,
+    req: &Incoming<'_>,
     group: &str,
     version: &str,
     rest: &[&str],
-    params: &Params,
-    headers: &HeaderMap,
-    body: Bytes,
 ) -> Result<Response, ApiError> {
+    let app = &api.app;
     let t = parse_target(rest).ok_or_else(ApiError::no_route)?;
+    let def = lookup_resource(app, group, version, &t)?;
+    let special_sub = t
+        .sub
+        .filter(|s| def.subresources.iter().any(|x| x.name == *s));
+    if special_sub.is_some() || (t.sub.is_none() && registry::is_virtual(&def)) {
+        return connect(api, req, def, version, &t, special_sub).await;
+    }
+    let status_write = status_write(&def, version, t.sub)?;
+    let scope = Scope {
+        def: def.clone(),
+        version: version.to_string(),
+        namespace: t.namespace.to_string(),
+    };
+    let accept = req
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let out = Output::from_accept(accept, req.params.get("includeObject").map(String::as_str));
+    let verb = request_verb(&def, req, &t)?;
+    authorize_resource(app, req, &def, version, &t, verb)?;
+    count(app, verb, &def.plural, t.sub);
+    let call = StoreCall {
+        req,
+        scope,
+        name: t.name.unwrap_or(""),
+        sub: t.sub,
+        status_write,
+        out,
+    };
+    match verb {
+        "get" => get_resource(app, &call),
+        "list" => list(app, &call.scope, req.params, out),
+        "watch" => watch(app, api.bookmark_interval, call.scope, req.params, out),
+        "create" => create_resource(app, &call),
+        "update" => update_resource(app, &call),
+        "patch" => patch_resource(app, &call),
+        "delete" => delete_resource(app, &call),
+        "deletecollection" => delete_collection(app, &call),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+/// The served resource a path names, checking that its scope fits the path.
+fn lookup_resource(
+    app: &App,
+    group: &str,
+    version: &str,
+    t: &Target<'_>,
+) -> Result<Arc<ResourceDef>, ApiError> {
     let def = app
         .lock()
         .lookup(group, version, t.plural)
@@ -330,71 +377,83 @@ async fn resource(
     if def.namespaced && t.namespace.is_empty() && t.name.is_some() {
         return Err(ApiError::no_route());
     }
-    let is_ns = def.group.is_empty() && def.plural == "namespaces";
-    let special_sub = t
-        .sub
-        .filter(|s| def.subresources.iter().any(|x| x.name == *s));
-    if special_sub.is_some() || (t.sub.is_none() && registry::is_virtual(&def)) {
-        let scope = Scope {
-            def: def.clone(),
-            version: version.to_string(),
-            namespace: t.namespace.to_string(),
-        };
-        let verb = match *method {
-            Method::GET => "get",
-            Method::POST => "create",
-            _ => {
-                return Err(ApiError::method_not_allowed(
-                    "the server does not allow this method on the requested resource",
-                ));
-            }
-        };
-        let attrs = Attributes {
-            resource_request: true,
-            verb: verb.into(),
-            api_group: def.group.clone(),
-            api_version: version.into(),
-            resource: def.plural.clone(),
-            subresource: special_sub.unwrap_or("").into(),
-            namespace: t.namespace.into(),
-            name: t.name.unwrap_or("").into(),
-            path: String::new(),
-        };
-        auth::authorize(app, user, &attrs)?;
-        count(app, verb, &def.plural, special_sub);
-        return subresources::handle(
-            app,
-            SubRequest {
-                scope: &scope,
-                name: t.name.unwrap_or(""),
-                subresource: special_sub,
-                method,
-                params,
-                headers,
-                body: &body,
-                user,
-            },
-        )
-        .await;
-    }
-    let status_write = match t.sub {
-        None => false,
-        Some("status") if def.has_status(version) => true,
-        Some("finalize") if is_ns => true,
-        Some(_) => return Err(ApiError::no_route()),
+    Ok(def)
+}
+
+/// A subresource served outside the store (`pods/log`, `serviceaccounts/token`) or a
+/// create-only virtual resource: authorised and counted here, answered by
+/// [`subresources::handle`] (upstream: a connecter or creater REST storage).
+async fn connect(
+    api: &Api,
+    req: &Incoming<'_>,
+    def: Arc<ResourceDef>,
+    version: &str,
+    t: &Target<'_>,
+    sub: Option<&str>,
+) -> Result<Response, ApiError> {
+    let app = &api.app;
+    let verb = match *req.method {
+        Method::GET => "get",
+        Method::POST => "create",
+        _ => return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED)),
     };
+    let attrs = Attributes {
+        resource_request: true,
+        verb: verb.into(),
+        api_group: def.group.clone(),
+        api_version: version.into(),
+        resource: def.plural.clone(),
+        subresource: sub.unwrap_or("").into(),
+        namespace: t.namespace.into(),
+        name: t.name.unwrap_or("").into(),
+        path: String::new(),
+    };
+    auth::authorize(app, req.user, &attrs)?;
+    count(app, verb, &def.plural, sub);
     let scope = Scope {
-        def: def.clone(),
+        def,
         version: version.to_string(),
         namespace: t.namespace.to_string(),
     };
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let out = Output::from_accept(accept, params.get("includeObject").map(String::as_str));
-    let verb = match (method.clone(), t.name) {
-        (Method::GET, None) if is_true(params, "watch") => "watch",
+    subresources::handle(
+        app,
+        &api.auth,
+        &api.node,
+        SubRequest {
+            scope: &scope,
+            name: t.name.unwrap_or(""),
+            subresource: sub,
+            method: req.method,
+            params: req.params,
+            headers: req.headers,
+            body: req.body,
+            user: req.user,
+        },
+    )
+    .await
+}
+
+/// Whether a request writes the status (`/status`, or a namespace's `/finalize`) rather than
+/// the object; other subresources are not served on the store path.
+fn status_write(def: &ResourceDef, version: &str, sub: Option<&str>) -> Result<bool, ApiError> {
+    let is_ns = def.group.is_empty() && def.plural == "namespaces";
+    match sub {
+        None => Ok(false),
+        Some("status") if def.has_status(version) => Ok(true),
+        Some("finalize") if is_ns => Ok(true),
+        Some(_) => Err(ApiError::no_route()),
+    }
+}
+
+/// The verb of a store-path request (RequestInfo's), or 405 when the resource does not
+/// support it.
+fn request_verb(
+    def: &ResourceDef,
+    req: &Incoming<'_>,
+    t: &Target<'_>,
+) -> Result<&'static str, ApiError> {
+    let verb = match (req.method.clone(), t.name) {
+        (Method::GET, None) if is_true(req.params, "watch") => "watch",
         (Method::GET, None) => "list",
         (Method::GET, Some(_)) => "get",
         (Method::POST, None) => "create",
@@ -402,11 +461,7 @@ async fn resource(
         (Method::PATCH, Some(_)) => "patch",
         (Method::DELETE, Some(_)) => "delete",
         (Method::DELETE, None) => "deletecollection",
-        _ => {
-            return Err(ApiError::method_not_allowed(
-                "the server does not allow this method on the requested resource",
-            ));
-        }
+        _ => return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED)),
     };
     let sub_ok = match t.sub {
         None => true,
@@ -414,19 +469,28 @@ async fn resource(
         Some(_) => matches!(verb, "get" | "update" | "patch"),
     };
     if !sub_ok || (t.sub.is_none() && !def.verbs.iter().any(|v| v == verb)) {
-        return Err(ApiError::method_not_allowed(
-            "the server does not allow this method on the requested resource",
-        ));
+        return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED));
     }
     if verb == "create" && def.namespaced && t.namespace.is_empty() {
-        return Err(ApiError::method_not_allowed(
-            "the server does not allow this method on the requested resource",
-        ));
+        return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED));
     }
+    Ok(verb)
+}
+
+/// The authorization filter for a store-path request.
+fn authorize_resource(
+    app: &App,
+    req: &Incoming<'_>,
+    def: &ResourceDef,
+    version: &str,
+    t: &Target<'_>,
+    verb: &str,
+) -> Result<(), ApiError> {
     // RequestInfo takes a list/watch's name from a `metadata.name=` field selector, so
     // resourceNames rules can allow `kubectl get x -w` and `kubectl wait`.
     let selected_name = match (t.name, verb) {
-        (None, "list" | "watch") => params
+        (None, "list" | "watch") => req
+            .params
             .get("fieldSelector")
             .and_then(|fs| FieldSelector::parse(fs, &def.field_selectors).ok())
             .and_then(|fs| fs.pinned_name().map(str::to_string)),
@@ -434,7 +498,7 @@ async fn resource(
     };
     auth::authorize(
         app,
-        user,
+        req.user,
         &Attributes {
             resource_request: true,
             verb: verb.into(),
@@ -446,137 +510,165 @@ async fn resource(
             name: selected_name.unwrap_or_else(|| t.name.unwrap_or("").to_string()),
             path: String::new(),
         },
-    )?;
-    count(app, verb, &def.plural, t.sub);
-    let name = t.name.unwrap_or("");
-    let resp = match verb {
-        "get" => {
-            let obj = app.lock().get(&scope, name)?;
-            ok_json(&render_one(&scope, obj, out))
-        }
-        "list" => list(app, &scope, params, out)?,
-        "watch" => return watch(app, scope, params, out),
-        "create" => {
-            let obj = parse_body(headers, &body)?;
-            let opts = write_opts(params)?;
-            let w = {
-                let mut st = app.lock();
-                auth::admit_write(&st, user, &scope, "", &obj, None)?;
-                st.create(&scope, obj, &opts)?
-            };
-            app.reconcile.notify_one();
-            with_warnings(
-                json_response(StatusCode::CREATED, &render_one(&scope, w.object, out)),
-                &w.warnings,
-            )
-        }
-        "update" => {
-            let obj = parse_body(headers, &body)?;
-            let opts = write_opts(params)?;
-            let w = if t.sub == Some("finalize") {
-                app.lock().finalize_namespace(&scope, name, &obj, &opts)?
-            } else {
-                let mut st = app.lock();
-                let old = st.get(&scope, name).ok();
-                auth::admit_write(&st, user, &scope, name, &obj, old.as_ref())?;
-                st.update(&scope, name, obj, status_write, &opts)?
-            };
-            app.reconcile.notify_one();
-            with_warnings(ok_json(&render_one(&scope, w.object, out)), &w.warnings)
-        }
-        "patch" => {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
-                ApiError::unsupported_media_type(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
-                ))
-            })?;
-            let opts = write_opts(params)?;
-            let field_manager = params.get("fieldManager").map(String::as_str);
-            let (existed, w) = {
-                let mut st = app.lock();
-                let old = st.get(&scope, name).ok();
-                // RBAC escalation checks need the patched object: compute it with a dry run.
-                if auth::guards_writes(&scope) {
-                    let dry = WriteOpts {
-                        dry_run: true,
-                        ..opts.clone()
-                    };
-                    let preview =
-                        st.patch(&scope, name, kind, &body, status_write, field_manager, &dry)?;
-                    auth::admit_write(&st, user, &scope, name, &preview.object, old.as_ref())?;
-                }
-                let w = st.patch(
-                    &scope,
-                    name,
-                    kind,
-                    &body,
-                    status_write,
-                    field_manager,
-                    &opts,
-                )?;
-                (old.is_some(), w)
-            };
-            app.reconcile.notify_one();
-            let code = if existed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            with_warnings(
-                json_response(code, &render_one(&scope, w.object, out)),
-                &w.warnings,
-            )
-        }
-        "delete" => {
-            let opts = delete_opts(params, &body)?;
-            let obj = app.lock().delete(&scope, name, &opts)?;
-            app.reconcile.notify_one();
-            ok_json(&render_one(&scope, obj, out))
-        }
-        "deletecollection" => {
-            let opts = delete_opts(params, &body)?;
-            let (labels, fields) = selectors(&scope, params)?;
-            let deleted = {
-                let mut st = app.lock();
-                let names: Vec<(String, String)> = st
-                    .list_all(&scope)
-                    .into_iter()
-                    .filter(|o| labels.matches(o) && fields.matches(o))
-                    .map(|o| {
-                        (
-                            meta_str(&o, "namespace").to_string(),
-                            meta_str(&o, "name").to_string(),
-                        )
-                    })
-                    .collect();
-                let mut out = Vec::new();
-                for (ns, n) in names {
-                    let s = Scope {
-                        namespace: ns,
-                        ..scope.clone()
-                    };
-                    if let Ok(o) = st.delete(&s, &n, &opts) {
-                        out.push(present(&scope, o));
-                    }
-                }
-                out
-            };
-            app.reconcile.notify_one();
-            let rv = app.lock().rv.to_string();
-            ok_json(&json!({
-                "kind": scope.def.list_kind,
-                "apiVersion": scope.def.api_version(&scope.version),
-                "metadata": {"resourceVersion": rv},
-                "items": deleted,
-            }))
-        }
-        _ => return Err(ApiError::no_route()),
+    )
+}
+
+/// A store-path request, resolved and authorised.
+struct StoreCall<'a> {
+    req: &'a Incoming<'a>,
+    scope: Scope,
+    /// The object's name ("" for collection requests).
+    name: &'a str,
+    sub: Option<&'a str>,
+    /// See [`status_write`].
+    status_write: bool,
+    out: Output,
+}
+
+fn get_resource(app: &App, call: &StoreCall<'_>) -> Result<Response, ApiError> {
+    let obj = app.lock().get(&call.scope, call.name)?;
+    Ok(ok_json(&render_one(&call.scope, obj, call.out)))
+}
+
+fn create_resource(app: &App, call: &StoreCall<'_>) -> Result<Response, ApiError> {
+    let (req, scope) = (call.req, &call.scope);
+    let obj = parse_body(req.headers, req.body)?;
+    let opts = write_opts(req.params)?;
+    let w = {
+        let mut st = app.lock();
+        auth::admit_write(&st, req.user, scope, "", &obj, None)?;
+        st.create(scope, obj, &opts)?
     };
-    Ok(resp)
+    app.reconcile.notify_one();
+    Ok(with_warnings(
+        json_response(StatusCode::CREATED, &render_one(scope, w.object, call.out)),
+        &w.warnings,
+    ))
+}
+
+fn update_resource(app: &App, call: &StoreCall<'_>) -> Result<Response, ApiError> {
+    let (req, scope, name) = (call.req, &call.scope, call.name);
+    let obj = parse_body(req.headers, req.body)?;
+    let opts = write_opts(req.params)?;
+    let w = if call.sub == Some("finalize") {
+        app.lock().finalize_namespace(scope, name, &obj, &opts)?
+    } else {
+        let mut st = app.lock();
+        let old = st.get(scope, name).ok();
+        auth::admit_write(&st, req.user, scope, name, &obj, old.as_ref())?;
+        st.update(scope, name, obj, call.status_write, &opts)?
+    };
+    app.reconcile.notify_one();
+    Ok(with_warnings(
+        ok_json(&render_one(scope, w.object, call.out)),
+        &w.warnings,
+    ))
+}
+
+fn patch_resource(app: &App, call: &StoreCall<'_>) -> Result<Response, ApiError> {
+    let (req, scope, name) = (call.req, &call.scope, call.name);
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let kind = PatchKind::from_content_type(ct).ok_or_else(|| {
+        ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+        ))
+    })?;
+    let opts = write_opts(req.params)?;
+    let field_manager = req.params.get("fieldManager").map(String::as_str);
+    let status_write = call.status_write;
+    let (existed, w) = {
+        let mut st = app.lock();
+        let old = st.get(scope, name).ok();
+        // RBAC escalation checks need the patched object: compute it with a dry run.
+        if auth::guards_writes(scope) {
+            let dry = WriteOpts {
+                dry_run: true,
+                ..opts.clone()
+            };
+            let preview = st.patch(
+                scope,
+                name,
+                kind,
+                req.body,
+                status_write,
+                field_manager,
+                &dry,
+            )?;
+            auth::admit_write(&st, req.user, scope, name, &preview.object, old.as_ref())?;
+        }
+        let w = st.patch(
+            scope,
+            name,
+            kind,
+            req.body,
+            status_write,
+            field_manager,
+            &opts,
+        )?;
+        (old.is_some(), w)
+    };
+    app.reconcile.notify_one();
+    let code = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(with_warnings(
+        json_response(code, &render_one(scope, w.object, call.out)),
+        &w.warnings,
+    ))
+}
+
+fn delete_resource(app: &App, call: &StoreCall<'_>) -> Result<Response, ApiError> {
+    let opts = delete_opts(call.req.params, call.req.body)?;
+    let obj = app.lock().delete(&call.scope, call.name, &opts)?;
+    app.reconcile.notify_one();
+    Ok(ok_json(&render_one(&call.scope, obj, call.out)))
+}
+
+/// DELETE of a collection: every selected object is deleted as by a single DELETE
+/// (upstream DeleteCollection); objects that fail to delete are left out of the answer.
+fn delete_collection(app: &App, call: &StoreCall<'_>) -> Result<Response, ApiError> {
+    let scope = &call.scope;
+    let opts = delete_opts(call.req.params, call.req.body)?;
+    let (labels, fields) = selectors(scope, call.req.params)?;
+    let deleted = {
+        let mut st = app.lock();
+        let names: Vec<(String, String)> = st
+            .list_all(scope)
+            .into_iter()
+            .filter(|o| labels.matches(o) && fields.matches(o))
+            .map(|o| {
+                (
+                    meta_str(&o, "namespace").to_string(),
+                    meta_str(&o, "name").to_string(),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (ns, n) in names {
+            let s = Scope {
+                namespace: ns,
+                ..scope.clone()
+            };
+            if let Ok(o) = st.delete(&s, &n, &opts) {
+                out.push(present(scope, o));
+            }
+        }
+        out
+    };
+    app.reconcile.notify_one();
+    let rv = app.lock().rv.to_string();
+    Ok(ok_json(&json!({
+        "kind": scope.def.list_kind,
+        "apiVersion": scope.def.api_version(&scope.version),
+        "metadata": {"resourceVersion": rv},
+        "items": deleted,
+    })))
 }
 
 /// Counts a served request by (verb, resource[/subresource]).
@@ -806,7 +898,13 @@ fn error_line(e: &ApiError) -> Bytes {
     Bytes::from(line)
 }
 
-fn watch(app: &App, scope: Scope, params: &Params, out: Output) -> Result<Response, ApiError> {
+fn watch(
+    app: &App,
+    bookmark_interval: Duration,
+    scope: Scope,
+    params: &Params,
+    out: Output,
+) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(&scope, params)?;
     let bookmarks = is_true(params, "allowWatchBookmarks");
     let send_initial = params.get("sendInitialEvents").map(String::as_str);
@@ -862,7 +960,7 @@ fn watch(app: &App, scope: Scope, params: &Params, out: Output) -> Result<Respon
     };
     let (tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     let cancel = app.cancel.clone();
-    let interval = app.bookmark_interval;
+    let interval = bookmark_interval;
     tokio::spawn(async move {
         for line in first {
             if tx.send(Ok(line)).await.is_err() {

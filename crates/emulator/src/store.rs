@@ -15,11 +15,11 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
-use super::RequestCounts;
-use super::registry::{self, ResKey, ResourceDef};
-use super::schema;
-use super::status::{ApiError, Target};
-use super::{Defect, FieldError};
+use crate::RequestCounts;
+use crate::defects::Defect;
+use crate::registry::{self, ResKey, ResourceDef};
+use crate::schema::{self, FieldError};
+use crate::status::{ApiError, Target};
 
 /// Watch event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,12 @@ impl Scope {
     }
 }
 
+/// A hook that defaults and validates an object about to be written, at the request version,
+/// before it is stored: kube-apiserver's mutating and validating plugins. The store knows
+/// only this signature, so policies (Pod Security, service IPs...) live outside it and are
+/// installed at start with [`State::add_admit_hook`].
+pub type AdmitFn = fn(&State, &Scope, &mut Value) -> Result<(), ApiError>;
+
 /// The shared state. Public fields are read by the HTTP layer under the lock.
 pub struct State {
     pub rv: u64,
@@ -128,6 +134,8 @@ pub struct State {
     tx: broadcast::Sender<Arc<Event>>,
     /// Set when a write may have left work for the reconciler (GC, namespace cascade).
     pub dirty: bool,
+    /// Run in order on every create and update; the first error rejects the write.
+    admit_hooks: Vec<AdmitFn>,
 }
 
 /// Now, as the apiserver formats timestamps.
@@ -374,12 +382,18 @@ impl State {
             defects,
             tx,
             dirty: false,
+            admit_hooks: Vec::new(),
         };
         for def in registry::builtins() {
             s.resources
                 .insert((def.group.clone(), def.plural.clone()), Arc::new(def));
         }
         s
+    }
+
+    /// Runs `hook` on every later create and update, after the hooks added before it.
+    pub fn add_admit_hook(&mut self, hook: AdmitFn) {
+        self.admit_hooks.push(hook);
     }
 
     /// A new receiver of every future event.
@@ -532,9 +546,10 @@ impl State {
         if scope.def.crd.is_none() && scope.def.plural == "customresourcedefinitions" {
             errors.extend(crd_errors(obj));
         }
-        if scope.def.crd.is_none() {
-            // Built-in admission (pod defaults and Pod Security) lives in its own module.
-            super::admission::admit(self, scope, obj)?;
+        // Hooks see the object as schema defaulting left it, and their verdict comes before the
+        // field errors collected above.
+        for hook in &self.admit_hooks {
+            hook(self, scope, obj)?;
         }
         if !errors.is_empty() {
             return Err(ApiError::invalid(
@@ -703,114 +718,22 @@ impl State {
         &mut self,
         scope: &Scope,
         name: &str,
-        mut new: Value,
+        new: Value,
         status_write: bool,
         opts: &WriteOpts,
     ) -> Result<Written, ApiError> {
-        let key = scope.key();
         let old = self
-            .get_obj(&key, &scope.namespace, name)
+            .get_obj(&scope.key(), &scope.namespace, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(scope.target(name)))?;
-        if !new.is_object() {
-            return Err(ApiError::bad_request(
-                "the body of the request was in an unknown format",
-            ));
-        }
-        check_type(scope, &new)?;
-        let body_name = meta_str(&new, "name");
-        if !body_name.is_empty() && body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        if scope.def.namespaced {
-            let ns = meta_str(&new, "namespace");
-            if !ns.is_empty() && ns != scope.namespace {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-        }
-        let want_rv = meta_str(&new, "resourceVersion").to_string();
-        if !want_rv.is_empty() && want_rv != meta_str(&old, "resourceVersion") {
-            return Err(ApiError::conflict(scope.target(name), ApiError::MODIFIED));
-        }
+        check_update_body(scope, name, &new, &old)?;
         let status_sub = scope.def.has_status(&scope.version);
-        if status_write {
-            // A /status write changes status (and nothing else) of the current object.
-            let status = new.get("status").cloned();
-            let mut merged = old.clone();
-            if let Some(o) = merged.as_object_mut() {
-                match status {
-                    Some(s) => o.insert("status".into(), s),
-                    None => o.remove("status"),
-                };
-            }
-            new = merged;
-        } else if status_sub && let Some(o) = new.as_object_mut() {
-            match old.get("status") {
-                Some(s) => o.insert("status".into(), s.clone()),
-                None => o.remove("status"),
-            };
+        let mut new = carry_status(new, &old, status_write, status_sub);
+        carry_system_metadata(&mut new, &old, name);
+        if is_namespace(scope) {
+            namespace_update(&mut new, &old, name);
         }
-        // Server-owned metadata is carried over from the stored object.
-        {
-            let om = meta(&old).cloned().unwrap_or_default();
-            let m = meta_mut(&mut new);
-            m.insert("name".into(), json!(name));
-            for f in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "namespace",
-            ] {
-                match om.get(f) {
-                    Some(v) => m.insert(f.into(), v.clone()),
-                    None => m.remove(f),
-                };
-            }
-            m.remove("resourceVersion");
-        }
-        if scope.def.group.is_empty() && scope.def.plural == "namespaces" {
-            // spec.finalizers is only changed through /finalize, status.phase by the server.
-            if let Some(o) = new.as_object_mut() {
-                if let Some(s) = old.get("spec") {
-                    o.insert("spec".into(), s.clone());
-                }
-                if let Some(p) = old.pointer("/status/phase") {
-                    o.insert("status".into(), json!({"phase": p}));
-                }
-            }
-            let lname = name.to_string();
-            if let Some(l) = meta_mut(&mut new)
-                .entry("labels")
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-            {
-                l.insert("kubernetes.io/metadata.name".into(), json!(lname));
-            }
-        }
-        if old.pointer("/metadata/deletionTimestamp").is_some() {
-            let before: BTreeSet<String> = finalizers(&old).into_iter().collect();
-            if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
-                let err = FieldError {
-                    field: "metadata.finalizers".into(),
-                    reason: "FieldValueForbidden",
-                    message: format!(
-                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{added:?}}}"
-                    ),
-                };
-                return Err(ApiError::invalid(
-                    &scope.def.kind,
-                    &scope.def.group,
-                    name,
-                    &[err],
-                ));
-            }
-        }
+        check_added_finalizers(scope, name, &old, &new)?;
         builtin_defaults(&scope.def, &mut new);
         let warnings = self.admit(scope, &mut new, opts.field_validation)?;
         let is_crd = scope.def.group == "apiextensions.k8s.io"
@@ -819,53 +742,50 @@ impl State {
             self.prepare_crd(&mut new)?;
         }
         Self::to_storage(scope, &mut new);
-        if scope.def.generation
-            && spec_part(&new, status_sub) != spec_part(&old, status_sub)
-            && !status_write
-        {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+        if !status_write {
+            bump_generation(scope, &mut new, &old, status_sub);
         }
+        let object = self.commit_update(scope, name, new, old, is_crd, opts.dry_run);
+        Ok(Written { object, warnings })
+    }
+
+    /// Stores an admitted update as etcd3's GuaranteedUpdate does (a no-op write keeps the
+    /// resourceVersion and emits nothing) and completes the deletion of an object whose last
+    /// finalizer it removed. Returns the object to answer with.
+    fn commit_update(
+        &mut self,
+        scope: &Scope,
+        name: &str,
+        mut new: Value,
+        old: Value,
+        is_crd: bool,
+        dry_run: bool,
+    ) -> Value {
+        let key = scope.key();
         let mut cmp_old = old.clone();
         meta_mut(&mut cmp_old).remove("resourceVersion");
         if new == cmp_old {
-            // A no-op write does not bump resourceVersion or emit an event (like etcd3 GuaranteedUpdate).
-            return Ok(Written {
-                object: old,
-                warnings,
-            });
+            return old;
         }
-        if opts.dry_run {
+        if dry_run {
             meta_mut(&mut new).insert(
                 "resourceVersion".into(),
                 json!(meta_str(&old, "resourceVersion")),
             );
-            return Ok(Written {
-                object: new,
-                warnings,
-            });
+            return new;
         }
         let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
         if deleting && finalizers(&new).is_empty() && !is_namespace(scope) {
             // The last finalizer is gone: the deletion completes.
             let stored = self.put(&key, new, Some(old));
             let gone = self.remove(&key, &scope.namespace, name);
-            return Ok(Written {
-                object: gone.unwrap_or(stored),
-                warnings,
-            });
+            return gone.unwrap_or(stored);
         }
         let stored = self.put(&key, new, Some(old));
         if is_crd {
             self.install_crd(&stored);
         }
-        Ok(Written {
-            object: stored,
-            warnings,
-        })
+        stored
     }
 
     /// PUT (main resource or /status).
@@ -1192,25 +1112,45 @@ impl State {
         Ok(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
     }
 
-    /// One pass of the background controllers: namespace cascade, garbage collection,
-    /// foreground deletion. Returns whether anything changed (run until it returns false).
+    /// One pass of the background controllers kube-controller-manager runs for the store:
+    /// namespace cascade, default ServiceAccounts, garbage collection, foreground deletion.
+    /// Returns whether anything changed (run until it returns false).
     pub fn reconcile(&mut self) -> bool {
-        let mut changed = false;
-        let ns_key: ResKey = (String::new(), "namespaces".into());
-        // Namespace lifecycle: delete the content of Terminating namespaces, then the namespace.
-        let terminating: Vec<String> = self
-            .objects
-            .get(&ns_key)
+        let mut changed = self.sync_terminating_namespaces();
+        changed |= self.sync_service_accounts();
+        changed |= self.collect_garbage();
+        changed
+    }
+
+    /// Names of the namespaces in `phase`.
+    fn namespaces_in_phase(&self, phase: &str) -> Vec<String> {
+        self.objects
+            .get(&namespace_key())
             .map(|m| {
                 m.values()
-                    .filter(|n| {
-                        n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-                    })
+                    .filter(|n| n.pointer("/status/phase").and_then(Value::as_str) == Some(phase))
                     .map(|n| meta_str(n, "name").to_string())
                     .collect()
             })
-            .unwrap_or_default();
-        for ns in terminating {
+            .unwrap_or_default()
+    }
+
+    /// The scope of `res` in `namespace` at the storage version, if still served.
+    fn storage_scope(&self, res: &ResKey, namespace: String) -> Option<Scope> {
+        let def = self.resources.get(res).cloned()?;
+        Some(Scope {
+            version: def.storage_version.clone(),
+            def,
+            namespace,
+        })
+    }
+
+    /// The namespace controller: deletes the content of Terminating namespaces, then, once
+    /// empty and without finalizers, the namespace itself.
+    fn sync_terminating_namespaces(&mut self) -> bool {
+        let mut changed = false;
+        let ns_key = namespace_key();
+        for ns in self.namespaces_in_phase("Terminating") {
             let mut remaining = 0usize;
             let mut to_delete = Vec::new();
             for (res, objs) in &self.objects {
@@ -1224,12 +1164,7 @@ impl State {
                 }
             }
             for (res, name) in to_delete {
-                if let Some(def) = self.resources.get(&res).cloned() {
-                    let scope = Scope {
-                        version: def.storage_version.clone(),
-                        def,
-                        namespace: ns.clone(),
-                    };
+                if let Some(scope) = self.storage_scope(&res, ns.clone()) {
                     let _ = self.delete(&scope, &name, &DeleteOpts::default());
                     changed = true;
                 }
@@ -1248,47 +1183,36 @@ impl State {
                 }
             }
         }
-        // The serviceaccount controller: every Active namespace has a "default" ServiceAccount.
+        changed
+    }
+
+    /// The serviceaccount controller: every Active namespace has a "default" ServiceAccount.
+    fn sync_service_accounts(&mut self) -> bool {
+        let mut changed = false;
         let sa_key: ResKey = (String::new(), "serviceaccounts".into());
-        let active: Vec<String> = self
-            .objects
-            .get(&ns_key)
-            .map(|m| {
-                m.values()
-                    .filter(|n| {
-                        n.pointer("/status/phase").and_then(Value::as_str) == Some("Active")
-                    })
-                    .map(|n| meta_str(n, "name").to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for ns in active {
+        for ns in self.namespaces_in_phase("Active") {
             if self.get_obj(&sa_key, &ns, "default").is_none()
-                && let Some(def) = self.resources.get(&sa_key).cloned()
+                && let Some(scope) = self.storage_scope(&sa_key, ns.clone())
             {
-                let scope = Scope {
-                    version: def.storage_version.clone(),
-                    def,
-                    namespace: ns.clone(),
-                };
                 let sa = json!({"metadata": {"name": "default", "namespace": ns}});
                 if self.create(&scope, sa, &WriteOpts::default()).is_ok() {
                     changed = true;
                 }
             }
         }
-        // Garbage collection by ownerReferences.
-        let mut live: BTreeMap<String, bool> = BTreeMap::new(); // uid -> being foreground-deleted
+        changed
+    }
+
+    /// The garbage collector's view of ownership, taken before it acts.
+    fn owner_graph(&self) -> OwnerGraph {
+        let mut graph = OwnerGraph::default();
         for objs in self.objects.values() {
             for o in objs.values() {
                 let fg = o.pointer("/metadata/deletionTimestamp").is_some()
                     && finalizers(o).iter().any(|f| f == "foregroundDeletion");
-                live.insert(meta_str(o, "uid").to_string(), fg);
+                graph.live.insert(meta_str(o, "uid").to_string(), fg);
             }
         }
-        let mut deletes = Vec::new();
-        let mut prunes = Vec::new();
-        let mut has_dependents: BTreeSet<String> = BTreeSet::new();
         for (res, objs) in &self.objects {
             for ((ns, name), o) in objs {
                 let owners = owner_uids(o);
@@ -1296,33 +1220,39 @@ impl State {
                     continue;
                 }
                 for u in &owners {
-                    has_dependents.insert(u.clone());
+                    graph.has_dependents.insert(u.clone());
                 }
                 if o.pointer("/metadata/deletionTimestamp").is_some() {
                     continue;
                 }
-                let existing: Vec<&String> =
-                    owners.iter().filter(|u| live.contains_key(*u)).collect();
-                let fg_owner = existing.iter().any(|u| live.get(*u) == Some(&true));
+                let existing: Vec<&String> = owners
+                    .iter()
+                    .filter(|u| graph.live.contains_key(*u))
+                    .collect();
+                let fg_owner = existing.iter().any(|u| graph.live.get(*u) == Some(&true));
                 if existing.is_empty() || fg_owner {
-                    deletes.push((res.clone(), ns.clone(), name.clone()));
+                    graph.orphans.push((res.clone(), ns.clone(), name.clone()));
                 } else if existing.len() < owners.len() {
-                    prunes.push((res.clone(), o.clone()));
+                    graph.dangling.push((res.clone(), o.clone()));
                 }
             }
         }
-        for (res, ns, name) in deletes {
-            if let Some(def) = self.resources.get(&res).cloned() {
-                let scope = Scope {
-                    version: def.storage_version.clone(),
-                    def,
-                    namespace: ns,
-                };
-                let _ = self.delete(&scope, &name, &DeleteOpts::default());
+        graph
+    }
+
+    /// Garbage collection by ownerReferences: deletes dependents whose owners are all gone (or
+    /// being deleted in the foreground), drops references to owners that are gone, then
+    /// completes foreground deletions with no dependents left.
+    fn collect_garbage(&mut self) -> bool {
+        let mut changed = false;
+        let graph = self.owner_graph();
+        for (res, ns, name) in &graph.orphans {
+            if let Some(scope) = self.storage_scope(res, ns.clone()) {
+                let _ = self.delete(&scope, name, &DeleteOpts::default());
                 changed = true;
             }
         }
-        for (res, o) in prunes {
+        for (res, o) in &graph.dangling {
             let mut n = o.clone();
             if let Some(refs) = n
                 .pointer_mut("/metadata/ownerReferences")
@@ -1331,23 +1261,30 @@ impl State {
                 refs.retain(|r| {
                     r.get("uid")
                         .and_then(Value::as_str)
-                        .is_some_and(|u| live.contains_key(u))
+                        .is_some_and(|u| graph.live.contains_key(u))
                 });
             }
-            self.put(&res, n, Some(o));
+            self.put(res, n, Some(o.clone()));
             changed = true;
         }
-        // Foreground deletion completes when no dependents are left.
+        changed |= self.finish_foreground_deletions(&graph);
+        changed
+    }
+
+    /// Foreground deletion completes when no dependents are left (as of `graph`): the
+    /// `foregroundDeletion` finalizer goes, and with it the object if it was the last.
+    fn finish_foreground_deletions(&mut self, graph: &OwnerGraph) -> bool {
         let mut finish = Vec::new();
         for (res, objs) in &self.objects {
             for ((ns, name), o) in objs {
-                if live.get(meta_str(o, "uid")) == Some(&true)
-                    && !has_dependents.contains(meta_str(o, "uid"))
+                if graph.live.get(meta_str(o, "uid")) == Some(&true)
+                    && !graph.has_dependents.contains(meta_str(o, "uid"))
                 {
                     finish.push((res.clone(), ns.clone(), name.clone(), o.clone()));
                 }
             }
         }
+        let changed = !finish.is_empty();
         for (res, ns, name, o) in finish {
             let mut n = o.clone();
             let fins: Vec<String> = finalizers(&o)
@@ -1359,7 +1296,6 @@ impl State {
             if fins.is_empty() {
                 self.remove(&res, &ns, &name);
             }
-            changed = true;
         }
         changed
     }
@@ -1461,6 +1397,160 @@ impl State {
         };
         self.create(&scope, obj, &WriteOpts::default()).map(|_| ())
     }
+}
+
+/// The checks an update body must pass before anything is carried over: it is an object of
+/// the resource's type, names the object of the URL, and is not stale.
+fn check_update_body(scope: &Scope, name: &str, new: &Value, old: &Value) -> Result<(), ApiError> {
+    if !new.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request was in an unknown format",
+        ));
+    }
+    check_type(scope, new)?;
+    let body_name = meta_str(new, "name");
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if scope.def.namespaced {
+        let ns = meta_str(new, "namespace");
+        if !ns.is_empty() && ns != scope.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let want_rv = meta_str(new, "resourceVersion");
+    if !want_rv.is_empty() && want_rv != meta_str(old, "resourceVersion") {
+        return Err(ApiError::conflict(scope.target(name), ApiError::MODIFIED));
+    }
+    Ok(())
+}
+
+/// The status half of the strategies' PrepareForUpdate: a /status write changes status (and
+/// nothing else) of the current object; with a status subresource, a main-resource write
+/// keeps the stored status.
+fn carry_status(new: Value, old: &Value, status_write: bool, status_sub: bool) -> Value {
+    if status_write {
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        if let Some(o) = merged.as_object_mut() {
+            match status {
+                Some(s) => o.insert("status".into(), s),
+                None => o.remove("status"),
+            };
+        }
+        return merged;
+    }
+    let mut new = new;
+    if status_sub && let Some(o) = new.as_object_mut() {
+        match old.get("status") {
+            Some(s) => o.insert("status".into(), s.clone()),
+            None => o.remove("status"),
+        };
+    }
+    new
+}
+
+/// Server-owned metadata is carried over from the stored object (rest.BeforeUpdate).
+fn carry_system_metadata(new: &mut Value, old: &Value, name: &str) {
+    let om = meta(old).cloned().unwrap_or_default();
+    let m = meta_mut(new);
+    m.insert("name".into(), json!(name));
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+    ] {
+        match om.get(f) {
+            Some(v) => m.insert(f.into(), v.clone()),
+            None => m.remove(f),
+        };
+    }
+    m.remove("resourceVersion");
+}
+
+/// The namespace strategy's PrepareForUpdate: spec.finalizers is only changed through
+/// /finalize, status.phase by the server, and the name label is kept.
+fn namespace_update(new: &mut Value, old: &Value, name: &str) {
+    if let Some(o) = new.as_object_mut() {
+        if let Some(s) = old.get("spec") {
+            o.insert("spec".into(), s.clone());
+        }
+        if let Some(p) = old.pointer("/status/phase") {
+            o.insert("status".into(), json!({"phase": p}));
+        }
+    }
+    if let Some(l) = meta_mut(new)
+        .entry("labels")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        l.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+}
+
+/// ValidateObjectMetaUpdate: an object being deleted may lose finalizers but not gain any.
+fn check_added_finalizers(
+    scope: &Scope,
+    name: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<(), ApiError> {
+    if old.pointer("/metadata/deletionTimestamp").is_none() {
+        return Ok(());
+    }
+    let before: BTreeSet<String> = finalizers(old).into_iter().collect();
+    let Some(added) = finalizers(new).into_iter().find(|f| !before.contains(f)) else {
+        return Ok(());
+    };
+    let err = FieldError {
+        field: "metadata.finalizers".into(),
+        reason: "FieldValueForbidden",
+        message: format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{added:?}}}"
+        ),
+    };
+    Err(ApiError::invalid(
+        &scope.def.kind,
+        &scope.def.group,
+        name,
+        &[err],
+    ))
+}
+
+/// metadata.generation counts changes of everything but metadata (and status, when it is a
+/// subresource).
+fn bump_generation(scope: &Scope, new: &mut Value, old: &Value, status_sub: bool) {
+    if scope.def.generation && spec_part(new, status_sub) != spec_part(old, status_sub) {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+}
+
+fn namespace_key() -> ResKey {
+    (String::new(), "namespaces".into())
+}
+
+/// Ownership as the garbage collector sees it at the start of a pass.
+#[derive(Default)]
+struct OwnerGraph {
+    /// Every object's uid, and whether it is being deleted in the foreground.
+    live: BTreeMap<String, bool>,
+    /// Uids some object names as its owner.
+    has_dependents: BTreeSet<String>,
+    /// Dependents to delete: every owner is gone, or one is being deleted in the foreground.
+    orphans: Vec<(ResKey, String, String)>,
+    /// Dependents some of whose owners are gone: their references to those are dropped.
+    dangling: Vec<(ResKey, Value)>,
 }
 
 fn is_namespace(scope: &Scope) -> bool {

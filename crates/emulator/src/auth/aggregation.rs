@@ -6,10 +6,11 @@
 use serde_json::{Value, json};
 
 use super::rbac::{GROUP, PolicyRule, rules_of};
-use crate::controllers::Controller;
 use crate::store::{State, meta_str};
 
-/// The controller; remembers the ClusterRoles it last saw so quiet passes are cheap.
+/// The controller; remembers the ClusterRoles it last saw so quiet passes are cheap. Its
+/// adapter to the controller framework lives in the crate root, which registers it: auth
+/// stays below `controllers` in the module graph.
 #[derive(Debug, Default)]
 pub struct ClusterRoleAggregation {
     seen: Vec<(String, String)>,
@@ -83,12 +84,13 @@ fn aggregate(role: &Value, all: &[Value]) -> Vec<PolicyRule> {
     rules
 }
 
-impl Controller for ClusterRoleAggregation {
-    fn name(&self) -> &'static str {
-        "clusterrole-aggregation"
-    }
+impl ClusterRoleAggregation {
+    /// Name for logs.
+    pub const NAME: &'static str = "clusterrole-aggregation";
 
-    fn reconcile(&mut self, state: &mut State) -> bool {
+    /// One pass over every aggregated ClusterRole (upstream syncClusterRole for each); returns
+    /// whether it wrote anything.
+    pub fn sync(&mut self, state: &mut State) -> bool {
         let all = state.objects_of(GROUP, "clusterroles");
         let seen: Vec<(String, String)> = all
             .iter()

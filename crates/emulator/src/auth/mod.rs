@@ -15,28 +15,17 @@ pub mod rbac;
 pub mod reviews;
 pub mod tls;
 
-use std::collections::BTreeMap;
-
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::EmulatorError;
-use super::server::App;
-use super::status::ApiError;
-use super::store::{Scope, State};
-use super::subresources::SubRequest;
+use crate::EmulatorError;
+use crate::cluster::{App, SubRequest};
+use crate::status::ApiError;
+use crate::store::{Scope, State};
 
+pub use crate::cluster::UserInfo;
 pub use authn::{API_AUDIENCE, Authenticator};
-
-/// Who a request acts as, after authentication and impersonation.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UserInfo {
-    pub name: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-    pub extra: BTreeMap<String, Vec<String>>,
-}
 
 /// A bearer token the emulator accepts and the identity it authenticates as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +47,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             users: vec![StaticUser {
-                token: super::ADMIN_TOKEN.to_string(),
+                token: crate::ADMIN_TOKEN.to_string(),
                 name: "kubernetes-admin".into(),
                 groups: vec![rbac::MASTERS.into(), authn::AUTHENTICATED.into()],
             }],
@@ -97,13 +86,19 @@ pub struct Attributes {
 
 /// Authenticates a request: its bearer token (401 without a valid one; anonymous requests are
 /// not allowed), then the impersonation headers (403 unless the `impersonate` verb allows them).
-pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
+pub fn authenticate(
+    app: &App,
+    authenticator: &Authenticator,
+    headers: &HeaderMap,
+) -> Result<UserInfo, ApiError> {
     let token = authn::bearer(headers).ok_or_else(authn::unauthorized)?;
     let st = app.lock();
-    let (user, _) = app.auth.authenticate_token(&st, token, &[]).map_err(|e| {
-        tracing::debug!(error = ?e, "bearer token rejected");
-        authn::unauthorized()
-    })?;
+    let (user, _) = authenticator
+        .authenticate_token(&st, token, &[])
+        .map_err(|e| {
+            tracing::debug!(error = ?e, "bearer token rejected");
+            authn::unauthorized()
+        })?;
     authn::impersonate(&st, user, headers)
 }
 
@@ -167,14 +162,22 @@ pub fn guards_writes(scope: &Scope) -> bool {
 }
 
 /// `POST serviceaccounts/{name}/token` (TokenRequest).
-pub fn token_request(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
-    reviews::token_request(app, req)
+pub fn token_request(
+    app: &App,
+    authenticator: &Authenticator,
+    req: &SubRequest<'_>,
+) -> Result<Response, ApiError> {
+    reviews::token_request(app, authenticator, req)
 }
 
 /// `POST` of a create-only review (SubjectAccessReview and friends, TokenReview,
 /// SelfSubjectReview): answered, never stored.
-pub fn review(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
-    reviews::review(app, req)
+pub fn review(
+    app: &App,
+    authenticator: &Authenticator,
+    req: &SubRequest<'_>,
+) -> Result<Response, ApiError> {
+    reviews::review(app, authenticator, req)
 }
 
 /// The fixture holding kube-apiserver's bootstrap ClusterRoles and ClusterRoleBindings.

@@ -15,14 +15,13 @@ use axum::response::Response;
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::authn::{self, BoundObject, IssuedToken, TokenError};
+use super::authn::{self, Authenticator, BoundObject, IssuedToken, TokenError};
 use super::rbac::{self, MASTERS, PolicyRule};
 use super::{Attributes, UserInfo};
-use crate::FieldError;
-use crate::server::App;
+use crate::cluster::{App, SubRequest};
+use crate::schema::FieldError;
 use crate::status::{ApiError, Target, json_response};
 use crate::store::meta_str;
-use crate::subresources::SubRequest;
 
 const AUTHZ: &str = "authorization.k8s.io";
 const AUTHN: &str = "authentication.k8s.io";
@@ -206,7 +205,11 @@ fn user_info_json(u: &UserInfo) -> Value {
 }
 
 /// Serves `POST` of a review kind.
-pub fn review(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
+pub fn review(
+    app: &App,
+    authenticator: &Authenticator,
+    req: &SubRequest<'_>,
+) -> Result<Response, ApiError> {
     if req.method != Method::POST {
         return Err(not_allowed());
     }
@@ -301,7 +304,7 @@ pub fn review(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
                 )));
             }
             let audiences = list_at(&spec, "audiences");
-            let result = app.auth.authenticate_token(&app.lock(), token, &audiences);
+            let result = authenticator.authenticate_token(&app.lock(), token, &audiences);
             let status = match result {
                 Ok((user, auds)) => json!({
                     "authenticated": true,
@@ -377,7 +380,11 @@ const MAX_EXPIRATION: i64 = 1 << 32;
 
 /// `POST serviceaccounts/{name}/token`: issues a token that authenticates as the
 /// ServiceAccount until it expires or the ServiceAccount (or bound object) is deleted.
-pub fn token_request(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
+pub fn token_request(
+    app: &App,
+    authenticator: &Authenticator,
+    req: &SubRequest<'_>,
+) -> Result<Response, ApiError> {
     if req.method != Method::POST {
         return Err(not_allowed());
     }
@@ -432,7 +439,7 @@ pub fn token_request(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiErr
         (meta_str(&sa, "uid").to_string(), bound)
     };
     let expires = Utc::now() + chrono::Duration::seconds(seconds);
-    let token = app.auth.issue(IssuedToken {
+    let token = authenticator.issue(IssuedToken {
         namespace: ns.to_string(),
         name: name.to_string(),
         uid,

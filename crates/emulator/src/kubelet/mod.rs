@@ -33,10 +33,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::server::App;
-use super::status::ApiError;
-use super::store::meta_str;
-use super::subresources::SubRequest;
+use crate::cluster::{App, SubRequest};
+use crate::status::ApiError;
+use crate::store::meta_str;
 
 pub use logbuf::LogBuffer;
 
@@ -300,12 +299,12 @@ fn is_probe_pod(pod: &Value, probe_image: &str) -> bool {
         })
 }
 
-/// Starts the kubelet loop; it ends when the emulator is cancelled.
-pub fn start(app: App) -> JoinHandle<()> {
-    app.node.prepare();
+/// Starts the kubelet loop on `node`; it ends when the emulator is cancelled.
+pub fn start(app: App, node: Arc<Node>) -> JoinHandle<()> {
+    node.prepare();
     let mut rx = app.lock().subscribe();
     tokio::spawn(async move {
-        sync(&app);
+        sync(&app, &node);
         loop {
             let mut dirty = false;
             tokio::select! {
@@ -325,7 +324,7 @@ pub fn start(app: App) -> JoinHandle<()> {
                 }
             }
             if dirty {
-                sync(&app);
+                sync(&app, &node);
             }
         }
     })
@@ -336,12 +335,11 @@ fn relevant(res: &(String, String)) -> bool {
 }
 
 /// Takes on new pods, signals deleted ones, forgets vanished ones, refreshes the hosts map.
-fn sync(app: &App) {
+fn sync(app: &App, node: &Arc<Node>) {
     let (pods, services) = {
         let st = app.lock();
         (st.objects_of("", "pods"), st.objects_of("", "services"))
     };
-    let node = app.node.clone();
     node.write_hosts(network::hosts_map(&pods, &services));
     let mut g = node.lock();
     if g.shutting_down {
@@ -403,6 +401,7 @@ fn sync(app: &App) {
         let probe = is_probe_pod(p, &node.config.probe_image);
         let ctx = pod::PodCtx {
             app: app.clone(),
+            node: node.clone(),
             uid: uid.clone(),
             ns: meta_str(p, "namespace").to_string(),
             name: meta_str(p, "name").to_string(),
@@ -432,10 +431,10 @@ fn sync(app: &App) {
     }
 }
 
-/// Stops every pod process (called on emulator shutdown).
-pub async fn shutdown(app: &App) {
+/// Stops every pod process of `node` (called on emulator shutdown).
+pub async fn shutdown(node: &Node) {
     let tasks: Vec<(CancellationToken, Option<JoinHandle<()>>)> = {
-        let mut g = app.node.lock();
+        let mut g = node.lock();
         g.shutting_down = true;
         g.pods
             .values_mut()
@@ -447,15 +446,15 @@ pub async fn shutdown(app: &App) {
     }
     let wait = futures::future::join_all(tasks.into_iter().filter_map(|(_, t)| t));
     // Workers kill with SIGKILL after the capped grace period; bound the wait regardless.
-    let limit = app.node.config.max_grace + Duration::from_secs(5);
+    let limit = node.config.max_grace + Duration::from_secs(5);
     if tokio::time::timeout(limit, wait).await.is_err() {
         tracing::warn!("kubelet: some pod workers did not stop in time");
     }
 }
 
 /// `GET pods/{name}/log`.
-pub async fn logs(app: &App, req: &SubRequest<'_>) -> Result<Response, ApiError> {
-    logs::serve(app, req).await
+pub async fn logs(app: &App, node: &Node, req: &SubRequest<'_>) -> Result<Response, ApiError> {
+    logs::serve(app, node, req).await
 }
 
 #[cfg(test)]

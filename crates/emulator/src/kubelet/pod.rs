@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::process::Child;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::logbuf::LogBuffer;
 use super::process::{self, Launch, Placement};
 use super::status::{self, CState, Slot, Term};
-use super::{ContainerLogs, FINALIZER, NODE_NAME, StagePhase, network};
-use crate::server::App;
+use super::{ContainerLogs, FINALIZER, NODE_NAME, Node, StagePhase, network};
+use crate::cluster::App;
 use crate::store::{meta_str, now};
 use kfconform_core::contract as workload;
 
@@ -26,6 +27,8 @@ struct Gone;
 /// What a worker knows about its pod.
 pub(crate) struct PodCtx {
     pub app: App,
+    /// The node the pod runs on (its processes, logs and address pool).
+    pub node: Arc<Node>,
     pub uid: String,
     pub ns: String,
     pub name: String,
@@ -174,7 +177,7 @@ impl PodCtx {
 
     /// Returns the pod's address to the pool (once: whoever takes it from the entry).
     fn release_ip(&self) {
-        let mut g = self.app.node.lock();
+        let mut g = self.node.lock();
         let ip = g.pods.get_mut(&self.uid).and_then(|e| e.ip.take());
         if let Some(ip) = ip {
             g.pool.release(ip);
@@ -191,11 +194,11 @@ impl PodCtx {
                     .and_then(Value::as_u64)
             })
             .unwrap_or(30);
-        Duration::from_secs(secs).min(self.app.node.config().max_grace)
+        Duration::from_secs(secs).min(self.node.config().max_grace)
     }
 
     fn backoff(&self, failures: u32) -> Duration {
-        let cfg = self.app.node.config();
+        let cfg = self.node.config();
         let factor = 1u32.checked_shl(failures.min(20)).unwrap_or(u32::MAX);
         cfg.restart_backoff
             .saturating_mul(factor)
@@ -203,7 +206,7 @@ impl PodCtx {
     }
 
     fn new_log(&self, container: &str) -> Arc<LogBuffer> {
-        let log = Arc::new(LogBuffer::new(self.app.node.config().log_limit));
+        let log = Arc::new(LogBuffer::new(self.node.config().log_limit));
         let mut g = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         let entry = g.entry(container.to_string()).or_default();
         entry.previous = entry.current.take();
@@ -214,7 +217,7 @@ impl PodCtx {
     /// The environment and command line of a probe container, or a
     /// CreateContainerConfigError message.
     fn launch(&self, spec: &Value) -> Result<Launch, String> {
-        let node = self.app.node.clone();
+        let node = self.node.clone();
         let binary = node.binary.clone()?;
         let (pod, env) = {
             let st = self.app.lock();
@@ -273,186 +276,36 @@ impl PodCtx {
         })
     }
 
-    /// Runs a pod whose containers use the probe image.
+    /// Runs a pod whose containers use the probe image: the pod worker's syncPod loop, which
+    /// starts what is due, writes status, and waits for a container to end or a back-off to
+    /// expire, until the pod is terminal or deleted.
     pub async fn run_probe_pod(self) {
         let _ = std::fs::create_dir_all(&self.workdir);
         let Ok(pod) = self.bind(true) else {
             self.release_ip();
             return;
         };
-        let probe_image = self.app.node.config().probe_image.clone();
-        let policy = pod
-            .pointer("/spec/restartPolicy")
-            .and_then(Value::as_str)
-            .unwrap_or("Always")
-            .to_string();
-        let grace = self.grace(&pod);
-        let start = now();
-        let (mut slots, specs) = slots_of(&pod);
-        let mut failures = vec![0u32; slots.len()];
-        let mut ran = vec![false; slots.len()];
-        let mut instances: JoinSet<(usize, Term)> = JoinSet::new();
-        let mut timers: JoinSet<usize> = JoinSet::new();
-        let first_regular = slots.iter().position(|s| !s.init).unwrap_or(slots.len());
-        let mut next_init = 0usize;
-        let mut regulars_started = false;
-        // What to start now: the next init container, or all regular ones once init is done.
-        let mut to_start: Vec<usize> = if first_regular > 0 {
-            vec![0]
-        } else {
-            regulars_started = true;
-            (0..slots.len()).collect()
-        };
-        let mut gone = self.write_status(&slots, "Pending", &start).is_err();
+        let probe_image = self.node.config().probe_image.clone();
+        let mut run = ProbeRun::new(&pod, probe_image, self.grace(&pod));
+        let mut gone = self
+            .write_status(&run.slots, "Pending", &run.start)
+            .is_err();
         loop {
             if gone {
                 break;
             }
-            for idx in std::mem::take(&mut to_start) {
-                let spec = &specs[idx];
-                let slot = &mut slots[idx];
-                if slot.image != probe_image {
-                    // Not a probe container: init ones succeed at once, others idle until
-                    // the pod ends (they have nothing to run on this node).
-                    let t = now();
-                    if slot.init {
-                        let term = Term {
-                            exit_code: 0,
-                            signal: None,
-                            reason: "Completed".into(),
-                            message: None,
-                            started_at: t.clone(),
-                            finished_at: t,
-                            container_id: container_id(),
-                        };
-                        instances.spawn(async move { (idx, term) });
-                    } else {
-                        let id = container_id();
-                        slot.state = CState::Running {
-                            started_at: t.clone(),
-                            container_id: id.clone(),
-                        };
-                        let cancel = self.cancel.clone();
-                        instances.spawn(async move {
-                            cancel.cancelled().await;
-                            let f = now();
-                            (
-                                idx,
-                                Term {
-                                    exit_code: 137,
-                                    signal: Some(9),
-                                    reason: "Error".into(),
-                                    message: None,
-                                    started_at: t,
-                                    finished_at: f,
-                                    container_id: id,
-                                },
-                            )
-                        });
-                    }
-                    continue;
-                }
-                match self.launch(spec) {
-                    Err(msg) => {
-                        slot.state = CState::Waiting {
-                            reason: "CreateContainerConfigError".into(),
-                            message: Some(msg),
-                        };
-                        let delay = self.backoff(failures[idx]);
-                        failures[idx] += 1;
-                        timers.spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            idx
-                        });
-                    }
-                    Ok(launch) => {
-                        if ran[idx] {
-                            slot.restart_count += 1;
-                        }
-                        ran[idx] = true;
-                        let log = self.new_log(&slot.name);
-                        let started = now();
-                        let id = container_id();
-                        let policy_msg = spec
-                            .get("terminationMessagePolicy")
-                            .and_then(Value::as_str)
-                            .unwrap_or("File")
-                            .to_string();
-                        match process::spawn(&launch) {
-                            Err(e) => {
-                                log.close();
-                                let term = Term {
-                                    exit_code: 128,
-                                    signal: None,
-                                    reason: "StartError".into(),
-                                    message: Some(format!(
-                                        "failed to start container {:?}: exec: {:?}: {e}",
-                                        slot.name,
-                                        launch.program.display().to_string()
-                                    )),
-                                    started_at: started.clone(),
-                                    finished_at: started,
-                                    container_id: id,
-                                };
-                                instances.spawn(async move { (idx, term) });
-                            }
-                            Ok(mut child) => {
-                                slot.state = CState::Running {
-                                    started_at: started.clone(),
-                                    container_id: id.clone(),
-                                };
-                                let cancel = self.cancel.clone();
-                                instances.spawn(async move {
-                                    // Held until the process ends: closing it is the lifeline.
-                                    let stdin = child.stdin.take();
-                                    let out = child
-                                        .stdout
-                                        .take()
-                                        .map(|s| tokio::spawn(process::pump(s, log.clone())));
-                                    let err = child
-                                        .stderr
-                                        .take()
-                                        .map(|s| tokio::spawn(process::pump(s, log.clone())));
-                                    let (code, signal, _killed) =
-                                        process::run_to_end(&mut child, &cancel, grace).await;
-                                    drop(stdin);
-                                    for h in [out, err].into_iter().flatten() {
-                                        // The group is dead; pipes close. Bound it anyway.
-                                        let _ =
-                                            tokio::time::timeout(Duration::from_secs(2), h).await;
-                                    }
-                                    log.close();
-                                    let message = (policy_msg == "FallbackToLogsOnError"
-                                        && code != 0)
-                                        .then(|| fallback_message(&log.text()));
-                                    (
-                                        idx,
-                                        Term {
-                                            exit_code: code,
-                                            signal,
-                                            reason: if code == 0 { "Completed" } else { "Error" }
-                                                .into(),
-                                            message,
-                                            started_at: started,
-                                            finished_at: now(),
-                                            container_id: id,
-                                        },
-                                    )
-                                });
-                            }
-                        }
-                    }
-                }
+            for idx in std::mem::take(&mut run.to_start) {
+                self.start_container(&mut run, idx);
             }
-            let phase = status::phase(&slots, &policy);
-            let idle = instances.is_empty() && timers.is_empty();
+            let phase = status::phase(&run.slots, &run.policy);
+            let idle = run.instances.is_empty() && run.timers.is_empty();
             let terminal = idle && matches!(phase, "Succeeded" | "Failed");
             if terminal {
                 // No process is left: drop the finalizer before reporting the terminal
                 // phase, so whoever sees the phase may delete the pod at once.
                 self.release();
             }
-            if self.write_status(&slots, phase, &start).is_err() {
+            if self.write_status(&run.slots, phase, &run.start).is_err() {
                 break;
             }
             if terminal {
@@ -463,65 +316,190 @@ impl PodCtx {
                 break;
             }
             tokio::select! {
-                _ = self.cancel.cancelled(), if !timers.is_empty() => {
-                    timers.abort_all();
-                    while timers.join_next().await.is_some() {}
+                _ = self.cancel.cancelled(), if !run.timers.is_empty() => {
+                    run.timers.abort_all();
+                    while run.timers.join_next().await.is_some() {}
                 }
-                Some(Ok(idx)) = timers.join_next() => {
+                Some(Ok(idx)) = run.timers.join_next() => {
                     if !self.cancel.is_cancelled() {
-                        to_start.push(idx);
+                        run.to_start.push(idx);
                     }
                 }
-                Some(res) = instances.join_next() => {
+                Some(res) = run.instances.join_next() => {
                     let Ok((idx, term)) = res else { continue };
-                    let cancelled = self.cancel.is_cancelled();
-                    let slot = &mut slots[idx];
-                    let failed = term.exit_code != 0;
-                    let restart = !cancelled
-                        && match policy.as_str() {
-                            "Never" => false,
-                            // Init containers only restart on failure.
-                            "Always" if !slot.init => true,
-                            _ => failed,
-                        };
-                    if restart {
-                        let delay = self.backoff(failures[idx]);
-                        failures[idx] += 1;
-                        slot.state = CState::Waiting {
-                            reason: "CrashLoopBackOff".into(),
-                            message: Some(format!(
-                                "back-off {} restarting failed container={} pod={}_{}({})",
-                                go_duration(delay), slot.name, self.name, self.ns, self.uid
-                            )),
-                        };
-                        slot.last = Some(term);
-                        timers.spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            idx
-                        });
-                    } else {
-                        slot.state = CState::Terminated(term);
-                        if slot.init && !failed && !cancelled {
-                            next_init += 1;
-                            if next_init < first_regular {
-                                to_start.push(next_init);
-                            } else if !regulars_started {
-                                regulars_started = true;
-                                to_start.extend(first_regular..slots.len());
-                            }
-                        }
-                    }
+                    self.container_exited(&mut run, idx, term);
                 }
                 else => { gone = true; }
             }
         }
         // Deleted (or the emulator is stopping): every process is dead by now.
-        timers.abort_all();
-        while let Some(res) = instances.join_next().await {
+        run.timers.abort_all();
+        while let Some(res) = run.instances.join_next().await {
             let _ = res;
         }
         self.release();
         self.release_ip();
+    }
+
+    /// Starts container `idx` (kuberuntime's startContainer): a probe-image container as a
+    /// process, any other as a stand-in.
+    fn start_container(&self, run: &mut ProbeRun, idx: usize) {
+        if run.slots[idx].image != run.probe_image {
+            self.start_stand_in(run, idx);
+            return;
+        }
+        match self.launch(&run.specs[idx]) {
+            Err(msg) => {
+                run.slots[idx].state = CState::Waiting {
+                    reason: "CreateContainerConfigError".into(),
+                    message: Some(msg),
+                };
+                self.back_off(run, idx);
+            }
+            Ok(launch) => self.start_process(run, idx, &launch),
+        }
+    }
+
+    /// A container of another image has nothing to run on this node: an init one succeeds at
+    /// once, a regular one idles until the pod ends.
+    fn start_stand_in(&self, run: &mut ProbeRun, idx: usize) {
+        let slot = &mut run.slots[idx];
+        let t = now();
+        if slot.init {
+            let term = Term {
+                exit_code: 0,
+                signal: None,
+                reason: "Completed".into(),
+                message: None,
+                started_at: t.clone(),
+                finished_at: t,
+                container_id: container_id(),
+            };
+            run.instances.spawn(async move { (idx, term) });
+            return;
+        }
+        let id = container_id();
+        slot.state = CState::Running {
+            started_at: t.clone(),
+            container_id: id.clone(),
+        };
+        let cancel = self.cancel.clone();
+        run.instances.spawn(async move {
+            cancel.cancelled().await;
+            let f = now();
+            (
+                idx,
+                Term {
+                    exit_code: 137,
+                    signal: Some(9),
+                    reason: "Error".into(),
+                    message: None,
+                    started_at: t,
+                    finished_at: f,
+                    container_id: id,
+                },
+            )
+        });
+    }
+
+    /// Runs a new instance of container `idx` as a process with its own log.
+    fn start_process(&self, run: &mut ProbeRun, idx: usize, launch: &Launch) {
+        let slot = &mut run.slots[idx];
+        if run.ran[idx] {
+            slot.restart_count += 1;
+        }
+        run.ran[idx] = true;
+        let log = self.new_log(&slot.name);
+        let started = now();
+        let id = container_id();
+        let fallback = run.specs[idx]
+            .get("terminationMessagePolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("File")
+            == "FallbackToLogsOnError";
+        match process::spawn(launch) {
+            Err(e) => {
+                log.close();
+                let term = Term {
+                    exit_code: 128,
+                    signal: None,
+                    reason: "StartError".into(),
+                    message: Some(format!(
+                        "failed to start container {:?}: exec: {:?}: {e}",
+                        slot.name,
+                        launch.program.display().to_string()
+                    )),
+                    started_at: started.clone(),
+                    finished_at: started,
+                    container_id: id,
+                };
+                run.instances.spawn(async move { (idx, term) });
+            }
+            Ok(child) => {
+                slot.state = CState::Running {
+                    started_at: started.clone(),
+                    container_id: id.clone(),
+                };
+                let instance = Instance {
+                    log,
+                    started,
+                    id,
+                    fallback,
+                };
+                let (cancel, grace) = (self.cancel.clone(), run.grace);
+                run.instances
+                    .spawn(async move { (idx, instance.wait(child, cancel, grace).await) });
+            }
+        }
+    }
+
+    /// Schedules another start of container `idx` after its back-off, which doubles per
+    /// failure; returns the delay.
+    fn back_off(&self, run: &mut ProbeRun, idx: usize) -> Duration {
+        let delay = self.backoff(run.failures[idx]);
+        run.failures[idx] += 1;
+        run.timers.spawn(async move {
+            tokio::time::sleep(delay).await;
+            idx
+        });
+        delay
+    }
+
+    /// An instance of container `idx` ended: restart it after back-off if the restart policy
+    /// says so (ShouldContainerBeRestarted), else record it terminated and, for a successful
+    /// init container, start what comes next.
+    fn container_exited(&self, run: &mut ProbeRun, idx: usize, term: Term) {
+        let cancelled = self.cancel.is_cancelled();
+        let init = run.slots[idx].init;
+        let failed = term.exit_code != 0;
+        let restart = !cancelled
+            && match run.policy.as_str() {
+                "Never" => false,
+                // Init containers only restart on failure.
+                "Always" if !init => true,
+                _ => failed,
+            };
+        if restart {
+            let delay = self.back_off(run, idx);
+            let slot = &mut run.slots[idx];
+            slot.state = CState::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: Some(format!(
+                    "back-off {} restarting failed container={} pod={}_{}({})",
+                    go_duration(delay),
+                    slot.name,
+                    self.name,
+                    self.ns,
+                    self.uid
+                )),
+            };
+            slot.last = Some(term);
+            return;
+        }
+        run.slots[idx].state = CState::Terminated(term);
+        if init && !failed && !cancelled {
+            run.init_succeeded();
+        }
     }
 
     /// Runs a pod of other images through the configured stages.
@@ -536,7 +514,7 @@ impl PodCtx {
             self.release_ip();
             return;
         }
-        let stages = self.app.node.config().pod_stages.clone();
+        let stages = self.node.config().pod_stages.clone();
         for stage in stages {
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
@@ -580,6 +558,119 @@ impl PodCtx {
             .all(|s| matches!(s.state, CState::Terminated(_)));
         if terminal {
             self.release_ip();
+        }
+    }
+}
+
+/// What the worker of a probe pod tracks between syncs.
+struct ProbeRun {
+    probe_image: String,
+    policy: String,
+    grace: Duration,
+    /// The pod's start time (status.startTime).
+    start: String,
+    slots: Vec<Slot>,
+    specs: Vec<Value>,
+    /// Failed starts per container, for the back-off.
+    failures: Vec<u32>,
+    /// Whether the container has run before (a new instance is a restart).
+    ran: Vec<bool>,
+    /// Running instances, each ending with its container's index and termination.
+    instances: JoinSet<(usize, Term)>,
+    /// Back-offs, each ending with the index of the container to start again.
+    timers: JoinSet<usize>,
+    first_regular: usize,
+    next_init: usize,
+    regulars_started: bool,
+    /// What to start now.
+    to_start: Vec<usize>,
+}
+
+impl ProbeRun {
+    fn new(pod: &Value, probe_image: String, grace: Duration) -> Self {
+        let policy = pod
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always")
+            .to_string();
+        let (slots, specs) = slots_of(pod);
+        let first_regular = slots.iter().position(|s| !s.init).unwrap_or(slots.len());
+        // Init containers run one at a time, first to last; regular ones all at once after.
+        let (to_start, regulars_started) = if first_regular > 0 {
+            (vec![0], false)
+        } else {
+            ((0..slots.len()).collect(), true)
+        };
+        Self {
+            probe_image,
+            policy,
+            grace,
+            start: now(),
+            failures: vec![0; slots.len()],
+            ran: vec![false; slots.len()],
+            slots,
+            specs,
+            instances: JoinSet::new(),
+            timers: JoinSet::new(),
+            first_regular,
+            next_init: 0,
+            regulars_started,
+            to_start,
+        }
+    }
+
+    /// The current init container succeeded: the next one is due, or the regular ones.
+    fn init_succeeded(&mut self) {
+        self.next_init += 1;
+        if self.next_init < self.first_regular {
+            self.to_start.push(self.next_init);
+        } else if !self.regulars_started {
+            self.regulars_started = true;
+            self.to_start.extend(self.first_regular..self.slots.len());
+        }
+    }
+}
+
+/// One running instance of a probe container.
+struct Instance {
+    log: Arc<LogBuffer>,
+    started: String,
+    id: String,
+    /// terminationMessagePolicy FallbackToLogsOnError.
+    fallback: bool,
+}
+
+impl Instance {
+    /// Pumps the process's output into the log until it ends (killed after `grace` once
+    /// `cancel` fires) and reports how it terminated.
+    async fn wait(self, mut child: Child, cancel: CancellationToken, grace: Duration) -> Term {
+        let log = self.log;
+        // Held until the process ends: closing it is the lifeline.
+        let stdin = child.stdin.take();
+        let out = child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(process::pump(s, log.clone())));
+        let err = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(process::pump(s, log.clone())));
+        let (code, signal, _killed) = process::run_to_end(&mut child, &cancel, grace).await;
+        drop(stdin);
+        for h in [out, err].into_iter().flatten() {
+            // The group is dead; pipes close. Bound it anyway.
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+        log.close();
+        let message = (self.fallback && code != 0).then(|| fallback_message(&log.text()));
+        Term {
+            exit_code: code,
+            signal,
+            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            message,
+            started_at: self.started,
+            finished_at: now(),
+            container_id: self.id,
         }
     }
 }
