@@ -285,14 +285,22 @@ static RACES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
+/// What a failure message says the replicas reported: always its end.
+static REPORTED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)(; the replicas reported: )(.*)$").unwrap());
+
+/// A Job's pod after redaction: `<job>-<completion index>-[suffix]`.
+static JOB_POD_INDEX: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"-\d+-\[suffix\]").unwrap());
+
 /// Any IPv4 address.
 static IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b").unwrap());
 
 /// Redacts what a run makes up: its id (inside namespace, Profile and user names too), uids,
 /// timestamps, resourceVersions, pod addresses, ephemeral ports, generated name suffixes and
-/// measured durations. Durations the catalog or a probe sets (a test's `300s` timeout) are whole
-/// seconds and stay.
+/// measured durations (durations the catalog or a probe sets, like a test's `300s` timeout, are
+/// whole seconds and stay); then gives one form to the outcomes of the races in [`RACES`] and to
+/// the replicas a TrainJob test caught crashing.
 fn redact(run_id: &str, message: &str) -> String {
     let text = message.replace(run_id, "[run]");
     // Pod addresses: each emulator picks its own 127.a.b.0/24; 127.0.0.1 is the API server's.
@@ -305,7 +313,26 @@ fn redact(run_id: &str, message: &str) -> String {
     for (re, with) in REDACTIONS.iter().chain(RACES.iter()) {
         text = re.replace_all(&text, *with).into_owned();
     }
-    text
+    // A TrainJob test reports the crashes it caught while the job ran; which of the Job's pods
+    // it caught before the job ended is a race, so the notes are shown as a set, without the
+    // pods' completion indexes.
+    REPORTED
+        .replace(&text, |c: &regex::Captures| {
+            let notes: BTreeSet<String> = c[2]
+                .split(" | ")
+                .map(|n| {
+                    JOB_POD_INDEX
+                        .replace_all(n, "-[index]-[suffix]")
+                        .into_owned()
+                })
+                .collect();
+            format!(
+                "{}{}",
+                &c[1],
+                notes.into_iter().collect::<Vec<_>>().join(" | ")
+            )
+        })
+        .into_owned()
 }
 
 #[test]
@@ -361,6 +388,17 @@ fn redact_gives_one_form_to_races() {
             "0a1b2c3d",
             "PyTorchJob j is failed because 1 Master replica(s) failed."
         )
+    );
+    // The crashes of a Job's pods, however many were caught.
+    let both = "TrainJob t failed; the replicas reported: t-node-0-0-4622r: PET_NODE_RANK is not \
+                set | t-node-0-1-4cmn2: PET_NODE_RANK is not set";
+    let one =
+        "TrainJob t failed; the replicas reported: t-node-0-1-4cmn2: PET_NODE_RANK is not set";
+    assert_eq!(redact("0a1b2c3d", both), redact("0a1b2c3d", one));
+    assert_eq!(
+        redact("0a1b2c3d", one),
+        "TrainJob t failed; the replicas reported: t-node-0-[index]-[suffix]: PET_NODE_RANK is not \
+         set"
     );
     // A replica that printed no verdict for another reason stays as it is.
     let other = "pod j-worker-1 printed no train verdict (last lines: [\"panic\"])";
