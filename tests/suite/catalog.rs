@@ -45,6 +45,7 @@ const GOOD_TEST: &str = "\
   features: [training.pytorchjob]
   since: \"0.1\"
   timeout: 5m
+  caught_by: [training.no-master-addr]
   description: It MUST work.
 ";
 
@@ -55,7 +56,7 @@ fn training_suite(tests: &[&str]) -> String {
 fn test_entry(id: &str, level: &str, features: &str, timeout: &str) -> String {
     format!(
         "- id: {id}\n  title: T\n  level: {level}\n  features: {features}\n  since: \"0.1\"\n  \
-         timeout: {timeout}\n  description: It MUST work.\n"
+         timeout: {timeout}\n  caught_by: [training.no-master-addr]\n  description: It MUST work.\n"
     )
 }
 
@@ -534,6 +535,67 @@ fn malformed_structure() {
     }
     let msg = error_of("suites/training.yaml", "- a: 1\n---\n- b: 2\n");
     assert!(msg.contains("expected one YAML document"), "{msg}");
+}
+
+#[test]
+fn malformed_caught_by() {
+    let without = GOOD_TEST.replace("  caught_by: [training.no-master-addr]\n", "");
+    let cases = [
+        (
+            without.clone(),
+            "test 1 (training/one): missing field \"caught_by\" (name at least one emulator \
+             defect that must make this test fail; see kfconform emulator --list-defects)",
+        ),
+        (
+            GOOD_TEST.replace("[training.no-master-addr]", "[]"),
+            "test 1 (training/one): caught_by is empty (name at least one emulator defect that \
+             must make this test fail; see kfconform emulator --list-defects)",
+        ),
+        (
+            GOOD_TEST.replace(
+                "[training.no-master-addr]",
+                "[training.no-master-addr, training.no-master-addr]",
+            ),
+            "test 1 (training/one): caught_by names a defect twice",
+        ),
+        (
+            GOOD_TEST.replace("[training.no-master-addr]", "[no-master-addr]"),
+            "test 1 (training/one): caught_by[0]: bad defect name \"no-master-addr\" \
+             (expected <component>.<name>)",
+        ),
+        (
+            GOOD_TEST.replace("[training.no-master-addr]", "training.no-master-addr"),
+            "test 1 (training/one): caught_by: ",
+        ),
+    ];
+    for (text, expected) in cases {
+        let msg = error_of("suites/training.yaml", &text);
+        assert!(
+            msg.starts_with(&format!("catalog suites/training.yaml: {expected}")),
+            "{msg}"
+        );
+    }
+    // The second test of a file is named, not only the first.
+    let second = without.replace("training/one", "training/two");
+    let msg = error_of("suites/training.yaml", &format!("{GOOD_TEST}{second}"));
+    assert!(
+        msg.starts_with("catalog suites/training.yaml: test 2 (training/two): missing field"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn caught_by_is_loaded_in_file_order() {
+    let c = catalog();
+    assert!(c.tests.iter().all(|t| !t.caught_by.is_empty()));
+    let t = c.test("platform/apis-served").unwrap();
+    assert_eq!(
+        t.caught_by,
+        [
+            "platform.missing-trainjob-crd",
+            "platform.experiment-crd-not-established"
+        ]
+    );
 }
 
 #[test]

@@ -19,6 +19,11 @@ use super::{PLATFORM, TestSpec};
 const SCHEMA_TEXT: &str = include_str!("../../../../suites/schema.json");
 const SCHEMA_FILE: &str = "suites/schema.json";
 
+/// What `caught_by` must hold, said when it is missing or empty: a test no defect is known to
+/// fail may be one that cannot fail.
+const CAUGHT_BY_HINT: &str = "name at least one emulator defect that must make this test fail; \
+                              see kfconform emulator --list-defects";
+
 /// The three shapes of catalog file, each a `$defs` entry of the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FileKind {
@@ -103,6 +108,7 @@ struct RawTest {
     since: String,
     timeout: String,
     description: String,
+    caught_by: Vec<String>,
     #[serde(default)]
     tenant: bool,
 }
@@ -366,6 +372,11 @@ fn describe(kind: FileKind, doc: &Value, err: &jsonschema::ValidationError<'_>) 
     }
     let instance = err.instance();
     let what = match (err.kind(), field.as_str()) {
+        (ValidationErrorKind::Required { property }, "")
+            if kind == FileKind::Suite && property.as_str() == Some("caught_by") =>
+        {
+            format!("missing field \"caught_by\" ({CAUGHT_BY_HINT})")
+        }
         (ValidationErrorKind::Required { property }, _) => match field.as_str() {
             "" => format!("missing field {property}"),
             f => format!("{f}: missing field {property}"),
@@ -381,6 +392,15 @@ fn describe(kind: FileKind, doc: &Value, err: &jsonschema::ValidationError<'_>) 
         }
         (_, "level") if kind == FileKind::Suite => {
             format!("unknown level {instance} (expected must or should)")
+        }
+        (ValidationErrorKind::MinItems { .. }, "caught_by") if kind == FileKind::Suite => {
+            format!("caught_by is empty ({CAUGHT_BY_HINT})")
+        }
+        (ValidationErrorKind::UniqueItems, "caught_by") if kind == FileKind::Suite => {
+            "caught_by names a defect twice".to_string()
+        }
+        (_, f) if kind == FileKind::Suite && f.starts_with("caught_by[") => {
+            format!("{f}: bad defect name {instance} (expected <component>.<name>)")
         }
         (_, "timeout") if kind == FileKind::Suite => {
             format!("bad timeout {instance} (expected a duration like 30s, 5m or 1m30s)")
@@ -522,6 +542,7 @@ fn load_suite(
             since: raw.since,
             timeout,
             description: raw.description.trim().to_string(),
+            caught_by: raw.caught_by,
             tenant: raw.tenant,
         });
     }

@@ -75,6 +75,9 @@ pub struct TestSpec {
     pub timeout: Duration,
     /// Normative text (RFC 2119 keywords).
     pub description: String,
+    /// Emulator defects (`kfconform emulator --defect NAME`) each of which must make this test
+    /// fail: proof that the test can fail. Never empty; the defect matrix test checks the names.
+    pub caught_by: Vec<String>,
     /// The test runs in a Profile the runner creates (owned by a synthetic user) instead of a
     /// plain namespace.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
