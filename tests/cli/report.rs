@@ -739,7 +739,7 @@ fn junit_counts_and_structure_match_results() {
 
 // ---------------------------------------------------------------- reports/example
 
-/// The published example; `KFCONFORM_BLESS=1 cargo test --test report` rewrites it.
+/// The published example; `KFCONFORM_BLESS=1 cargo test --test cli` rewrites it.
 fn example_report() -> Report {
     let mut r = sample_report();
     r.run_id = "kfc-example".into();
@@ -779,7 +779,7 @@ fn example_report_is_current_and_valid() {
     if std::env::var_os("KFCONFORM_BLESS").is_some() {
         write_report(&dir, &example_report()).unwrap();
     }
-    let hint = "reports/example is stale: run KFCONFORM_BLESS=1 cargo test --test report";
+    let hint = "reports/example is stale: run KFCONFORM_BLESS=1 cargo test --test cli";
     let json_path = dir.join(REPORT_JSON);
     let read = read_report(&json_path).unwrap();
     assert_eq!(read, example_report(), "{hint}");
