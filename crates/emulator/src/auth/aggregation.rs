@@ -19,7 +19,7 @@ pub struct ClusterRoleAggregation;
 impl ClusterRoleAggregation {
     /// A controller that will aggregate on its first pass.
     pub fn new() -> Self {
-        Self::default()
+        Self
     }
 }
 
