@@ -816,7 +816,84 @@ fn add_completion_index_env(spec: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use super::super::runtime::Runtime;
     use super::*;
+
+    fn cluster() -> (State, Runtime) {
+        let mut s = State::new(Vec::new(), 1000);
+        s.bootstrap("", "namespaces", json!({"metadata": {"name": "ns"}}))
+            .unwrap();
+        let rt = Runtime::new(vec![Box::new(JobController), Box::new(OrphanPods)]);
+        (s, rt)
+    }
+
+    fn job(name: &str, spec: Value) -> Value {
+        let mut spec = spec;
+        spec["template"] =
+            json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}});
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": name, "namespace": "ns"}, "spec": spec})
+    }
+
+    fn pods(s: &State) -> Vec<Value> {
+        s.objects_of("", "pods")
+    }
+
+    #[test]
+    fn a_job_is_driven_by_its_pods_events() {
+        let (mut s, mut rt) = cluster();
+        rt.settle(&mut s);
+        s.create_object("batch", "jobs", job("pi", json!({"completions": 1})))
+            .unwrap();
+        rt.settle(&mut s);
+        let p = pods(&s);
+        assert_eq!(p.len(), 1, "the job made its pod");
+        assert!(has_finalizer(&p[0], TRACKING_FINALIZER));
+        let mut done = p[0].clone();
+        done["status"] = json!({"phase": "Succeeded"});
+        s.update_object("", "pods", done, true).unwrap();
+        rt.settle(&mut s);
+        let j = s.object("batch", "jobs", "ns", "pi").unwrap();
+        assert!(
+            is_true(&j, "Complete"),
+            "the pod's change reached its job: {j:#}"
+        );
+        assert_eq!(j["status"]["succeeded"], 1);
+        assert!(!has_finalizer(&pods(&s)[0], TRACKING_FINALIZER));
+    }
+
+    #[test]
+    fn an_active_deadline_requeues_the_job() {
+        let (mut s, mut rt) = cluster();
+        let spec = json!({"completions": 1, "activeDeadlineSeconds": 30});
+        s.create_object("batch", "jobs", job("dl", spec)).unwrap();
+        let now = Instant::now();
+        rt.settle_at(&mut s, now);
+        let due = rt.next_due().expect("a requeue for the deadline");
+        assert!(due > now + Duration::from_secs(28) && due <= now + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_deleted_jobs_tracked_pods_are_released() {
+        let (mut s, mut rt) = cluster();
+        s.create_object("batch", "jobs", job("gone", json!({"completions": 1})))
+            .unwrap();
+        rt.settle(&mut s);
+        assert!(has_finalizer(&pods(&s)[0], TRACKING_FINALIZER));
+        // Orphan propagation: the pod stays, its Job goes without it.
+        let scope = s.scope_for("batch", "jobs", "ns").unwrap();
+        let orphan = crate::store::DeleteOpts {
+            propagation: Some(crate::store::Propagation::Orphan),
+            ..Default::default()
+        };
+        s.delete(&scope, "gone", &orphan).unwrap();
+        rt.settle(&mut s);
+        let left = pods(&s);
+        assert_eq!(left.len(), 1);
+        assert!(!has_finalizer(&left[0], TRACKING_FINALIZER));
+    }
 
     #[test]
     fn indexes_round_trip() {
