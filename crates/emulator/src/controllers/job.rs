@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::objects::{
-    controlled, controller_ref, controller_uid, create, delete, deleting, has_finalizer,
+    controlled, controller_ref, controller_uid, create, delete, deleting, flag_at, has_finalizer,
     in_namespace, int_at, phase, pod_ready, remove_finalizer, restarts, str_at, terminal,
 };
 use super::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
@@ -377,7 +377,7 @@ impl Spec {
             completions: int_at(job, "/spec/completions"),
             backoff_limit: int_at(job, "/spec/backoffLimit").unwrap_or(6),
             indexed: str_at(job, "/spec/completionMode") == "Indexed",
-            suspended: job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true),
+            suspended: flag_at(job, "/spec/suspend"),
             on_failure: str_at(job, "/spec/template/spec/restartPolicy") == "OnFailure",
         }
     }
@@ -831,8 +831,7 @@ mod tests {
 
     fn job(name: &str, spec: Value) -> Value {
         let mut spec = spec;
-        spec["template"] =
-            json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}});
+        spec["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}});
         json!({"apiVersion": "batch/v1", "kind": "Job",
                "metadata": {"name": name, "namespace": "ns"}, "spec": spec})
     }

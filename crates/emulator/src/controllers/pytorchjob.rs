@@ -16,7 +16,8 @@
 use serde_json::{Map, Value, json};
 
 use super::objects::{
-    controlled, controller_ref, create, delete, deleting, int_at, label, phase, restarts, str_at,
+    controlled, controller_ref, create, delete, deleting, flag_at, int_at, label, phase, restarts,
+    str_at,
 };
 use super::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use super::status::{Status, find, is_true, transition_time, true_condition};
@@ -272,11 +273,7 @@ impl PyTorchJobController {
         let mut run = Run::new(self, state, job);
         if is_true(job, "Succeeded") || is_true(job, "Failed") {
             run.cleanup_job(state);
-        } else if job
-            .pointer("/spec/runPolicy/suspend")
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
+        } else if flag_at(job, "/spec/runPolicy/suspend") {
             run.suspend(state);
         } else {
             run.resume();
