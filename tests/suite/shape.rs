@@ -174,7 +174,6 @@ fn type_name(ty: &syn::Type) -> String {
 }
 
 #[test]
-#[ignore = "enabled when the long-function splits land"]
 fn no_function_over_150_lines() {
     let root = Path::new(ROOT);
     let mut dirs = vec![root.join("src")];

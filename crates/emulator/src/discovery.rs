@@ -12,11 +12,7 @@ use crate::store::State;
 
 /// `/version`.
 pub fn version(defects: &[Defect]) -> Value {
-    let (minor, git) = if defects.contains(&Defect::PlatformOldKubernetes) {
-        ("27", "v1.27.16")
-    } else {
-        ("34", "v1.34.2")
-    };
+    let (minor, git) = super::defects::platform::reported_version(defects, ("34", "v1.34.2"));
     json!({
         "major": "1",
         "minor": minor,

@@ -12,10 +12,10 @@
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
 //! above it: `schema`, `status`, `defects`, `faults`, `registry`, `selectors`, `table` <
-//! `store` < `admission`, `discovery`, `cluster` < `auth`, `kubelet` < `controllers`,
-//! `subresources` < `server`. This root wires them together: it installs the admit hook,
-//! adapts the aggregation controller to the controller framework, builds the [`cluster::App`]
-//! and the router.
+//! `store` < `admission`, `discovery`, `cluster`, `runtime` (the controller framework) <
+//! `auth`, `kubelet` < `controllers`, `subresources` < `server`. This root wires them
+//! together: it installs the admit hook, starts the controllers' [`runtime::Runtime`], builds
+//! the [`cluster::App`] and the router.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
 //! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
@@ -33,6 +33,7 @@ pub mod discovery;
 pub mod faults;
 pub mod kubelet;
 pub mod registry;
+pub mod runtime;
 pub mod schema;
 pub mod selectors;
 pub mod server;
@@ -54,18 +55,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use defects::Defect;
 pub use schema::FieldError;
-
-// Here rather than in `auth`: `controllers` registers the aggregation controller, so auth
-// implementing the framework's trait would make the two modules import each other.
-impl controllers::Controller for auth::aggregation::ClusterRoleAggregation {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn reconcile(&mut self, state: &mut store::State) -> bool {
-        self.sync(state)
-    }
-}
 
 /// Errors starting or running the emulator.
 #[derive(Debug, Error)]
@@ -182,51 +171,10 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
-/// Applies the defects that change the fixture CRDs; None drops the CRD.
-fn doctor_crd(mut crd: Value, defects: &[Defect]) -> Option<Value> {
-    let name = crd
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if name == "trainjobs.trainer.kubeflow.org"
-        && defects.contains(&Defect::PlatformMissingTrainjobCrd)
-    {
-        return None;
-    }
-    if name == "pytorchjobs.kubeflow.org"
-        && defects.contains(&Defect::PlatformPytorchjobSchemaDrift)
-        && let Some(versions) = crd
-            .pointer_mut("/spec/versions")
-            .and_then(Value::as_array_mut)
-    {
-        for v in versions {
-            let Some(spec) = v.pointer_mut("/schema/openAPIV3Schema/properties/spec") else {
-                continue;
-            };
-            if let Some(props) = spec.get_mut("properties").and_then(Value::as_object_mut)
-                && let Some(x) = props.remove("pytorchReplicaSpecs")
-            {
-                props.insert("replicaSpecs".into(), x);
-            }
-            if let Some(req) = spec.get_mut("required").and_then(Value::as_array_mut) {
-                for r in req.iter_mut() {
-                    if r == "pytorchReplicaSpecs" {
-                        *r = json!("replicaSpecs");
-                    }
-                }
-            }
-        }
-    }
-    Some(crd)
-}
-
 /// Installs the ClusterTrainingRuntimes a distribution ships with Trainer (upstream's
 /// `torch-distributed`, from kubeflow/manifests), unless a defect leaves them out.
 fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<(), EmulatorError> {
-    if defects.contains(&Defect::TrainingNoTorchDistributedRuntime) {
-        return Ok(());
-    }
+    let training = defects::training::Training::new(defects);
     let path = "examples/trainer.torch_distributed.yaml";
     let fixture = |message: String| EmulatorError::Fixture {
         file: path.to_string(),
@@ -234,6 +182,9 @@ fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<()
     };
     let f = kfconform_core::fixtures::file(path).ok_or_else(|| fixture("missing".into()))?;
     for doc in kfconform_core::fixtures::yaml_documents(f.text).map_err(fixture)? {
+        if !training.installs_runtime(&doc) {
+            continue;
+        }
         state
             .bootstrap("trainer.kubeflow.org", "clustertrainingruntimes", doc)
             .map_err(|e| fixture(e.message))?;
@@ -275,7 +226,7 @@ impl Emulator {
                 if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
                     continue;
                 }
-                let Some(mut crd) = doctor_crd(doc, &config.defects) else {
+                let Some(mut crd) = defects::platform::doctor_crd(doc, &config.defects) else {
                     continue;
                 };
                 if let Some(o) = crd.as_object_mut() {
@@ -290,8 +241,9 @@ impl Emulator {
             }
         }
         bootstrap_runtimes(&mut state, &config.defects)?;
-        let mut controllers = controllers::all(&config.defects);
-        controllers::settle(&mut state, &mut controllers);
+        defects::profiles::ship_roles(&mut state, &config.defects);
+        let mut controllers = controllers::Runtime::new(controllers::all(&config.defects));
+        controllers.settle(&mut state);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| EmulatorError::Bind {
@@ -349,13 +301,22 @@ impl Emulator {
         let rapp = app.clone();
         let reconciler = tokio::spawn(async move {
             loop {
+                // Besides every write's notification, wake when a requeued key falls due
+                // (time-based steps such as a Job's activeDeadlineSeconds).
+                let due = controllers.next_due();
+                let timer = async move {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = rapp.cancel.cancelled() => return,
-                    _ = rapp.reconcile.notified() => {
-                        let mut st = rapp.lock();
-                        controllers::settle(&mut st, &mut controllers);
-                    }
+                    _ = rapp.reconcile.notified() => {}
+                    _ = timer => {}
                 }
+                let mut st = rapp.lock();
+                controllers.settle(&mut st);
             }
         });
         let kubelet = kubelet::start(app.clone(), node.clone());

@@ -1048,10 +1048,7 @@ impl State {
             )
         })?;
         let name = meta_str(obj, "name").to_string();
-        let established = !(name == "experiments.kubeflow.org"
-            && self
-                .defects
-                .contains(&Defect::PlatformExperimentCrdNotEstablished));
+        let established = super::defects::platform::crd_establishes(&self.defects, &name);
         let status = crd_status(obj, &def, established);
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), status);

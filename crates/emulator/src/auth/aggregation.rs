@@ -6,20 +6,20 @@
 use serde_json::{Value, json};
 
 use super::rbac::{GROUP, PolicyRule, rules_of};
+use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str};
 
-/// The controller; remembers the ClusterRoles it last saw so quiet passes are cheap. Its
-/// adapter to the controller framework lives in the crate root, which registers it: auth
-/// stays below `controllers` in the module graph.
+const CLUSTER_ROLES: Kind = Kind::new(GROUP, "clusterroles", "ClusterRole");
+
+/// The controller: any ClusterRole's change requeues every ClusterRole (`enqueue`), and
+/// those with an `aggregationRule` are aggregated.
 #[derive(Debug, Default)]
-pub struct ClusterRoleAggregation {
-    seen: Vec<(String, String)>,
-}
+pub struct ClusterRoleAggregation;
 
 impl ClusterRoleAggregation {
     /// A controller that will aggregate on its first pass.
     pub fn new() -> Self {
-        Self::default()
+        Self
     }
 }
 
@@ -84,51 +84,46 @@ fn aggregate(role: &Value, all: &[Value]) -> Vec<PolicyRule> {
     rules
 }
 
-impl ClusterRoleAggregation {
-    /// Name for logs.
-    pub const NAME: &'static str = "clusterrole-aggregation";
+impl Reconciler for ClusterRoleAggregation {
+    fn name(&self) -> &'static str {
+        "clusterrole-aggregation"
+    }
 
-    /// One pass over every aggregated ClusterRole (upstream syncClusterRole for each); returns
-    /// whether it wrote anything.
-    pub fn sync(&mut self, state: &mut State) -> bool {
-        let all = state.objects_of(GROUP, "clusterroles");
-        let seen: Vec<(String, String)> = all
-            .iter()
-            .map(|r| {
-                (
-                    meta_str(r, "name").to_string(),
-                    meta_str(r, "resourceVersion").to_string(),
-                )
-            })
-            .collect();
-        if seen == self.seen {
-            return false;
-        }
-        self.seen = seen;
-        let mut changed = false;
-        for role in all
-            .iter()
+    fn owns(&self) -> Kind {
+        CLUSTER_ROLES
+    }
+
+    fn watches(&self) -> Vec<Watch> {
+        vec![Watch::new(CLUSTER_ROLES, Mapper::All)]
+    }
+
+    fn reconcile(&mut self, state: &mut State, key: &ObjectKey) -> Action {
+        let res = (GROUP.to_string(), "clusterroles".to_string());
+        let Some(role) = state
+            .get_obj(&res, "", &key.name)
             .filter(|r| r.get("aggregationRule").is_some_and(|a| !a.is_null()))
-        {
-            let want = aggregate(role, &all);
-            // Semantic equality: a null or missing rules list equals an empty one.
-            if want == rules_of(role) {
-                continue;
-            }
-            let mut updated = role.clone();
-            if let Some(o) = updated.as_object_mut() {
-                o.insert(
-                    "rules".into(),
-                    json!(want.iter().map(PolicyRule::to_value).collect::<Vec<_>>()),
-                );
-            }
-            match state.update_object(GROUP, "clusterroles", updated, false) {
-                Ok(_) => changed = true,
-                Err(e) => tracing::warn!(role = meta_str(role, "name"), error = %e.message,
-                    "aggregating ClusterRole failed"),
-            }
+            .cloned()
+        else {
+            return Action::Done;
+        };
+        let all = state.objects_of(GROUP, "clusterroles");
+        let want = aggregate(&role, &all);
+        // Semantic equality: a null or missing rules list equals an empty one.
+        if want == rules_of(&role) {
+            return Action::Done;
         }
-        changed
+        let mut updated = role.clone();
+        if let Some(o) = updated.as_object_mut() {
+            o.insert(
+                "rules".into(),
+                json!(want.iter().map(PolicyRule::to_value).collect::<Vec<_>>()),
+            );
+        }
+        if let Err(e) = state.update_object(GROUP, "clusterroles", updated, false) {
+            tracing::warn!(role = meta_str(&role, "name"), error = %e.message,
+                "aggregating ClusterRole failed");
+        }
+        Action::Done
     }
 }
 

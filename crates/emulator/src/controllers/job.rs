@@ -1,22 +1,25 @@
 //! The batch/v1 Job controller, after kubernetes/kubernetes `pkg/controller/job/job_controller.go`
-//! (`syncJob`, `manageJob`, `trackJobStatusAndRemoveFinalizers`, `enactJobFinished`) and
-//! `indexed_job_utils.go`, as Kubernetes 1.31+ behaves with JobPodReplacementPolicy and
-//! JobManagedBy on: pods carry the `batch.kubernetes.io/job-tracking` finalizer until they are
-//! counted, the terminal conditions are preceded by `SuccessCriteriaMet` / `FailureTarget`, and
-//! `status.terminating` is reported.
-//!
-//! Also holds the small JSON helpers the other training controllers share.
+//! (`syncJob`, `manageJob`, `trackJobStatusAndRemoveFinalizers`, `enactJobFinished`,
+//! `syncOrphanPod`) and `indexed_job_utils.go`, as Kubernetes 1.31+ behaves with
+//! JobPodReplacementPolicy and JobManagedBy on: pods carry the `batch.kubernetes.io/job-tracking`
+//! finalizer until they are counted, the terminal conditions are preceded by
+//! `SuccessCriteriaMet` / `FailureTarget`, and `status.terminating` is reported.
 //!
 //! Simplifications: no pod-failure back-off before a replacement pod (upstream waits 10 s
-//! doubling; the emulator's kubelet already backs off restarts), `activeDeadlineSeconds` is
-//! checked whenever the job is reconciled rather than on a timer, and no podFailurePolicy,
+//! doubling; the emulator's kubelet already backs off restarts), and no podFailurePolicy,
 //! successPolicy or backoffLimitPerIndex.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::Controller;
+use super::objects::{
+    controlled, controller_ref, controller_uid, create, delete, deleting, flag_at, has_finalizer,
+    in_namespace, int_at, phase, pod_ready, remove_finalizer, restarts, str_at, terminal,
+};
+use super::status::{Status, condition, is_true};
+use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str, now};
 
 /// Finalizer the Job controller puts on its pods until it has counted them.
@@ -29,275 +32,95 @@ const LEGACY_CONTROLLER_UID: &str = "controller-uid";
 const LEGACY_JOB_NAME: &str = "job-name";
 const REACHED_COMPLETIONS: &str = "Reached expected number of succeeded pods";
 
-/// The Job controller (no defects of its own).
+/// batch/v1 Jobs.
+pub const JOBS: Kind = Kind::new("batch", "jobs", "Job");
+/// Pods.
+pub const PODS: Kind = Kind::new("", "pods", "Pod");
+
+/// The Job controller (no defects of its own): reconciles a Job when it or one of its pods
+/// changes, and when its activeDeadlineSeconds runs out.
 #[derive(Debug, Default)]
 pub struct JobController;
 
-impl Controller for JobController {
+impl Reconciler for JobController {
     fn name(&self) -> &'static str {
         "job"
     }
 
-    fn reconcile(&mut self, state: &mut State) -> bool {
-        let mut changed = release_orphans(state);
-        // A finished job only has pods to release; skip it without copying when it has none.
-        let keys = keys_where(state, "batch", "jobs", |j| {
-            let finished = is_true(j, "Complete") || is_true(j, "Failed");
-            !finished
-                || in_namespace(state, "", "pods", meta_str(j, "namespace")).any(|p| {
-                    has_tracking_finalizer(p) && controller_uid(p) == Some(meta_str(j, "uid"))
+    fn owns(&self) -> Kind {
+        JOBS
+    }
+
+    fn watches(&self) -> Vec<Watch> {
+        vec![Watch::new(PODS, Mapper::ControllerOwner)]
+    }
+
+    fn reconcile(&mut self, state: &mut State, key: &ObjectKey) -> Action {
+        match state.object("batch", "jobs", &key.namespace, &key.name) {
+            Some(job) => sync_job(state, &job),
+            None => Action::Done,
+        }
+    }
+}
+
+/// The Job controller's orphan queue (`syncOrphanPod`): a pod carrying the tracking finalizer
+/// that no live Job controls has the finalizer removed, so it can go.
+#[derive(Debug, Default)]
+pub struct OrphanPods;
+
+impl Reconciler for OrphanPods {
+    fn name(&self) -> &'static str {
+        "job-orphan-pods"
+    }
+
+    fn owns(&self) -> Kind {
+        PODS
+    }
+
+    fn watches(&self) -> Vec<Watch> {
+        // `deleteJob` enqueues the tracked pods of a Job that goes.
+        vec![Watch::new(JOBS, Mapper::Func(tracked_pods_of_gone_job))]
+    }
+
+    fn reconcile(&mut self, state: &mut State, key: &ObjectKey) -> Action {
+        let pods = (String::new(), "pods".to_string());
+        let Some(pod) = state.get_obj(&pods, &key.namespace, &key.name) else {
+            return Action::Done;
+        };
+        if !has_finalizer(pod, TRACKING_FINALIZER) {
+            return Action::Done;
+        }
+        let live = controller_uid(pod).is_some_and(|uid| {
+            state
+                .objects
+                .get(&("batch".to_string(), "jobs".to_string()))
+                .is_some_and(|jobs| {
+                    jobs.values()
+                        .any(|j| meta_str(j, "uid") == uid && !deleting(j))
                 })
         });
-        for (ns, name) in keys {
-            if let Some(job) = state.object("batch", "jobs", &ns, &name) {
-                changed |= sync_job(state, &job);
-            }
+        if !live {
+            let pod = pod.clone();
+            remove_finalizer(state, "", "pods", &pod, TRACKING_FINALIZER);
         }
-        changed
+        Action::Done
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared JSON helpers (used by the PyTorchJob and TrainJob controllers too).
-
-/// The string at a JSON pointer, or "".
-pub(crate) fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The integer at a JSON pointer.
-pub(crate) fn int_at(v: &Value, ptr: &str) -> Option<i64> {
-    v.pointer(ptr).and_then(Value::as_i64)
-}
-
-/// Whether the object is being deleted.
-pub(crate) fn deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some()
-}
-
-/// The uid of the object's controller (the ownerReference with `controller: true`).
-pub(crate) fn controller_uid(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-        .and_then(|r| r.get("uid"))
-        .and_then(Value::as_str)
-}
-
-/// The stored objects of `(group, plural)` in `namespace`, by reference (no copies: the
-/// controllers run after every write, so they look before they clone).
-pub(crate) fn in_namespace<'a>(
-    state: &'a State,
-    group: &str,
-    plural: &str,
-    namespace: &str,
-) -> impl Iterator<Item = &'a Value> {
-    let ns = namespace.to_string();
-    state
-        .objects
-        .get(&(group.to_string(), plural.to_string()))
-        .into_iter()
-        .flat_map(move |m| {
-            let ns = ns.clone();
-            m.range((ns.clone(), String::new())..)
-                .take_while(move |((o_ns, _), _)| *o_ns == ns)
-                .map(|(_, o)| o)
-        })
-}
-
-/// Objects of `(group, plural)` in `namespace` whose controller is `uid`.
-pub(crate) fn controlled(
-    state: &State,
-    group: &str,
-    plural: &str,
-    namespace: &str,
-    uid: &str,
-) -> Vec<Value> {
-    in_namespace(state, group, plural, namespace)
-        .filter(|o| controller_uid(o) == Some(uid))
-        .cloned()
+/// The tracked pods of `job` once it is gone or being deleted.
+fn tracked_pods_of_gone_job(state: &State, job: &Value) -> Vec<ObjectKey> {
+    let (ns, uid) = (meta_str(job, "namespace"), meta_str(job, "uid"));
+    let jobs = ("batch".to_string(), "jobs".to_string());
+    let live = state
+        .get_obj(&jobs, ns, meta_str(job, "name"))
+        .is_some_and(|j| meta_str(j, "uid") == uid && !deleting(j));
+    if live {
+        return Vec::new();
+    }
+    in_namespace(state, "", "pods", ns)
+        .filter(|p| has_finalizer(p, TRACKING_FINALIZER) && controller_uid(p) == Some(uid))
+        .map(ObjectKey::of)
         .collect()
-}
-
-/// The `(namespace, name)` keys of the stored objects of `(group, plural)` for which `keep`
-/// holds, so a controller clones only what it works on.
-pub(crate) fn keys_where(
-    state: &State,
-    group: &str,
-    plural: &str,
-    keep: impl Fn(&Value) -> bool,
-) -> Vec<(String, String)> {
-    state
-        .objects
-        .get(&(group.to_string(), plural.to_string()))
-        .into_iter()
-        .flat_map(|m| m.iter())
-        .filter(|(_, o)| keep(o))
-        .map(|(k, _)| k.clone())
-        .collect()
-}
-
-/// A controller ownerReference to `owner` (as `metav1.NewControllerRef` builds it).
-pub(crate) fn controller_ref(owner: &Value) -> Value {
-    json!({
-        "apiVersion": str_at(owner, "/apiVersion"),
-        "kind": str_at(owner, "/kind"),
-        "name": meta_str(owner, "name"),
-        "uid": meta_str(owner, "uid"),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
-}
-
-/// The condition of `type` in `status.conditions`, if any.
-pub(crate) fn condition<'a>(obj: &'a Value, ctype: &str) -> Option<&'a Value> {
-    obj.pointer("/status/conditions")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype))
-}
-
-/// Whether the condition of `type` has status True.
-pub(crate) fn is_true(obj: &Value, ctype: &str) -> bool {
-    condition(obj, ctype).is_some_and(|c| c.get("status").and_then(Value::as_str) == Some("True"))
-}
-
-/// A pod's phase ("" when unset).
-pub(crate) fn phase(pod: &Value) -> &str {
-    str_at(pod, "/status/phase")
-}
-
-/// Whether a pod has finished (Succeeded or Failed).
-pub(crate) fn terminal(pod: &Value) -> bool {
-    matches!(phase(pod), "Succeeded" | "Failed")
-}
-
-/// `podutil.IsPodReady`: the Ready condition is True.
-pub(crate) fn pod_ready(pod: &Value) -> bool {
-    is_true(pod, "Ready")
-}
-
-/// Sum of restartCount over a pod's init and app containers.
-pub(crate) fn restarts(pod: &Value) -> i64 {
-    ["/status/initContainerStatuses", "/status/containerStatuses"]
-        .iter()
-        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
-        .sum()
-}
-
-/// Replaces the object's status when it differs; returns whether it wrote.
-pub(crate) fn write_status(
-    state: &mut State,
-    group: &str,
-    plural: &str,
-    obj: &Value,
-    status: Value,
-) -> bool {
-    if obj.get("status") == Some(&status) {
-        return false;
-    }
-    let mut new = obj.clone();
-    if let Some(o) = new.as_object_mut() {
-        o.insert("status".into(), status);
-    }
-    match state.update_object(group, plural, new, true) {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::debug!(%group, %plural, name = meta_str(obj, "name"), error = %e.message, "status update failed");
-            false
-        }
-    }
-}
-
-/// Removes `finalizer` from a stored object; returns whether it wrote.
-pub(crate) fn remove_finalizer(
-    state: &mut State,
-    group: &str,
-    plural: &str,
-    obj: &Value,
-    finalizer: &str,
-) -> bool {
-    let Some(list) = obj
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-    else {
-        return false;
-    };
-    if !list.iter().any(|f| f == finalizer) {
-        return false;
-    }
-    // Work on the current version: an earlier write in this pass may have changed the object.
-    let Some(mut cur) = state.object(
-        group,
-        plural,
-        meta_str(obj, "namespace"),
-        meta_str(obj, "name"),
-    ) else {
-        return false;
-    };
-    if let Some(fins) = cur
-        .pointer_mut("/metadata/finalizers")
-        .and_then(Value::as_array_mut)
-    {
-        fins.retain(|f| f != finalizer);
-    }
-    state.update_object(group, plural, cur, false).is_ok()
-}
-
-/// Deletes an object as a controller does; returns whether it did anything.
-pub(crate) fn delete(state: &mut State, group: &str, plural: &str, obj: &Value) -> bool {
-    if deleting(obj) {
-        return false;
-    }
-    state
-        .delete_object(
-            group,
-            plural,
-            meta_str(obj, "namespace"),
-            meta_str(obj, "name"),
-        )
-        .is_ok()
-}
-
-/// Sets a condition in a `metav1.Condition`-style list without touching the transition time
-/// when the status does not change; returns whether anything changed.
-pub(crate) fn set_condition(
-    conditions: &mut Vec<Value>,
-    ctype: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-) -> bool {
-    if let Some(c) = conditions
-        .iter_mut()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype))
-    {
-        let same_status = c.get("status").and_then(Value::as_str) == Some(status);
-        if same_status
-            && c.get("reason").and_then(Value::as_str) == Some(reason)
-            && c.get("message").and_then(Value::as_str) == Some(message)
-        {
-            return false;
-        }
-        c["status"] = json!(status);
-        c["reason"] = json!(reason);
-        c["message"] = json!(message);
-        if !same_status {
-            c["lastTransitionTime"] = json!(now());
-        }
-        return true;
-    }
-    conditions.push(json!({
-        "type": ctype,
-        "status": status,
-        "lastTransitionTime": now(),
-        "reason": reason,
-        "message": message,
-    }));
-    true
 }
 
 /// `ensureJobConditionStatus`: sets a JobCondition (with lastProbeTime), appending only
@@ -478,310 +301,381 @@ fn generate_name_with_index(job: &str, index: i64) -> String {
 // ---------------------------------------------------------------------------------------------
 // The sync.
 
-fn has_tracking_finalizer(pod: &Value) -> bool {
-    pod.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| f.iter().any(|x| x == TRACKING_FINALIZER))
-}
-
-/// Pods whose Job is gone (or going) keep no tracking finalizer.
-fn release_orphans(state: &mut State) -> bool {
-    let live: std::collections::BTreeMap<&str, bool> = state
-        .objects
-        .get(&("batch".to_string(), "jobs".to_string()))
-        .into_iter()
-        .flat_map(|m| m.values())
-        .map(|j| (meta_str(j, "uid"), deleting(j)))
-        .collect();
-    let orphans: Vec<Value> = state
-        .objects
-        .get(&(String::new(), "pods".to_string()))
-        .into_iter()
-        .flat_map(|m| m.values())
-        .filter(|p| has_tracking_finalizer(p))
-        .filter(|p| match controller_uid(p) {
-            Some(uid) => live.get(uid).is_none_or(|deleting| *deleting),
-            None => true,
-        })
-        .cloned()
-        .collect();
-    let mut changed = false;
-    for pod in orphans {
-        changed |= remove_finalizer(state, "", "pods", &pod, TRACKING_FINALIZER);
-    }
-    changed
-}
-
-enum Finish {
-    Success { reason: String, message: String },
-    Failure { reason: String, message: String },
-}
-
-fn sync_job(state: &mut State, job: &Value) -> bool {
+/// `syncJob`: defaults, then (for a Job this controller manages) the finished-pod accounting,
+/// the terminal decision, `manageJob` and the status; reconcile again when the deadline falls.
+fn sync_job(state: &mut State, job: &Value) -> Action {
     if deleting(job) {
-        return false;
+        return Action::Done;
     }
     if !defaulted(job) {
         let mut j = job.clone();
         defaults(&mut j);
-        return state.update_object("batch", "jobs", j, false).is_ok();
+        if let Err(e) = state.update_object("batch", "jobs", j, false) {
+            tracing::debug!(job = meta_str(job, "name"), error = %e.message, "defaulting failed");
+        }
+        return Action::Done;
     }
     // JobManagedBy: another controller (e.g. MultiKueue) owns the job's pods and status.
     let managed_by = str_at(job, "/spec/managedBy");
     if !managed_by.is_empty() && managed_by != "kubernetes.io/job-controller" {
-        return false;
+        return Action::Done;
     }
-    let ns = meta_str(job, "namespace").to_string();
-    let uid = meta_str(job, "uid").to_string();
-    let mut status: Map<String, Value> = job
-        .get("status")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut conditions: Vec<Value> = status
-        .get("conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let pods = controlled(state, "", "pods", &ns, &uid);
-    let finished = is_true(job, "Complete") || is_true(job, "Failed");
-    if finished {
-        let mut changed = false;
-        for p in pods.iter().filter(|p| has_tracking_finalizer(p)) {
-            changed |= remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-        }
-        return changed;
-    }
-
-    let parallelism = int_at(job, "/spec/parallelism").unwrap_or(1).max(0);
-    let completions = int_at(job, "/spec/completions");
-    let backoff_limit = int_at(job, "/spec/backoffLimit").unwrap_or(6);
-    let indexed = str_at(job, "/spec/completionMode") == "Indexed";
-    let suspended = job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
-    let on_failure = str_at(job, "/spec/template/spec/restartPolicy") == "OnFailure";
-    let n_completions = completions.unwrap_or(1);
-
-    let mut changed = false;
-    let mut succeeded = status.get("succeeded").and_then(Value::as_i64).unwrap_or(0);
-    let mut failed = status.get("failed").and_then(Value::as_i64).unwrap_or(0);
-    let mut done_indexes = parse_indexes(
-        status
-            .get("completedIndexes")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        n_completions,
+    let pods = controlled(
+        state,
+        "",
+        "pods",
+        meta_str(job, "namespace"),
+        meta_str(job, "uid"),
     );
-
-    // Count pods that finished since the last sync and release them.
-    for p in pods.iter().filter(|p| has_tracking_finalizer(p)) {
-        if phase(p) == "Succeeded" {
-            if indexed {
-                if let Some(i) = completion_index(p).filter(|i| *i < n_completions) {
-                    done_indexes.insert(i);
-                }
-            } else {
-                succeeded += 1;
-            }
-        } else if phase(p) == "Failed" || deleting(p) {
-            failed += 1;
-        } else {
-            continue;
+    if is_true(job, "Complete") || is_true(job, "Failed") {
+        // A finished Job only releases the pods it has not counted.
+        for p in &pods {
+            remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
         }
-        changed |= remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
+        return Action::Done;
     }
-    if indexed {
-        succeeded = done_indexes.len() as i64;
-    }
-    let active: Vec<&Value> = pods
+    let mut sync = Sync::new(job, pods);
+    sync.track_finished_pods(state);
+    let active: Vec<Value> = sync
+        .pods
         .iter()
         .filter(|p| !terminal(p) && !deleting(p))
+        .cloned()
         .collect();
-
-    let mut finish = None;
-    if let Some(c) =
-        condition(job, "SuccessCriteriaMet").filter(|_| is_true(job, "SuccessCriteriaMet"))
-    {
-        finish = Some(Finish::Success {
-            reason: str_at(c, "/reason").to_string(),
-            message: str_at(c, "/message").to_string(),
-        });
-    } else if let Some(c) =
-        condition(job, "FailureTarget").filter(|_| is_true(job, "FailureTarget"))
-    {
-        finish = Some(Finish::Failure {
-            reason: str_at(c, "/reason").to_string(),
-            message: str_at(c, "/message").to_string(),
-        });
-    } else if failed > backoff_limit
-        || (on_failure && past_backoff_on_failure(&pods, backoff_limit))
-    {
-        finish = Some(Finish::Failure {
-            reason: "BackoffLimitExceeded".into(),
-            message: "Job has reached the specified backoff limit".into(),
-        });
-    } else if past_deadline(job, &status, suspended) {
-        finish = Some(Finish::Failure {
-            reason: "DeadlineExceeded".into(),
-            message: "Job was active longer than specified deadline".into(),
-        });
+    let finish = sync.finished_condition();
+    if !sync.fields().contains_key("startTime") && !sync.spec.suspended {
+        sync.fields().insert("startTime".into(), json!(now()));
     }
-
-    if status.get("startTime").is_none() && !suspended {
-        status.insert("startTime".into(), json!(now()));
-    }
-
-    match finish {
-        Some(Finish::Failure { reason, message }) => {
-            // Every pod not yet terminated counts as failed and goes away.
-            for p in &active {
-                if has_tracking_finalizer(p) {
-                    failed += 1;
-                }
-                changed |= delete(state, "", "pods", p);
-                changed |= remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-            }
-            changed |=
-                ensure_job_condition(&mut conditions, "FailureTarget", "True", &reason, &message);
-            if terminating_now(state, &ns, &uid) == 0 {
-                changed |=
-                    ensure_job_condition(&mut conditions, "Failed", "True", &reason, &message);
-            }
-        }
-        Some(Finish::Success { reason, message }) => {
-            for p in &active {
-                changed |= delete(state, "", "pods", p);
-                changed |= remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-            }
-            if terminating_now(state, &ns, &uid) == 0 {
-                changed |=
-                    ensure_job_condition(&mut conditions, "Complete", "True", &reason, &message);
-                status.insert("completionTime".into(), json!(now()));
-            }
+    let action = match finish {
+        Some(f) => {
+            sync.enact_job_finished(state, &active, f);
+            Action::Done
         }
         None => {
-            let mut n_active = active.len() as i64;
-            if suspended {
-                for p in &active {
-                    // Suspension releases pods without counting them (deleteJobPods).
-                    changed |= remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-                    changed |= delete(state, "", "pods", p);
-                }
-                changed |= ensure_job_condition(
-                    &mut conditions,
-                    "Suspended",
-                    "True",
-                    "JobSuspended",
-                    "Job suspended",
-                );
-            } else {
-                if is_true(job, "Suspended") {
-                    changed |= ensure_job_condition(
-                        &mut conditions,
-                        "Suspended",
-                        "False",
-                        "JobResumed",
-                        "Job resumed",
-                    );
-                    status.insert("startTime".into(), json!(now()));
-                }
-                let want = match completions {
-                    None if succeeded > 0 => n_active,
-                    None => parallelism,
-                    Some(c) => (c - succeeded).min(parallelism).max(0),
-                };
-                if n_active > want {
-                    // Remove the pods furthest from running first (activePodsForRemoval).
-                    let mut victims = active.clone();
-                    victims.sort_by_key(|p| (pod_ready(p), phase(p) == "Running"));
-                    for p in victims.iter().take((n_active - want) as usize) {
-                        changed |= remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-                        changed |= delete(state, "", "pods", p);
-                    }
-                    n_active = want;
-                } else if n_active < want {
-                    let mut diff = want - n_active;
-                    let indexes: Vec<Option<i64>> = if indexed {
-                        let busy: BTreeSet<i64> =
-                            active.iter().filter_map(|p| completion_index(p)).collect();
-                        (0..n_completions)
-                            .filter(|i| !done_indexes.contains(i) && !busy.contains(i))
-                            .take(diff as usize)
-                            .map(Some)
-                            .collect()
-                    } else {
-                        (0..diff).map(|_| None).collect()
-                    };
-                    diff = indexes.len() as i64;
-                    for ix in indexes {
-                        let pod = pod_for(job, ix);
-                        match state.create_object("", "pods", pod) {
-                            Ok(_) => changed = true,
-                            Err(e) => {
-                                diff -= 1;
-                                tracing::debug!(job = meta_str(job, "name"), error = %e.message, "creating a job pod failed");
-                            }
-                        }
-                    }
-                    n_active += diff;
-                }
-                let complete = match completions {
-                    None => succeeded > 0 && n_active == 0,
-                    Some(c) => succeeded >= c && n_active == 0,
-                };
-                if complete {
-                    changed |= ensure_job_condition(
-                        &mut conditions,
-                        "SuccessCriteriaMet",
-                        "True",
-                        "CompletionsReached",
-                        REACHED_COMPLETIONS,
-                    );
-                }
-            }
+            sync.manage_job(state, &active);
+            sync.deadline_requeue()
+        }
+    };
+    sync.update_status(state);
+    action
+}
+
+/// The parts of a Job's spec a sync reads, with the defaults applied.
+struct Spec {
+    parallelism: i64,
+    completions: Option<i64>,
+    backoff_limit: i64,
+    indexed: bool,
+    suspended: bool,
+    on_failure: bool,
+}
+
+impl Spec {
+    fn of(job: &Value) -> Self {
+        Self {
+            parallelism: int_at(job, "/spec/parallelism").unwrap_or(1).max(0),
+            completions: int_at(job, "/spec/completions"),
+            backoff_limit: int_at(job, "/spec/backoffLimit").unwrap_or(6),
+            indexed: str_at(job, "/spec/completionMode") == "Indexed",
+            suspended: flag_at(job, "/spec/suspend"),
+            on_failure: str_at(job, "/spec/template/spec/restartPolicy") == "OnFailure",
         }
     }
 
-    // Status from the pods as they are now.
-    let pods_now = if changed {
-        controlled(state, "", "pods", &ns, &uid)
-    } else {
-        pods
-    };
-    let active_now: Vec<&Value> = pods_now
-        .iter()
-        .filter(|p| !terminal(p) && !deleting(p))
-        .collect();
-    let ready = active_now.iter().filter(|p| pod_ready(p)).count();
-    let terminating = pods_now
-        .iter()
-        .filter(|p| deleting(p) && !terminal(p))
-        .count();
-    let s = &mut status;
-    set_count(s, "active", active_now.len() as i64);
-    set_count(s, "succeeded", succeeded);
-    set_count(s, "failed", failed);
-    s.insert("ready".into(), json!(ready));
-    s.insert("terminating".into(), json!(terminating));
-    s.insert("uncountedTerminatedPods".into(), json!({}));
-    if indexed {
-        let rendered = render_indexes(&done_indexes);
-        if rendered.is_empty() {
-            s.remove("completedIndexes");
-        } else {
-            s.insert("completedIndexes".into(), json!(rendered));
+    /// The completions of an Indexed Job (at least one index).
+    fn n_completions(&self) -> i64 {
+        self.completions.unwrap_or(1)
+    }
+}
+
+/// Why a Job is finishing (`FailureTarget` / `SuccessCriteriaMet` and their reason).
+struct Finish {
+    failed: bool,
+    reason: String,
+    message: String,
+}
+
+/// One sync of an unfinished Job: its spec, its pods and the status being rebuilt.
+struct Sync<'a> {
+    job: &'a Value,
+    ns: String,
+    uid: String,
+    spec: Spec,
+    pods: Vec<Value>,
+    status: Status,
+    succeeded: i64,
+    failed: i64,
+    done_indexes: BTreeSet<i64>,
+}
+
+impl<'a> Sync<'a> {
+    fn new(job: &'a Value, pods: Vec<Value>) -> Self {
+        let spec = Spec::of(job);
+        let status = Status::of(job);
+        let count = |k: &str| status.fields.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let (succeeded, failed) = (count("succeeded"), count("failed"));
+        let done_indexes = parse_indexes(
+            status
+                .fields
+                .get("completedIndexes")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            spec.n_completions(),
+        );
+        Self {
+            job,
+            ns: meta_str(job, "namespace").to_string(),
+            uid: meta_str(job, "uid").to_string(),
+            spec,
+            pods,
+            status,
+            succeeded,
+            failed,
+            done_indexes,
         }
     }
-    if conditions.is_empty() {
-        s.remove("conditions");
-    } else {
-        s.insert("conditions".into(), Value::Array(conditions));
+
+    fn fields(&mut self) -> &mut Map<String, Value> {
+        &mut self.status.fields
     }
-    // Re-read: writes to pods above do not touch the job, but be safe about its version.
-    let current = state
-        .object("batch", "jobs", &ns, meta_str(job, "name"))
-        .unwrap_or_else(|| job.clone());
-    changed |= write_status(state, "batch", "jobs", &current, Value::Object(status));
-    changed
+
+    /// `trackJobStatusAndRemoveFinalizers`: counts the pods that finished since the last sync
+    /// and releases them.
+    fn track_finished_pods(&mut self, state: &mut State) {
+        let n_completions = self.spec.n_completions();
+        for p in self
+            .pods
+            .iter()
+            .filter(|p| has_finalizer(p, TRACKING_FINALIZER))
+        {
+            if phase(p) == "Succeeded" {
+                if self.spec.indexed {
+                    if let Some(i) = completion_index(p).filter(|i| *i < n_completions) {
+                        self.done_indexes.insert(i);
+                    }
+                } else {
+                    self.succeeded += 1;
+                }
+            } else if phase(p) == "Failed" || deleting(p) {
+                self.failed += 1;
+            } else {
+                continue;
+            }
+            remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
+        }
+        if self.spec.indexed {
+            self.succeeded = self.done_indexes.len() as i64;
+        }
+    }
+
+    /// The terminal decision of `syncJob`: a recorded `SuccessCriteriaMet`/`FailureTarget`,
+    /// else the backoff limit (`pastBackoffLimitOnFailure` too), else the active deadline.
+    fn finished_condition(&self) -> Option<Finish> {
+        let recorded = |ctype: &str, failed: bool| {
+            condition(self.job, ctype)
+                .filter(|_| is_true(self.job, ctype))
+                .map(|c| Finish {
+                    failed,
+                    reason: str_at(c, "/reason").to_string(),
+                    message: str_at(c, "/message").to_string(),
+                })
+        };
+        let failure = |reason: &str, message: &str| Finish {
+            failed: true,
+            reason: reason.into(),
+            message: message.into(),
+        };
+        if let Some(f) = recorded("SuccessCriteriaMet", false) {
+            Some(f)
+        } else if let Some(f) = recorded("FailureTarget", true) {
+            Some(f)
+        } else if self.failed > self.spec.backoff_limit
+            || (self.spec.on_failure
+                && past_backoff_on_failure(&self.pods, self.spec.backoff_limit))
+        {
+            Some(failure(
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            ))
+        } else if deadline_left(self.job, &self.status.fields, self.spec.suspended)
+            .is_some_and(|left| left <= 0)
+        {
+            Some(failure(
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// `enactJobFinished` after `deleteActivePods`: the active pods go (counted as failed when
+    /// failing), then the terminal condition once none is terminating.
+    fn enact_job_finished(&mut self, state: &mut State, active: &[Value], f: Finish) {
+        for p in active {
+            if f.failed && has_finalizer(p, TRACKING_FINALIZER) {
+                self.failed += 1;
+            }
+            delete(state, "", "pods", p);
+            remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
+        }
+        let settled = self.terminating_now(state) == 0;
+        let conditions = &mut self.status.conditions;
+        if f.failed {
+            ensure_job_condition(conditions, "FailureTarget", "True", &f.reason, &f.message);
+            if settled {
+                ensure_job_condition(conditions, "Failed", "True", &f.reason, &f.message);
+            }
+        } else if settled {
+            ensure_job_condition(conditions, "Complete", "True", &f.reason, &f.message);
+            self.status
+                .fields
+                .insert("completionTime".into(), json!(now()));
+        }
+    }
+
+    /// `manageJob`: suspension, resumption, and as many active pods as parallelism and the
+    /// remaining completions want; `SuccessCriteriaMet` once enough succeeded.
+    fn manage_job(&mut self, state: &mut State, active: &[Value]) {
+        if self.spec.suspended {
+            for p in active {
+                // Suspension releases pods without counting them (deleteJobPods).
+                remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
+                delete(state, "", "pods", p);
+            }
+            ensure_job_condition(
+                &mut self.status.conditions,
+                "Suspended",
+                "True",
+                "JobSuspended",
+                "Job suspended",
+            );
+            return;
+        }
+        if is_true(self.job, "Suspended") {
+            ensure_job_condition(
+                &mut self.status.conditions,
+                "Suspended",
+                "False",
+                "JobResumed",
+                "Job resumed",
+            );
+            self.fields().insert("startTime".into(), json!(now()));
+        }
+        let mut n_active = active.len() as i64;
+        let want = match self.spec.completions {
+            None if self.succeeded > 0 => n_active,
+            None => self.spec.parallelism,
+            Some(c) => (c - self.succeeded).min(self.spec.parallelism).max(0),
+        };
+        if n_active > want {
+            self.delete_extra_pods(state, active, (n_active - want) as usize);
+            n_active = want;
+        } else if n_active < want {
+            n_active += self.create_pods(state, active, want - n_active);
+        }
+        let complete = match self.spec.completions {
+            None => self.succeeded > 0 && n_active == 0,
+            Some(c) => self.succeeded >= c && n_active == 0,
+        };
+        if complete {
+            ensure_job_condition(
+                &mut self.status.conditions,
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                REACHED_COMPLETIONS,
+            );
+        }
+    }
+
+    /// Removes the `n` pods furthest from running first (`activePodsForRemoval`).
+    fn delete_extra_pods(&self, state: &mut State, active: &[Value], n: usize) {
+        let mut victims = active.to_vec();
+        victims.sort_by_key(|p| (pod_ready(p), phase(p) == "Running"));
+        for p in victims.iter().take(n) {
+            remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
+            delete(state, "", "pods", p);
+        }
+    }
+
+    /// Creates up to `diff` pods (for an Indexed Job, one per index neither done nor
+    /// running); returns how many were created.
+    fn create_pods(&self, state: &mut State, active: &[Value], diff: i64) -> i64 {
+        let indexes: Vec<Option<i64>> = if self.spec.indexed {
+            let busy: BTreeSet<i64> = active.iter().filter_map(completion_index).collect();
+            (0..self.spec.n_completions())
+                .filter(|i| !self.done_indexes.contains(i) && !busy.contains(i))
+                .take(diff as usize)
+                .map(Some)
+                .collect()
+        } else {
+            (0..diff).map(|_| None).collect()
+        };
+        let mut created = 0;
+        for ix in indexes {
+            if create(state, "", "pods", pod_for(self.job, ix)) {
+                created += 1;
+            }
+        }
+        created
+    }
+
+    /// `updateActiveDeadline`'s requeue (`AddAfter`): reconcile again when the active
+    /// deadline passes, even if no pod changes.
+    fn deadline_requeue(&self) -> Action {
+        match deadline_left(self.job, &self.status.fields, self.spec.suspended) {
+            Some(left) => Action::RequeueAfter(Duration::from_secs(left.max(1).unsigned_abs())),
+            None => Action::Done,
+        }
+    }
+
+    fn terminating_now(&self, state: &State) -> usize {
+        controlled(state, "", "pods", &self.ns, &self.uid)
+            .iter()
+            .filter(|p| deleting(p) && !terminal(p))
+            .count()
+    }
+
+    /// The status from the pods as they are now, written when it changed.
+    fn update_status(mut self, state: &mut State) {
+        let pods_now = controlled(state, "", "pods", &self.ns, &self.uid);
+        let active = pods_now
+            .iter()
+            .filter(|p| !terminal(p) && !deleting(p))
+            .count();
+        let ready = pods_now
+            .iter()
+            .filter(|p| !terminal(p) && !deleting(p) && pod_ready(p))
+            .count();
+        let terminating = pods_now
+            .iter()
+            .filter(|p| deleting(p) && !terminal(p))
+            .count();
+        let (succeeded, failed) = (self.succeeded, self.failed);
+        let rendered = self
+            .spec
+            .indexed
+            .then(|| render_indexes(&self.done_indexes));
+        let s = self.fields();
+        set_count(s, "active", active as i64);
+        set_count(s, "succeeded", succeeded);
+        set_count(s, "failed", failed);
+        s.insert("ready".into(), json!(ready));
+        s.insert("terminating".into(), json!(terminating));
+        s.insert("uncountedTerminatedPods".into(), json!({}));
+        match rendered {
+            Some(r) if r.is_empty() => {
+                s.remove("completedIndexes");
+            }
+            Some(r) => {
+                s.insert("completedIndexes".into(), json!(r));
+            }
+            None => {}
+        }
+        let job = self.job;
+        self.status.write(state, JOBS, job);
+    }
 }
 
 fn set_count(s: &mut Map<String, Value>, key: &str, n: i64) {
@@ -790,13 +684,6 @@ fn set_count(s: &mut Map<String, Value>, key: &str, n: i64) {
     } else {
         s.insert(key.into(), json!(n));
     }
-}
-
-fn terminating_now(state: &State, ns: &str, uid: &str) -> usize {
-    controlled(state, "", "pods", ns, uid)
-        .iter()
-        .filter(|p| deleting(p) && !terminal(p))
-        .count()
 }
 
 /// `pastBackoffLimitOnFailure`: container restarts of pending/running pods reach the limit.
@@ -813,24 +700,21 @@ fn past_backoff_on_failure(pods: &[Value], limit: i64) -> bool {
     }
 }
 
-fn past_deadline(job: &Value, status: &Map<String, Value>, suspended: bool) -> bool {
-    let Some(secs) = int_at(job, "/spec/activeDeadlineSeconds") else {
-        return false;
-    };
+/// Seconds left before `activeDeadlineSeconds` runs out (`pastActiveDeadline`; ≤ 0 when past);
+/// None without a deadline, while suspended, or before the Job started.
+fn deadline_left(job: &Value, status: &Map<String, Value>, suspended: bool) -> Option<i64> {
+    let secs = int_at(job, "/spec/activeDeadlineSeconds")?;
     if suspended {
-        return false;
+        return None;
     }
-    let Some(start) = status
+    let start = status
         .get("startTime")
         .and_then(Value::as_str)
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-    else {
-        return false;
-    };
-    chrono::Utc::now()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())?;
+    let elapsed = chrono::Utc::now()
         .signed_duration_since(start)
-        .num_seconds()
-        >= secs
+        .num_seconds();
+    Some(secs - elapsed)
 }
 
 /// A pod from the job's template (`CreatePodsWithGenerateName` plus the Indexed additions).
@@ -932,7 +816,83 @@ fn add_completion_index_env(spec: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
+    use crate::runtime::Runtime;
+
+    fn cluster() -> (State, Runtime) {
+        let mut s = State::new(Vec::new(), 1000);
+        s.bootstrap("", "namespaces", json!({"metadata": {"name": "ns"}}))
+            .unwrap();
+        let rt = Runtime::new(vec![Box::new(JobController), Box::new(OrphanPods)]);
+        (s, rt)
+    }
+
+    fn job(name: &str, spec: Value) -> Value {
+        let mut spec = spec;
+        spec["template"] = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}});
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": name, "namespace": "ns"}, "spec": spec})
+    }
+
+    fn pods(s: &State) -> Vec<Value> {
+        s.objects_of("", "pods")
+    }
+
+    #[test]
+    fn a_job_is_driven_by_its_pods_events() {
+        let (mut s, mut rt) = cluster();
+        rt.settle(&mut s);
+        s.create_object("batch", "jobs", job("pi", json!({"completions": 1})))
+            .unwrap();
+        rt.settle(&mut s);
+        let p = pods(&s);
+        assert_eq!(p.len(), 1, "the job made its pod");
+        assert!(has_finalizer(&p[0], TRACKING_FINALIZER));
+        let mut done = p[0].clone();
+        done["status"] = json!({"phase": "Succeeded"});
+        s.update_object("", "pods", done, true).unwrap();
+        rt.settle(&mut s);
+        let j = s.object("batch", "jobs", "ns", "pi").unwrap();
+        assert!(
+            is_true(&j, "Complete"),
+            "the pod's change reached its job: {j:#}"
+        );
+        assert_eq!(j["status"]["succeeded"], 1);
+        assert!(!has_finalizer(&pods(&s)[0], TRACKING_FINALIZER));
+    }
+
+    #[test]
+    fn an_active_deadline_requeues_the_job() {
+        let (mut s, mut rt) = cluster();
+        let spec = json!({"completions": 1, "activeDeadlineSeconds": 30});
+        s.create_object("batch", "jobs", job("dl", spec)).unwrap();
+        let now = Instant::now();
+        rt.settle_at(&mut s, now);
+        let due = rt.next_due().expect("a requeue for the deadline");
+        assert!(due > now + Duration::from_secs(28) && due <= now + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_deleted_jobs_tracked_pods_are_released() {
+        let (mut s, mut rt) = cluster();
+        s.create_object("batch", "jobs", job("gone", json!({"completions": 1})))
+            .unwrap();
+        rt.settle(&mut s);
+        assert!(has_finalizer(&pods(&s)[0], TRACKING_FINALIZER));
+        // Orphan propagation: the pod stays, its Job goes without it.
+        let scope = s.scope_for("batch", "jobs", "ns").unwrap();
+        let orphan = crate::store::DeleteOpts {
+            propagation: Some(crate::store::Propagation::Orphan),
+            ..Default::default()
+        };
+        s.delete(&scope, "gone", &orphan).unwrap();
+        rt.settle(&mut s);
+        let left = pods(&s);
+        assert_eq!(left.len(), 1);
+        assert!(!has_finalizer(&left[0], TRACKING_FINALIZER));
+    }
 
     #[test]
     fn indexes_round_trip() {

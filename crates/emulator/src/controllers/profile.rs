@@ -18,12 +18,14 @@
 //! (WorkloadIdentity, AwsIamForServiceAccount) act outside Kubernetes and are not modelled;
 //! the Failed condition is written through `/status` once (upstream appends it through the
 //! main resource on every reconcile, where a real API server drops it); writes whose result
-//! equals the stored object are skipped, so the synchronous reconcile loop settles.
+//! equals the stored object are skipped, so the reconcile of a settled Profile writes nothing.
+//! The profiles defects are applied by the hooks of [`crate::defects::profiles`].
 
 use serde_json::{Map, Value, json};
 
-use super::Controller;
-use crate::Defect;
+use super::status::Status;
+use crate::defects::profiles::Profiles;
+use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::status::ApiError;
 use crate::store::{State, meta_str};
 
@@ -52,30 +54,26 @@ const KFP_UI_PRINCIPAL: &str = "cluster.local/ns/kubeflow/sa/ml-pipeline-ui";
 const NOTEBOOK_CONTROLLER_PRINCIPAL: &str =
     "cluster.local/ns/kubeflow/sa/notebook-controller-service-account";
 
-/// The ClusterRole label the `profiles.edit-role-not-aggregated` defect strips.
-const AGGREGATE_TO_EDIT: &str = "rbac.authorization.kubeflow.org/aggregate-to-kubeflow-edit";
+/// kubeflow.org/v1 Profiles (cluster-scoped).
+pub const PROFILES: Kind = Kind::new(PROFILE_GROUP, "profiles", "Profile");
 
-/// The Profile controller.
+/// The Profile controller, with the profiles defects it is to exhibit. Reconciles a Profile
+/// when it, its Namespace, or a ServiceAccount, RoleBinding, ResourceQuota or
+/// AuthorizationPolicy of that namespace changes (upstream `Owns` them; the emulator also
+/// follows the ones it did not create, which a defect prunes), and when a CRD comes or goes.
 pub struct ProfileController {
-    defects: Vec<Defect>,
+    defects: Profiles,
     /// The default namespace labels (`namespace-labels.yaml`), in file order; `""` removes.
     default_labels: Vec<(String, String)>,
-    /// Whether the ClusterRole drift of `profiles.edit-role-not-aggregated` was applied.
-    roles_drifted: bool,
 }
 
 impl ProfileController {
-    /// A controller exhibiting `defects` (those it knows; others are ignored).
-    pub fn new(defects: &[Defect]) -> Self {
+    /// A controller exhibiting the profiles defects of `defects`.
+    pub fn new(defects: Profiles) -> Self {
         Self {
-            defects: defects.to_vec(),
+            defects,
             default_labels: default_namespace_labels(),
-            roles_drifted: false,
         }
-    }
-
-    fn has(&self, d: Defect) -> bool {
-        self.defects.contains(&d)
     }
 }
 
@@ -115,33 +113,52 @@ impl From<ApiError> for Stop {
     }
 }
 
-/// What one reconcile pass did.
-#[derive(Default)]
-struct Pass {
-    changed: bool,
-}
-
-impl Controller for ProfileController {
+impl Reconciler for ProfileController {
     fn name(&self) -> &'static str {
         "profile"
     }
 
-    fn reconcile(&mut self, state: &mut State) -> bool {
-        let mut pass = Pass::default();
-        if self.has(Defect::ProfilesEditRoleNotAggregated) && !self.roles_drifted {
-            self.drift_roles(state, &mut pass);
-        }
+    fn owns(&self) -> Kind {
+        PROFILES
+    }
+
+    fn watches(&self) -> Vec<Watch> {
+        let in_namespace =
+            |group, plural, kind| Watch::new(Kind::new(group, plural, kind), Mapper::Namespace);
+        vec![
+            Watch::new(Kind::new("", "namespaces", "Namespace"), Mapper::Name),
+            in_namespace("", "serviceaccounts", "ServiceAccount"),
+            in_namespace(RBAC_GROUP, "rolebindings", "RoleBinding"),
+            in_namespace("", "resourcequotas", "ResourceQuota"),
+            in_namespace(ISTIO_GROUP, "authorizationpolicies", "AuthorizationPolicy"),
+            // Whether AuthorizationPolicies are served decides whether a reconcile goes on.
+            Watch::new(
+                Kind::new(
+                    "apiextensions.k8s.io",
+                    "customresourcedefinitions",
+                    "CustomResourceDefinition",
+                ),
+                Mapper::All,
+            ),
+        ]
+    }
+
+    fn reconcile(&mut self, state: &mut State, key: &ObjectKey) -> Action {
         // The Profile CRD may be uninstalled (or not yet Established): nothing to do then.
         if state.scope_for(PROFILE_GROUP, "profiles", "").is_none() {
-            return pass.changed;
+            return Action::Done;
         }
-        for profile in state.objects_of(PROFILE_GROUP, "profiles") {
-            let name = meta_str(&profile, "name").to_string();
-            if let Err(Stop(why)) = self.reconcile_profile(state, profile, &mut pass) {
-                tracing::debug!(profile = %name, "profile reconcile stopped: {why}");
+        let Some(profile) = state.object(PROFILE_GROUP, "profiles", "", &key.name) else {
+            return Action::Done;
+        };
+        match self.reconcile_profile(state, profile) {
+            Ok(()) => Action::Done,
+            Err(Stop(why)) => {
+                tracing::debug!(profile = %key.name, "profile reconcile stopped: {why}");
+                // Upstream returns the error and controller-runtime requeues with back-off.
+                Action::Retry
             }
         }
-        pass.changed
     }
 }
 
@@ -155,12 +172,6 @@ fn controller_ref(profile: &Value) -> Value {
         "controller": true,
         "blockOwnerDeletion": true,
     })
-}
-
-/// Whether a write returned an object other than the one stored before (a no-op write keeps
-/// the resourceVersion).
-fn wrote(before: Option<&Value>, after: &Value) -> bool {
-    before.is_none_or(|b| meta_str(b, "resourceVersion") != meta_str(after, "resourceVersion"))
 }
 
 /// RBAC subjects as the API server stores them (`SetDefaults_Subject`: User and Group get
@@ -197,12 +208,8 @@ fn normalize_subjects(subjects: &Value) -> Value {
 }
 
 impl ProfileController {
-    fn reconcile_profile(
-        &self,
-        state: &mut State,
-        profile: Value,
-        pass: &mut Pass,
-    ) -> Result<(), Stop> {
+    /// `Reconcile` of one Profile, in upstream's order, stopping at the first error.
+    fn reconcile_profile(&self, state: &mut State, profile: Value) -> Result<(), Stop> {
         let name = meta_str(&profile, "name").to_string();
         let owner = profile.pointer("/spec/owner").cloned().unwrap_or(json!({}));
         let owner_name = owner
@@ -212,49 +219,30 @@ impl ProfileController {
             .to_string();
         let deleting = profile.pointer("/metadata/deletionTimestamp").is_some();
 
-        if !self.namespace(state, &profile, &name, &owner_name, pass)? {
+        if !self.namespace(state, &profile, &name, &owner_name)? {
             return Ok(());
         }
-        self.authorization_policy(state, &profile, &name, &owner_name, pass)?;
-        let (editor_role, viewer_role) = if self.has(Defect::ProfilesViewerCanEdit) {
-            ("kubeflow-edit", "kubeflow-edit")
-        } else {
-            ("kubeflow-edit", "kubeflow-view")
-        };
-        self.service_account(state, &profile, &name, "default-editor", editor_role, pass)?;
-        self.service_account(state, &profile, &name, "default-viewer", viewer_role, pass)?;
-        if !self.has(Defect::ProfilesNoAdminBinding) {
-            let annotations = if self.has(Defect::ProfilesAdminBindingUnannotated) {
-                None
-            } else {
-                Some(json!({"user": owner_name, "role": "admin"}))
-            };
-            let mut binding = json!({
-                "metadata": {"name": ADMIN_BINDING, "namespace": name},
-                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "kubeflow-admin"},
-                "subjects": [owner],
-            });
-            if let (Some(a), Some(m)) = (annotations, binding["metadata"].as_object_mut()) {
-                m.insert("annotations".into(), a);
-            }
-            self.role_binding(state, &profile, binding, pass)?;
+        self.authorization_policy(state, &profile, &name, &owner_name)?;
+        self.service_account(state, &profile, &name, "default-editor", "kubeflow-edit")?;
+        self.service_account(state, &profile, &name, "default-viewer", "kubeflow-view")?;
+        let admin = json!({
+            "metadata": {
+                "name": ADMIN_BINDING,
+                "namespace": name,
+                "annotations": {"user": owner_name, "role": "admin"},
+            },
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "kubeflow-admin"},
+            "subjects": [owner],
+        });
+        self.role_binding(state, &profile, admin)?;
+        for binding in self.defects.extra_role_bindings(&name) {
+            self.role_binding(state, &profile, binding)?;
         }
-        if self.has(Defect::ProfilesNonMembersAllowed) {
-            // A distribution that "shares" every Profile with all signed-in users.
-            let binding = json!({
-                "metadata": {"name": "default-authenticated-edit", "namespace": name},
-                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "kubeflow-edit"},
-                "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": "system:authenticated"}],
-            });
-            self.role_binding(state, &profile, binding, pass)?;
+        if self.defects.reconciles_quota() {
+            self.resource_quota(state, &profile, &name)?;
         }
-        if !self.has(Defect::ProfilesNoResourceQuota) {
-            self.resource_quota(state, &profile, &name, pass)?;
-        }
-        if self.has(Defect::ProfilesContributorBindingsPruned) {
-            self.prune_foreign_bindings(state, &profile, &name, pass)?;
-        }
-        self.finalizer(state, &name, deleting, pass)
+        self.defects.prune_role_bindings(state, &profile)?;
+        self.finalizer(state, &name, deleting)
     }
 
     /// Creates or adopts the namespace; false when it belongs to someone else (reconcile stops).
@@ -264,72 +252,57 @@ impl ProfileController {
         profile: &Value,
         name: &str,
         owner: &str,
-        pass: &mut Pass,
     ) -> Result<bool, Stop> {
-        match state.object("", "namespaces", "", name) {
-            None => {
-                let mut labels = Map::new();
-                self.set_labels(&mut labels);
-                let mut ns = json!({
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {
-                        "name": name,
-                        "annotations": {"owner": owner},
-                        "labels": labels,
-                    },
-                });
-                if !self.has(Defect::ProfilesNoOwnerReference) {
-                    ns["metadata"]["ownerReferences"] = json!([controller_ref(profile)]);
-                }
-                state.create_object("", "namespaces", ns)?;
-                pass.changed = true;
-                Ok(true)
-            }
-            Some(found) => {
-                let found_owner = found
-                    .pointer("/metadata/annotations/owner")
-                    .and_then(Value::as_str);
-                if found_owner != Some(owner) {
-                    self.fail(
-                        state,
-                        name,
-                        &format!(
-                            "namespace already exist, but not owned by profile creator {owner}"
-                        ),
-                        pass,
-                    );
-                    return Ok(false);
-                }
-                let mut labels = found
-                    .pointer("/metadata/labels")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                let before = labels.clone();
-                self.set_labels(&mut labels);
-                if labels != before {
-                    let mut ns = found.clone();
-                    ns["metadata"]["labels"] = Value::Object(labels);
-                    let after = state.update_object("", "namespaces", ns, false)?;
-                    pass.changed |= wrote(Some(&found), &after);
-                }
-                Ok(true)
-            }
+        let Some(found) = state.object("", "namespaces", "", name) else {
+            let mut labels = Map::new();
+            self.set_labels(&mut labels);
+            let mut ns = json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"owner": owner},
+                    "labels": labels,
+                    "ownerReferences": [controller_ref(profile)],
+                },
+            });
+            self.defects.namespace(&mut ns);
+            state.create_object("", "namespaces", ns)?;
+            return Ok(true);
+        };
+        let found_owner = found
+            .pointer("/metadata/annotations/owner")
+            .and_then(Value::as_str);
+        if found_owner != Some(owner) {
+            let message =
+                format!("namespace already exist, but not owned by profile creator {owner}");
+            self.fail(state, name, &message);
+            return Ok(false);
         }
+        let mut labels = found
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let before = labels.clone();
+        self.set_labels(&mut labels);
+        if labels != before {
+            let mut ns = found;
+            ns["metadata"]["labels"] = Value::Object(labels);
+            state.update_object("", "namespaces", ns, false)?;
+        }
+        Ok(true)
     }
 
     /// `setNamespaceLabelsAndServiceMesh` in sidecar mode: defaults are added when absent
     /// (an empty value removes the key), then `istio-injection=enabled` is forced and the
     /// ambient-mode labels are removed.
     fn set_labels(&self, labels: &mut Map<String, Value>) {
-        if !self.has(Defect::ProfilesMissingNamespaceLabels) {
-            for (k, v) in &self.default_labels {
-                if v.is_empty() {
-                    labels.remove(k);
-                } else if !labels.contains_key(k) {
-                    labels.insert(k.clone(), json!(v));
-                }
+        for (k, v) in self.defects.default_labels(&self.default_labels) {
+            if v.is_empty() {
+                labels.remove(k);
+            } else if !labels.contains_key(k) {
+                labels.insert(k.clone(), json!(v));
             }
         }
         labels.insert("istio-injection".into(), json!("enabled"));
@@ -344,35 +317,22 @@ impl ProfileController {
     }
 
     /// Appends the Failed condition (once per message) through `/status`.
-    fn fail(&self, state: &mut State, name: &str, message: &str, pass: &mut Pass) {
-        let Some(mut profile) = state.object(PROFILE_GROUP, "profiles", "", name) else {
+    fn fail(&self, state: &mut State, name: &str, message: &str) {
+        let Some(profile) = state.object(PROFILE_GROUP, "profiles", "", name) else {
             return;
         };
-        let conditions = profile
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if conditions
+        let mut status = Status::of(&profile);
+        if status
+            .conditions
             .iter()
             .any(|c| c["type"] == "Failed" && c["message"] == message)
         {
             return;
         }
-        let mut conditions = conditions;
-        conditions.push(json!({"type": "Failed", "message": message}));
-        match profile.as_object_mut() {
-            Some(o) => {
-                let status = o.entry("status").or_insert_with(|| json!({}));
-                status["conditions"] = Value::Array(conditions);
-            }
-            None => return,
-        }
-        let before = state.object(PROFILE_GROUP, "profiles", "", name);
-        match state.update_object(PROFILE_GROUP, "profiles", profile, true) {
-            Ok(after) => pass.changed |= wrote(before.as_ref(), &after),
-            Err(e) => tracing::debug!(profile = %name, "writing Failed condition: {}", e.message),
-        }
+        status
+            .conditions
+            .push(json!({"type": "Failed", "message": message}));
+        status.write(state, PROFILES, &profile);
     }
 
     /// `getAuthorizationPolicy`: the owner through the ingress gateway or the KFP UI, every
@@ -408,7 +368,6 @@ impl ProfileController {
         profile: &Value,
         name: &str,
         owner: &str,
-        pass: &mut Pass,
     ) -> Result<(), Stop> {
         if state
             .scope_for(ISTIO_GROUP, "authorizationpolicies", name)
@@ -433,14 +392,10 @@ impl ProfileController {
                     "spec": spec,
                 });
                 state.create_object(ISTIO_GROUP, "authorizationpolicies", policy)?;
-                pass.changed = true;
             }
-            Some(found) if found.get("spec") != Some(&spec) => {
-                let mut updated = found.clone();
-                updated["spec"] = spec;
-                let after =
-                    state.update_object(ISTIO_GROUP, "authorizationpolicies", updated, false)?;
-                pass.changed |= wrote(Some(&found), &after);
+            Some(mut found) if found.get("spec") != Some(&spec) => {
+                found["spec"] = spec;
+                state.update_object(ISTIO_GROUP, "authorizationpolicies", found, false)?;
             }
             Some(_) => {}
         }
@@ -456,10 +411,8 @@ impl ProfileController {
         namespace: &str,
         sa: &str,
         role: &str,
-        pass: &mut Pass,
     ) -> Result<(), Stop> {
-        let skip_sa = sa == "default-editor" && self.has(Defect::ProfilesNoDefaultEditor);
-        if !skip_sa && state.object("", "serviceaccounts", namespace, sa).is_none() {
+        if state.object("", "serviceaccounts", namespace, sa).is_none() {
             let obj = json!({
                 "apiVersion": "v1",
                 "kind": "ServiceAccount",
@@ -469,26 +422,24 @@ impl ProfileController {
                     "ownerReferences": [controller_ref(profile)],
                 },
             });
-            state.create_object("", "serviceaccounts", obj)?;
-            pass.changed = true;
+            if let Some(obj) = self.defects.service_account(obj) {
+                state.create_object("", "serviceaccounts", obj)?;
+            }
         }
         let binding = json!({
             "metadata": {"name": sa, "namespace": namespace},
             "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
         });
-        self.role_binding(state, profile, binding, pass)
+        self.role_binding(state, profile, binding)
     }
 
     /// `updateRoleBinding`: created with a controller ownerReference; afterwards only roleRef
     /// and subjects are reconciled (annotations never are).
-    fn role_binding(
-        &self,
-        state: &mut State,
-        profile: &Value,
-        mut binding: Value,
-        pass: &mut Pass,
-    ) -> Result<(), Stop> {
+    fn role_binding(&self, state: &mut State, profile: &Value, binding: Value) -> Result<(), Stop> {
+        let Some(mut binding) = self.defects.role_binding(binding) else {
+            return Ok(());
+        };
         let namespace = binding["metadata"]["namespace"]
             .as_str()
             .unwrap_or("")
@@ -503,18 +454,15 @@ impl ProfileController {
                 binding["kind"] = json!("RoleBinding");
                 binding["metadata"]["ownerReferences"] = json!([controller_ref(profile)]);
                 state.create_object(RBAC_GROUP, "rolebindings", binding)?;
-                pass.changed = true;
             }
-            Some(found) => {
+            Some(mut found) => {
                 let same = found.get("roleRef") == binding.get("roleRef")
                     && normalize_subjects(&found["subjects"])
                         == normalize_subjects(&binding["subjects"]);
                 if !same {
-                    let mut updated = found.clone();
-                    updated["roleRef"] = binding["roleRef"].clone();
-                    updated["subjects"] = binding["subjects"].clone();
-                    let after = state.update_object(RBAC_GROUP, "rolebindings", updated, false)?;
-                    pass.changed |= wrote(Some(&found), &after);
+                    found["roleRef"] = binding["roleRef"].clone();
+                    found["subjects"] = binding["subjects"].clone();
+                    state.update_object(RBAC_GROUP, "rolebindings", found, false)?;
                 }
             }
         }
@@ -528,7 +476,6 @@ impl ProfileController {
         state: &mut State,
         profile: &Value,
         namespace: &str,
-        pass: &mut Pass,
     ) -> Result<(), Stop> {
         let spec = profile
             .pointer("/spec/resourceQuotaSpec")
@@ -552,63 +499,24 @@ impl ProfileController {
                     "spec": spec,
                 });
                 state.create_object("", "resourcequotas", quota)?;
-                pass.changed = true;
             }
-            (true, Some(found)) if found.get("spec") != Some(&spec) => {
-                let mut updated = found.clone();
-                updated["spec"] = spec;
-                let after = state.update_object("", "resourcequotas", updated, false)?;
-                pass.changed |= wrote(Some(&found), &after);
+            (true, Some(mut found)) if found.get("spec") != Some(&spec) => {
+                found["spec"] = spec;
+                state.update_object("", "resourcequotas", found, false)?;
             }
             (false, Some(_)) => {
                 state.delete_object("", "resourcequotas", namespace, QUOTA)?;
-                pass.changed = true;
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// The `profiles.contributor-bindings-pruned` defect: RoleBindings not controlled by this
-    /// Profile are deleted from its namespace.
-    fn prune_foreign_bindings(
-        &self,
-        state: &mut State,
-        profile: &Value,
-        namespace: &str,
-        pass: &mut Pass,
-    ) -> Result<(), Stop> {
-        let uid = meta_str(profile, "uid");
-        let foreign: Vec<String> = state
-            .objects_of(RBAC_GROUP, "rolebindings")
-            .iter()
-            .filter(|b| meta_str(b, "namespace") == namespace)
-            .filter(|b| b.pointer("/metadata/deletionTimestamp").is_none())
-            .filter(|b| {
-                !b.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
-            })
-            .map(|b| meta_str(b, "name").to_string())
-            .collect();
-        for b in foreign {
-            state.delete_object(RBAC_GROUP, "rolebindings", namespace, &b)?;
-            pass.changed = true;
-        }
-        Ok(())
-    }
-
     /// Adds `profile-finalizer`, or removes it once the Profile is being deleted (plugins
     /// would be revoked first).
-    fn finalizer(
-        &self,
-        state: &mut State,
-        name: &str,
-        deleting: bool,
-        pass: &mut Pass,
-    ) -> Result<(), Stop> {
+    fn finalizer(&self, state: &mut State, name: &str, deleting: bool) -> Result<(), Stop> {
         // Re-read: the steps above may have written the Profile's status.
-        let Some(profile) = state.object(PROFILE_GROUP, "profiles", "", name) else {
+        let Some(mut profile) = state.object(PROFILE_GROUP, "profiles", "", name) else {
             return Ok(());
         };
         let mut finalizers: Vec<Value> = profile
@@ -617,47 +525,19 @@ impl ProfileController {
             .cloned()
             .unwrap_or_default();
         let has = finalizers.iter().any(|f| f == FINALIZER);
-        let want = if deleting {
-            if !has || self.has(Defect::ProfilesFinalizerStuck) {
+        if deleting {
+            if !has || !self.defects.removes_finalizer() {
                 return Ok(());
             }
             finalizers.retain(|f| f != FINALIZER);
-            finalizers
         } else {
             if has {
                 return Ok(());
             }
             finalizers.push(json!(FINALIZER));
-            finalizers
-        };
-        let mut updated = profile.clone();
-        updated["metadata"]["finalizers"] = Value::Array(want);
-        let after = state.update_object(PROFILE_GROUP, "profiles", updated, false)?;
-        pass.changed |= wrote(Some(&profile), &after);
+        }
+        profile["metadata"]["finalizers"] = Value::Array(finalizers);
+        state.update_object(PROFILE_GROUP, "profiles", profile, false)?;
         Ok(())
-    }
-
-    /// The `profiles.edit-role-not-aggregated` defect: the installed kubeflow-trainer-edit
-    /// ClusterRole lacks its aggregation label, as a distribution shipping an edited manifest
-    /// would have it. Applied once, when the role is first seen.
-    fn drift_roles(&mut self, state: &mut State, pass: &mut Pass) {
-        let Some(role) = state.object(RBAC_GROUP, "clusterroles", "", "kubeflow-trainer-edit")
-        else {
-            return;
-        };
-        self.roles_drifted = true;
-        let mut updated = role.clone();
-        let removed = updated
-            .pointer_mut("/metadata/labels")
-            .and_then(Value::as_object_mut)
-            .and_then(|l| l.remove(AGGREGATE_TO_EDIT))
-            .is_some();
-        if !removed {
-            return;
-        }
-        match state.update_object(RBAC_GROUP, "clusterroles", updated, false) {
-            Ok(after) => pass.changed |= wrote(Some(&role), &after),
-            Err(e) => tracing::warn!("drifting kubeflow-trainer-edit: {}", e.message),
-        }
     }
 }

@@ -10,16 +10,18 @@
 //! citations.
 //!
 //! Defaults are applied in memory, as the operator does (`r.Scheme.Default`): the stored spec
-//! stays as the user wrote it while pods reflect the defaults.
+//! stays as the user wrote it while pods reflect the defaults. The training defects are
+//! applied by the hooks of [`crate::defects::training`].
 
 use serde_json::{Map, Value, json};
 
-use super::Controller;
-use super::job::{
-    controlled, controller_ref, delete, deleting, int_at, is_true, keys_where, phase, restarts,
-    str_at, write_status,
+use super::objects::{
+    controlled, controller_ref, create, delete, deleting, flag_at, int_at, label, phase, restarts,
+    str_at,
 };
-use crate::Defect;
+use super::status::{Status, find, is_true, transition_time, true_condition};
+use crate::defects::training::{PyTorchEnv, Training};
+use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str, now};
 
 const GROUP: &str = "kubeflow.org";
@@ -27,8 +29,10 @@ const PLURAL: &str = "pytorchjobs";
 const KIND: &str = "PyTorchJob";
 const OPERATOR_NAME: &str = "training.kubeflow.org/operator-name";
 const JOB_NAME: &str = "training.kubeflow.org/job-name";
-const REPLICA_TYPE: &str = "training.kubeflow.org/replica-type";
-const REPLICA_INDEX: &str = "training.kubeflow.org/replica-index";
+/// The pod and Service label naming the replica type (lower-cased).
+pub(crate) const REPLICA_TYPE: &str = "training.kubeflow.org/replica-type";
+/// The pod and Service label naming the replica index.
+pub(crate) const REPLICA_INDEX: &str = "training.kubeflow.org/replica-index";
 const JOB_ROLE: &str = "training.kubeflow.org/job-role";
 const CONTROLLER_NAME: &str = "pytorchjob-controller";
 const DEFAULT_CONTAINER: &str = "pytorch";
@@ -37,55 +41,46 @@ const DEFAULT_PORT: i64 = 23456;
 const MANAGED_BY: &str = "kubeflow.org/training-operator";
 const INIT_IMAGE: &str = "alpine:3.10";
 
-/// The PyTorchJob controller, with the defects it is to exhibit.
+/// kubeflow.org/v1 PyTorchJobs.
+pub const PYTORCHJOBS: Kind = Kind::new(GROUP, PLURAL, KIND);
+const PODS: Kind = Kind::new("", "pods", "Pod");
+const SERVICES: Kind = Kind::new("", "services", "Service");
+
+/// The PyTorchJob controller, with the training defects it is to exhibit. Reconciles a job
+/// when it, one of its pods or one of its Services changes (`OnDependentCreateFunc` & co.).
 #[derive(Debug, Default)]
 pub struct PyTorchJobController {
-    no_master_addr: bool,
-    wrong_world_size: bool,
-    failed_counts_as_succeeded: bool,
-    capitalised_replica_type: bool,
-    master_service_selects_nothing: bool,
-    no_pet_nnodes: bool,
+    defects: Training,
 }
 
 impl PyTorchJobController {
-    /// A controller exhibiting the training defects among `defects`.
-    pub fn new(defects: &[Defect]) -> Self {
-        Self {
-            no_master_addr: defects.contains(&Defect::TrainingNoMasterAddr),
-            wrong_world_size: defects.contains(&Defect::TrainingWrongWorldSize),
-            failed_counts_as_succeeded: defects.contains(&Defect::TrainingFailedJobSucceeds),
-            capitalised_replica_type: defects.contains(&Defect::TrainingWrongReplicaLabels),
-            master_service_selects_nothing: defects.contains(&Defect::TrainingMasterUnreachable),
-            no_pet_nnodes: defects.contains(&Defect::TrainingNoPetNnodes),
-        }
+    /// A controller exhibiting the training defects of `defects`.
+    pub fn new(defects: Training) -> Self {
+        Self { defects }
     }
 }
 
-impl Controller for PyTorchJobController {
+impl Reconciler for PyTorchJobController {
     fn name(&self) -> &'static str {
         "pytorchjob"
     }
 
-    fn reconcile(&mut self, state: &mut State) -> bool {
-        // A finished job whose pods stay (cleanPodPolicy None) and whose replica statuses are
-        // settled needs nothing: skip it without copying.
-        let keys = keys_where(state, GROUP, PLURAL, |j| {
-            let finished = is_true(j, "Succeeded") || is_true(j, "Failed");
-            let keeps_pods = matches!(str_at(j, "/spec/runPolicy/cleanPodPolicy"), "" | "None");
-            let active_left = j
-                .pointer("/status/replicaStatuses")
-                .and_then(Value::as_object)
-                .is_some_and(|m| m.values().any(|s| s.get("active").is_some()));
-            !(finished && keeps_pods && !(is_true(j, "Succeeded") && active_left))
-        });
-        let mut changed = false;
-        for (ns, name) in keys {
-            if let Some(job) = state.object(GROUP, PLURAL, &ns, &name) {
-                changed |= self.sync(state, &job);
-            }
+    fn owns(&self) -> Kind {
+        PYTORCHJOBS
+    }
+
+    fn watches(&self) -> Vec<Watch> {
+        vec![
+            Watch::new(PODS, Mapper::ControllerOwner),
+            Watch::new(SERVICES, Mapper::ControllerOwner),
+        ]
+    }
+
+    fn reconcile(&mut self, state: &mut State, key: &ObjectKey) -> Action {
+        if let Some(job) = state.object(GROUP, PLURAL, &key.namespace, &key.name) {
+            self.reconcile_jobs(state, &job);
         }
-        changed
+        Action::Done
     }
 }
 
@@ -199,17 +194,13 @@ fn update_condition(
     reason: &str,
     message: &str,
 ) -> bool {
-    let failed = conditions.iter().any(|c| {
-        c.get("type").and_then(Value::as_str) == Some("Failed")
-            && c.get("status").and_then(Value::as_str) == Some("True")
-    });
-    if failed {
+    if conditions
+        .iter()
+        .any(|c| c["type"] == "Failed" && true_condition(c))
+    {
         return false;
     }
-    let current = conditions
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype))
-        .cloned();
+    let current = find(conditions, ctype).cloned();
     if let Some(c) = &current
         && c.get("status").and_then(Value::as_str) == Some(status)
         && c.get("reason").and_then(Value::as_str) == Some(reason)
@@ -217,16 +208,10 @@ fn update_condition(
         return false;
     }
     let ts = now();
-    let mut cond = json!({
+    let cond = json!({
         "type": ctype, "status": status, "reason": reason, "message": message,
-        "lastUpdateTime": ts, "lastTransitionTime": ts,
+        "lastUpdateTime": ts, "lastTransitionTime": transition_time(current.as_ref(), status, &ts),
     });
-    if let Some(c) = &current
-        && c.get("status").and_then(Value::as_str) == Some(status)
-        && let Some(t) = c.get("lastTransitionTime")
-    {
-        cond["lastTransitionTime"] = t.clone();
-    }
     let mut kept = Vec::new();
     for mut c in conditions.drain(..) {
         let t = c
@@ -254,6 +239,7 @@ fn reason(r: &str) -> String {
     format!("{KIND}{r}")
 }
 
+/// One replica type's pods by phase (`UpdateJobReplicaStatuses`).
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     active: i64,
@@ -262,401 +248,409 @@ struct Counts {
 }
 
 impl PyTorchJobController {
-    fn replica_type_label(&self, r: &Replica) -> String {
-        if self.capitalised_replica_type {
-            r.rtype.clone()
-        } else {
-            r.lower()
-        }
-    }
-
     /// `GenLabels` plus replica type and index (the Service selector and pod labels).
     fn labels(&self, job_name: &str, r: &Replica, index: i64) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert(OPERATOR_NAME.into(), json!(CONTROLLER_NAME));
         m.insert(JOB_NAME.into(), json!(job_name.replace('/', "-")));
-        m.insert(REPLICA_TYPE.into(), json!(self.replica_type_label(r)));
+        m.insert(REPLICA_TYPE.into(), json!(r.lower()));
         m.insert(REPLICA_INDEX.into(), json!(index.to_string()));
+        self.defects.pytorchjob_labels(&mut m);
         m
     }
 
-    fn sync(&self, state: &mut State, job: &Value) -> bool {
+    /// `ReconcileJobs`: a finished job is cleaned up, a suspended one torn down, one past its
+    /// backoff limit failed; otherwise each replica type's pods and Services are reconciled
+    /// and the status updated.
+    fn reconcile_jobs(&self, state: &mut State, job: &Value) {
         if deleting(job) {
-            return false;
+            return;
         }
         let managed_by = str_at(job, "/spec/runPolicy/managedBy");
         if !managed_by.is_empty() && managed_by != MANAGED_BY {
-            return false;
+            return;
         }
+        let mut run = Run::new(self, state, job);
+        if is_true(job, "Succeeded") || is_true(job, "Failed") {
+            run.cleanup_job(state);
+        } else if flag_at(job, "/spec/runPolicy/suspend") {
+            run.suspend(state);
+        } else {
+            run.resume();
+            if run.past_backoff_limit() {
+                run.fail_past_backoff(state);
+            } else {
+                let counts: Vec<Counts> = run
+                    .specs
+                    .clone()
+                    .iter()
+                    .map(|r| {
+                        let c = run.reconcile_pods(state, r);
+                        run.reconcile_services(state, r);
+                        c
+                    })
+                    .collect();
+                run.update_job_status(&counts);
+            }
+        }
+        run.status.write(state, PYTORCHJOBS, job);
+    }
+}
+
+/// One reconcile of one PyTorchJob: its defaulted replicas, its pods and Services, and the
+/// status being rebuilt.
+struct Run<'a> {
+    ctl: &'a PyTorchJobController,
+    job: &'a Value,
+    name: String,
+    specs: Vec<Replica>,
+    status: Status,
+    pods: Vec<Value>,
+    services: Vec<Value>,
+}
+
+impl<'a> Run<'a> {
+    fn new(ctl: &'a PyTorchJobController, state: &State, job: &'a Value) -> Self {
         let name = meta_str(job, "name").to_string();
-        let ns = meta_str(job, "namespace").to_string();
-        let uid = meta_str(job, "uid").to_string();
-        let specs = replicas(job);
-        let mut status: Map<String, Value> = job
-            .get("status")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let mut conditions: Vec<Value> = status
-            .get("conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut changed = false;
-        if conditions.is_empty() {
+        let (ns, uid) = (meta_str(job, "namespace"), meta_str(job, "uid"));
+        let mut status = Status::of(job);
+        if status.conditions.is_empty() {
             // onOwnerCreateFunc: the create event records Created.
             update_condition(
-                &mut conditions,
+                &mut status.conditions,
                 "Created",
                 "True",
                 &reason("Created"),
                 &format!("{KIND} {name} is created."),
             );
         }
-        let pods = controlled(state, "", "pods", &ns, &uid);
-        let services = controlled(state, "", "services", &ns, &uid);
-        let clean_policy = match str_at(job, "/spec/runPolicy/cleanPodPolicy") {
+        Self {
+            ctl,
+            job,
+            specs: replicas(job),
+            status,
+            pods: controlled(state, "", "pods", ns, uid),
+            services: controlled(state, "", "services", ns, uid),
+            name,
+        }
+    }
+
+    fn condition(&mut self, ctype: &str, status: &str, why: &str, message: &str) {
+        update_condition(
+            &mut self.status.conditions,
+            ctype,
+            status,
+            &reason(why),
+            message,
+        );
+    }
+
+    fn completion_time(&mut self) {
+        self.status
+            .fields
+            .entry("completionTime")
+            .or_insert_with(|| json!(now()));
+    }
+
+    /// `DeletePodsAndServices` and the pods' Services, which all go.
+    fn delete_all(&self, state: &mut State) {
+        for p in &self.pods {
+            delete(state, "", "pods", p);
+        }
+        for s in &self.services {
+            delete(state, "", "services", s);
+        }
+    }
+
+    /// A finished job: `CleanupJobs` under its cleanPodPolicy; a succeeded job's replicas
+    /// still active count as succeeded.
+    fn cleanup_job(&mut self, state: &mut State) {
+        let policy = match str_at(self.job, "/spec/runPolicy/cleanPodPolicy") {
             "" => "None",
             p => p,
         };
-
-        if is_true(job, "Succeeded") || is_true(job, "Failed") {
-            changed |= clean_up(state, clean_policy, &pods, &services);
-            if is_true(job, "Succeeded")
-                && let Some(rs) = status
-                    .get_mut("replicaStatuses")
-                    .and_then(Value::as_object_mut)
-            {
-                for s in rs.values_mut() {
-                    let active = s.get("active").and_then(Value::as_i64).unwrap_or(0);
-                    if active > 0 {
-                        let succ = s.get("succeeded").and_then(Value::as_i64).unwrap_or(0);
-                        s["succeeded"] = json!(succ + active);
-                        if let Some(o) = s.as_object_mut() {
-                            o.remove("active");
-                        }
-                    }
+        clean_up(state, policy, &self.pods, &self.services);
+        if !is_true(self.job, "Succeeded") {
+            return;
+        }
+        let Some(rs) = self
+            .status
+            .fields
+            .get_mut("replicaStatuses")
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        for s in rs.values_mut() {
+            let active = s.get("active").and_then(Value::as_i64).unwrap_or(0);
+            if active > 0 {
+                let succ = s.get("succeeded").and_then(Value::as_i64).unwrap_or(0);
+                s["succeeded"] = json!(succ + active);
+                if let Some(o) = s.as_object_mut() {
+                    o.remove("active");
                 }
             }
-            status.insert("conditions".into(), Value::Array(conditions));
-            return write_status(state, GROUP, PLURAL, job, Value::Object(status)) || changed;
         }
+    }
 
-        let suspended = job
-            .pointer("/spec/runPolicy/suspend")
-            .and_then(Value::as_bool)
-            == Some(true);
-        if suspended {
-            for p in &pods {
-                changed |= delete(state, "", "pods", p);
-            }
-            for s in &services {
-                changed |= delete(state, "", "services", s);
-            }
-            if let Some(rs) = status
-                .get_mut("replicaStatuses")
-                .and_then(Value::as_object_mut)
-            {
-                for s in rs.values_mut() {
-                    if let Some(o) = s.as_object_mut() {
-                        o.remove("active");
-                    }
+    /// `runPolicy.suspend`: pods and Services go, nothing is active, Running turns False.
+    fn suspend(&mut self, state: &mut State) {
+        self.delete_all(state);
+        if let Some(rs) = self
+            .status
+            .fields
+            .get_mut("replicaStatuses")
+            .and_then(Value::as_object_mut)
+        {
+            for s in rs.values_mut() {
+                if let Some(o) = s.as_object_mut() {
+                    o.remove("active");
                 }
             }
-            let msg = format!("{KIND} {name} is suspended.");
-            if is_true(job, "Running") {
-                update_condition(
-                    &mut conditions,
-                    "Running",
-                    "False",
-                    &reason("Suspended"),
-                    &msg,
-                );
-            }
-            if !is_true(job, "Suspended") {
-                update_condition(
-                    &mut conditions,
-                    "Suspended",
-                    "True",
-                    &reason("Suspended"),
-                    &msg,
-                );
-            }
-            status.insert("conditions".into(), Value::Array(conditions));
-            return write_status(state, GROUP, PLURAL, job, Value::Object(status)) || changed;
         }
-        if is_true(job, "Suspended") {
-            update_condition(
-                &mut conditions,
-                "Suspended",
-                "False",
-                &reason("Resumed"),
-                &format!("{KIND} {name} is resumed."),
-            );
-            status.insert("startTime".into(), json!(now()));
+        let msg = format!("{KIND} {} is suspended.", self.name);
+        if is_true(self.job, "Running") {
+            self.condition("Running", "False", "Suspended", &msg);
         }
+        if !is_true(self.job, "Suspended") {
+            self.condition("Suspended", "True", "Suspended", &msg);
+        }
+    }
 
-        // Backoff limit (PastBackoffLimit): restarts of running pods of restarting replicas.
-        let past_backoff = int_at(job, "/spec/runPolicy/backoffLimit").is_some_and(|limit| {
-            let total: i64 = specs
+    /// A suspended job resumed: Suspended turns False and the job starts again.
+    fn resume(&mut self) {
+        if is_true(self.job, "Suspended") {
+            let msg = format!("{KIND} {} is resumed.", self.name);
+            self.condition("Suspended", "False", "Resumed", &msg);
+            self.status.fields.insert("startTime".into(), json!(now()));
+        }
+    }
+
+    /// `PastBackoffLimit`: restarts of the running pods of restarting replica types reach
+    /// `runPolicy.backoffLimit`.
+    fn past_backoff_limit(&self) -> bool {
+        let Some(limit) = int_at(self.job, "/spec/runPolicy/backoffLimit") else {
+            return false;
+        };
+        let total: i64 = self
+            .specs
+            .iter()
+            .filter(|r| r.restart != "Never")
+            .flat_map(|r| {
+                let labels = self.ctl.labels(&self.name, r, 0);
+                let t = labels[REPLICA_TYPE].as_str().unwrap_or("").to_string();
+                self.pods
+                    .iter()
+                    .filter(move |p| label(p, REPLICA_TYPE) == t)
+            })
+            .filter(|p| phase(p) == "Running")
+            .map(restarts)
+            .sum();
+        if limit == 0 {
+            total > 0
+        } else {
+            total >= limit
+        }
+    }
+
+    /// Past the backoff limit: everything goes and the job fails.
+    fn fail_past_backoff(&mut self, state: &mut State) {
+        self.delete_all(state);
+        self.completion_time();
+        let msg = format!(
+            "Job {} has failed because it has reached the specified backoff limit",
+            self.name
+        );
+        self.condition("Failed", "True", "Failed", &msg);
+    }
+
+    /// `ReconcilePods` for one replica type: missing pods are created (`createNewPod`), failed
+    /// ones restarted per the restart policy, pods past the replica count deleted; returns
+    /// the type's counts (`UpdateJobReplicaStatuses`).
+    fn reconcile_pods(&mut self, state: &mut State, r: &Replica) -> Counts {
+        let mut c = Counts::default();
+        for index in 0..r.replicas.max(0) {
+            let pod_name = format!("{}-{}-{index}", self.name, r.lower());
+            let existing = self
+                .pods
                 .iter()
-                .filter(|r| r.restart != "Never")
-                .flat_map(|r| {
-                    let t = self.replica_type_label(r);
-                    pods.iter().filter(move |p| {
-                        str_at(
-                            p,
-                            &format!("/metadata/labels/{}", REPLICA_TYPE.replace('/', "~1")),
-                        ) == t
-                    })
-                })
-                .filter(|p| phase(p) == "Running")
-                .map(restarts)
-                .sum();
-            if limit == 0 {
-                total > 0
-            } else {
-                total >= limit
+                .find(|p| meta_str(p, "name") == pod_name)
+                .cloned();
+            match existing {
+                None => {
+                    if let Some(pod) = self.ctl.pod_for(self.job, &self.specs, r, index) {
+                        create(state, "", "pods", pod);
+                    }
+                }
+                Some(p) => {
+                    if phase(&p) == "Failed" && !deleting(&p) {
+                        self.restart_failed(state, r, &p);
+                    }
+                    self.ctl.count(&mut c, &p);
+                }
             }
-        });
-        if past_backoff {
-            for p in &pods {
-                changed |= delete(state, "", "pods", p);
+        }
+        // Pods past the replica count go (scale down).
+        let prefix = format!("{}-{}-", self.name, r.lower());
+        for p in &self.pods {
+            if let Some(ix) = meta_str(p, "name")
+                .strip_prefix(&prefix)
+                .and_then(|s| s.parse::<i64>().ok())
+                && ix >= r.replicas
+            {
+                delete(state, "", "pods", p);
             }
-            for s in &services {
-                changed |= delete(state, "", "services", s);
-            }
-            status
-                .entry("completionTime")
-                .or_insert_with(|| json!(now()));
-            update_condition(
-                &mut conditions,
-                "Failed",
-                "True",
-                &reason("Failed"),
-                &format!(
-                    "Job {name} has failed because it has reached the specified backoff limit"
-                ),
+        }
+        c
+    }
+
+    /// A failed pod of a restarting replica type is deleted to be recreated (`OnFailure`,
+    /// `Always`, and `ExitCode` for retryable exit codes ≥ 128); a permanent `ExitCode` failure
+    /// fails the job.
+    fn restart_failed(&mut self, state: &mut State, r: &Replica, p: &Value) {
+        let restarting = match r.restart.as_str() {
+            "OnFailure" | "Always" => true,
+            "ExitCode" => exit_code(p).is_none_or(|c| c >= 128),
+            _ => return,
+        };
+        if restarting {
+            delete(state, "", "pods", p);
+            let msg = format!(
+                "{KIND} {} is restarting because 1 {} replica(s) failed.",
+                self.name, r.rtype
             );
-            status.insert("conditions".into(), Value::Array(conditions));
-            return write_status(state, GROUP, PLURAL, job, Value::Object(status)) || changed;
+            self.condition("Restarting", "True", "Restarting", &msg);
+        } else {
+            self.completion_time();
+            let msg = format!(
+                "job {:?} is failing because {:?} replica(s) failed.",
+                self.name, r.rtype
+            );
+            self.condition("Failed", "True", "Failed", &msg);
         }
+    }
 
-        let has_master = specs.iter().any(|r| r.rtype == "Master");
-        let mut counts: Vec<(String, Counts)> = Vec::new();
-        for r in &specs {
-            let mut c = Counts::default();
-            for index in 0..r.replicas.max(0) {
-                let pod_name = format!("{name}-{}-{index}", r.lower());
-                let existing = pods.iter().find(|p| meta_str(p, "name") == pod_name);
-                match existing {
-                    None => {
-                        if let Some(pod) = self.pod_for(job, &specs, r, index) {
-                            match state.create_object("", "pods", pod) {
-                                Ok(_) => changed = true,
-                                Err(e) => {
-                                    tracing::debug!(pod = %pod_name, error = %e.message, "creating a PyTorchJob pod failed")
-                                }
-                            }
-                        }
-                    }
-                    Some(p) => {
-                        if phase(p) == "Failed" && !deleting(p) {
-                            match r.restart.as_str() {
-                                "OnFailure" | "Always" => {
-                                    changed |= delete(state, "", "pods", p);
-                                    update_condition(
-                                        &mut conditions,
-                                        "Restarting",
-                                        "True",
-                                        &reason("Restarting"),
-                                        &format!(
-                                            "{KIND} {name} is restarting because 1 {} replica(s) failed.",
-                                            r.rtype
-                                        ),
-                                    );
-                                }
-                                "ExitCode" => {
-                                    let code = exit_code(p);
-                                    if code.is_none_or(|c| c >= 128) {
-                                        changed |= delete(state, "", "pods", p);
-                                        update_condition(
-                                            &mut conditions,
-                                            "Restarting",
-                                            "True",
-                                            &reason("Restarting"),
-                                            &format!(
-                                                "{KIND} {name} is restarting because 1 {} replica(s) failed.",
-                                                r.rtype
-                                            ),
-                                        );
-                                    } else {
-                                        status
-                                            .entry("completionTime")
-                                            .or_insert_with(|| json!(now()));
-                                        update_condition(
-                                            &mut conditions,
-                                            "Failed",
-                                            "True",
-                                            &reason("Failed"),
-                                            &format!(
-                                                "job {name:?} is failing because {:?} replica(s) failed.",
-                                                r.rtype
-                                            ),
-                                        );
-                                    }
-                                }
-                                _ => {}
-                            }
-                        }
-                        self.count(&mut c, p);
-                    }
-                }
+    /// `ReconcileServices` for one replica type: a headless Service per replica index.
+    fn reconcile_services(&self, state: &mut State, r: &Replica) {
+        for index in 0..r.replicas.max(0) {
+            let svc_name = format!("{}-{}-{index}", self.name, r.lower());
+            if !self
+                .services
+                .iter()
+                .any(|s| meta_str(s, "name") == svc_name)
+            {
+                create(
+                    state,
+                    "",
+                    "services",
+                    self.ctl.service_for(self.job, r, index),
+                );
             }
-            // Pods past the replica count go (scale down).
-            for p in &pods {
-                let prefix = format!("{name}-{}-", r.lower());
-                if let Some(ix) = meta_str(p, "name")
-                    .strip_prefix(&prefix)
-                    .and_then(|s| s.parse::<i64>().ok())
-                    && ix >= r.replicas
-                {
-                    changed |= delete(state, "", "pods", p);
-                }
-            }
-            for index in 0..r.replicas.max(0) {
-                let svc_name = format!("{name}-{}-{index}", r.lower());
-                if !services.iter().any(|s| meta_str(s, "name") == svc_name) {
-                    let svc = self.service_for(job, r, index);
-                    match state.create_object("", "services", svc) {
-                        Ok(_) => changed = true,
-                        Err(e) => {
-                            tracing::debug!(service = %svc_name, error = %e.message, "creating a PyTorchJob service failed")
-                        }
-                    }
-                }
-            }
-            counts.push((r.rtype.clone(), c));
         }
+    }
 
-        // UpdateJobStatus.
-        status.entry("startTime").or_insert_with(|| json!(now()));
+    /// `UpdateJobStatus`: replica statuses, then the conditions the Master (or, without one,
+    /// the Workers) decide.
+    fn update_job_status(&mut self, counts: &[Counts]) {
+        self.status
+            .fields
+            .entry("startTime")
+            .or_insert_with(|| json!(now()));
         let mut rstatuses = Map::new();
-        for (r, (rtype, c)) in specs.iter().zip(&counts) {
+        for (r, c) in self.specs.iter().zip(counts) {
             let mut s = Map::new();
-            if c.active > 0 {
-                s.insert("active".into(), json!(c.active));
-            }
-            if c.succeeded > 0 {
-                s.insert("succeeded".into(), json!(c.succeeded));
-            }
-            if c.failed > 0 {
-                s.insert("failed".into(), json!(c.failed));
+            for (k, n) in [
+                ("active", c.active),
+                ("succeeded", c.succeeded),
+                ("failed", c.failed),
+            ] {
+                if n > 0 {
+                    s.insert(k.into(), json!(n));
+                }
             }
             s.insert(
                 "selector".into(),
                 json!(format!(
                     "{JOB_NAME}={},{OPERATOR_NAME}={CONTROLLER_NAME},{REPLICA_TYPE}={}",
-                    name.replace('/', "-"),
+                    self.name.replace('/', "-"),
                     r.lower()
                 )),
             );
-            rstatuses.insert(rtype.clone(), Value::Object(s));
+            rstatuses.insert(r.rtype.clone(), Value::Object(s));
         }
-        for (r, (_, c)) in specs.iter().zip(&counts) {
-            let expected = r.replicas - c.succeeded;
+        let has_master = self.specs.iter().any(|r| r.rtype == "Master");
+        for (r, c) in self.specs.clone().iter().zip(counts) {
             if has_master {
-                if r.rtype == "Master" {
-                    if c.active > 0 {
-                        update_condition(
-                            &mut conditions,
-                            "Running",
-                            "True",
-                            &reason("Running"),
-                            &format!("{KIND} {name} is running."),
-                        );
-                    }
-                    if expected == 0 {
-                        status
-                            .entry("completionTime")
-                            .or_insert_with(|| json!(now()));
-                        update_condition(
-                            &mut conditions,
-                            "Succeeded",
-                            "True",
-                            &reason("Succeeded"),
-                            &format!("{KIND} {name} is successfully completed."),
-                        );
-                        break;
-                    }
+                if r.rtype == "Master" && self.master_decides(*c, r.replicas - c.succeeded) {
+                    break;
                 }
             } else if r.rtype == "Worker" {
-                let elastic = job.pointer("/spec/elasticPolicy").is_some();
-                if expected == 0 || (elastic && c.succeeded > 0) {
-                    status
-                        .entry("completionTime")
-                        .or_insert_with(|| json!(now()));
-                    update_condition(
-                        &mut conditions,
-                        "Succeeded",
-                        "True",
-                        &reason("Succeeded"),
-                        &format!("{KIND} {ns}/{name} successfully completed."),
-                    );
-                } else if c.active > 0 {
-                    update_condition(
-                        &mut conditions,
-                        "Running",
-                        "True",
-                        &reason("Running"),
-                        &format!("{KIND} {ns}/{name} is running."),
-                    );
-                }
+                self.workers_decide(*c, r.replicas - c.succeeded);
             }
             if c.failed > 0 && r.replicas > c.succeeded + c.active {
-                if r.restart != "Never" {
-                    update_condition(
-                        &mut conditions,
-                        "Restarting",
-                        "True",
-                        &reason("Restarting"),
-                        &format!(
-                            "{KIND} {name} is restarting because {} {} replica(s) failed.",
-                            c.failed, r.rtype
-                        ),
-                    );
-                } else {
-                    status
-                        .entry("completionTime")
-                        .or_insert_with(|| json!(now()));
-                    update_condition(
-                        &mut conditions,
-                        "Failed",
-                        "True",
-                        &reason("Failed"),
-                        &format!(
-                            "{KIND} {name} is failed because {} {} replica(s) failed.",
-                            c.failed, r.rtype
-                        ),
-                    );
-                }
+                self.replicas_failed(r, *c);
             }
         }
-        status.insert("replicaStatuses".into(), Value::Object(rstatuses));
-        status.insert("conditions".into(), Value::Array(conditions));
-        let current = state
-            .object(GROUP, PLURAL, &ns, &name)
-            .unwrap_or_else(|| job.clone());
-        write_status(state, GROUP, PLURAL, &current, Value::Object(status)) || changed
+        self.status
+            .fields
+            .insert("replicaStatuses".into(), Value::Object(rstatuses));
     }
 
+    /// With a Master: Running while it runs, Succeeded once it succeeded (returns true then).
+    fn master_decides(&mut self, c: Counts, expected: i64) -> bool {
+        if c.active > 0 {
+            let msg = format!("{KIND} {} is running.", self.name);
+            self.condition("Running", "True", "Running", &msg);
+        }
+        if expected != 0 {
+            return false;
+        }
+        self.completion_time();
+        let msg = format!("{KIND} {} is successfully completed.", self.name);
+        self.condition("Succeeded", "True", "Succeeded", &msg);
+        true
+    }
+
+    /// Without a Master: the Workers succeed when all (elastic: any) succeeded.
+    fn workers_decide(&mut self, c: Counts, expected: i64) {
+        let ns = meta_str(self.job, "namespace");
+        let elastic = self.job.pointer("/spec/elasticPolicy").is_some();
+        if expected == 0 || (elastic && c.succeeded > 0) {
+            self.completion_time();
+            let msg = format!("{KIND} {ns}/{} successfully completed.", self.name);
+            self.condition("Succeeded", "True", "Succeeded", &msg);
+        } else if c.active > 0 {
+            let msg = format!("{KIND} {ns}/{} is running.", self.name);
+            self.condition("Running", "True", "Running", &msg);
+        }
+    }
+
+    /// Failed replicas not replaced: Restarting for restarting types, else Failed.
+    fn replicas_failed(&mut self, r: &Replica, c: Counts) {
+        if r.restart != "Never" {
+            let msg = format!(
+                "{KIND} {} is restarting because {} {} replica(s) failed.",
+                self.name, c.failed, r.rtype
+            );
+            self.condition("Restarting", "True", "Restarting", &msg);
+        } else {
+            self.completion_time();
+            let msg = format!(
+                "{KIND} {} is failed because {} {} replica(s) failed.",
+                self.name, c.failed, r.rtype
+            );
+            self.condition("Failed", "True", "Failed", &msg);
+        }
+    }
+}
+
+impl PyTorchJobController {
     /// `UpdateJobReplicaStatuses`.
     fn count(&self, c: &mut Counts, pod: &Value) {
-        match phase(pod) {
+        match self.defects.pytorchjob_counted_phase(phase(pod)) {
             "Running" if deleting(pod) => c.failed += 1,
             "Running" => c.active += 1,
             "Succeeded" => c.succeeded += 1,
-            "Failed" if self.failed_counts_as_succeeded => c.succeeded += 1,
             "Failed" => c.failed += 1,
             _ => {}
         }
@@ -713,22 +707,9 @@ impl PyTorchJobController {
             }
         }
         if r.rtype == "Worker" && has_master {
-            // setInitContainer: workers wait until the master's Service name resolves.
-            let init = json!({
-                "name": "init-pytorch",
-                "image": INIT_IMAGE,
-                "imagePullPolicy": "IfNotPresent",
-                "resources": {
-                    "limits": {"cpu": "100m", "memory": "20Mi"},
-                    "requests": {"cpu": "50m", "memory": "10Mi"},
-                },
-                "command": ["sh", "-c", format!(
-                    "err=1;for i in $(seq 100); do if nslookup {name}-master-0; then err=0 && break; fi;echo waiting for master; sleep 2; done; exit $err"
-                )],
-            });
             let inits = s.entry("initContainers").or_insert_with(|| json!([]));
             if let Some(l) = inits.as_array_mut() {
-                l.insert(0, init);
+                l.insert(0, init_container(name));
             }
         }
         let m = meta.as_object_mut()?;
@@ -755,21 +736,9 @@ impl PyTorchJobController {
             let addr = format!("{name}-master-0");
             env.push(json!({"name": "MASTER_PORT", "value": port}));
             env.push(json!({"name": "PET_MASTER_PORT", "value": port}));
-            if !self.no_master_addr {
-                env.push(json!({"name": "MASTER_ADDR", "value": addr}));
-                env.push(json!({"name": "PET_MASTER_ADDR", "value": addr}));
-            }
-            let world = if self.wrong_world_size {
-                // Forgets the master when summing the replicas.
-                specs
-                    .iter()
-                    .filter(|s| s.rtype != "Master")
-                    .map(|s| s.replicas)
-                    .sum::<i64>()
-                    * nproc
-            } else {
-                total * nproc
-            };
+            env.push(json!({"name": "MASTER_ADDR", "value": addr}));
+            env.push(json!({"name": "PET_MASTER_ADDR", "value": addr}));
+            let world = total * nproc;
             let rank = if r.rtype == "Worker" {
                 index + 1
             } else {
@@ -794,11 +763,18 @@ impl PyTorchJobController {
         }
         match elastic {
             Some(e) => env.extend(elastic_env(job, specs, e)),
-            None if !self.no_pet_nnodes => {
-                env.push(json!({"name": "PET_NNODES", "value": total.to_string()}));
-            }
-            None => {}
+            None => env.push(json!({"name": "PET_NNODES", "value": total.to_string()})),
         }
+        let facts = PyTorchEnv {
+            master_replicas: specs
+                .iter()
+                .filter(|s| s.rtype == "Master")
+                .map(|s| s.replicas)
+                .sum(),
+            nproc,
+            elastic: elastic.is_some(),
+        };
+        self.defects.pytorchjob_env(&mut env, facts);
         Some(env)
     }
 
@@ -807,11 +783,7 @@ impl PyTorchJobController {
     fn service_for(&self, job: &Value, r: &Replica, index: i64) -> Value {
         let name = meta_str(job, "name");
         let labels = self.labels(name, r, index);
-        let mut selector = labels.clone();
-        if self.master_service_selects_nothing && r.rtype == "Master" {
-            // A distribution that derives the selector from the wrong index base.
-            selector.insert(REPLICA_INDEX.into(), json!((index + 1).to_string()));
-        }
+        let selector = labels.clone();
         let ports: Vec<Value> = r
             .template
             .pointer("/spec/containers")
@@ -831,7 +803,7 @@ impl PyTorchJobController {
                 Some(json!({"name": pname, "port": port}))
             })
             .collect();
-        json!({
+        let mut service = json!({
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {
@@ -841,8 +813,26 @@ impl PyTorchJobController {
                 "ownerReferences": [controller_ref(job)],
             },
             "spec": {"clusterIP": "None", "selector": selector, "ports": ports},
-        })
+        });
+        self.defects.pytorchjob_service(&mut service);
+        service
     }
+}
+
+/// `setInitContainer`: workers wait until the master's Service name resolves.
+fn init_container(job_name: &str) -> Value {
+    json!({
+        "name": "init-pytorch",
+        "image": INIT_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {
+            "limits": {"cpu": "100m", "memory": "20Mi"},
+            "requests": {"cpu": "50m", "memory": "10Mi"},
+        },
+        "command": ["sh", "-c", format!(
+            "err=1;for i in $(seq 100); do if nslookup {job_name}-master-0; then err=0 && break; fi;echo waiting for master; sleep 2; done; exit $err"
+        )],
+    })
 }
 
 /// The elastic (torchrun rendezvous) variables (`elastic.go` `Generate`).

@@ -1,10 +1,10 @@
 //! The TrainJob (trainer.kubeflow.org/v1alpha1) controller, as Kubeflow Trainer v2.2 behaves
 //! with the torch plugin, after kubeflow/trainer `pkg/controller/trainjob_controller.go`
-//! (`Reconcile`, `setSuspendedCondition`), `pkg/runtime/core/{cluster,}trainingruntime.go`
-//! (runtime lookup, `numNodes`), `pkg/runtime/framework/plugins/jobset/{jobset,builder}.go`
-//! (`Build`, `Trainer`, `Status`, `IdentifyPodNetwork`) and `plugins/torch/torch.go`
-//! (`EnforceMLPolicy`: the `PET_*` environment). docs/contracts/training.md §2 has the details
-//! with citations.
+//! (`Reconcile`: the runtime lookup, `reconcileObjects`, `setSuspendedCondition`,
+//! `setTrainJobStatus`), `pkg/runtime/core/{cluster,}trainingruntime.go` (runtime lookup,
+//! `numNodes`), `pkg/runtime/framework/plugins/jobset/{jobset,builder}.go` (`Build`, `Trainer`,
+//! `Status`, `IdentifyPodNetwork`) and `plugins/torch/torch.go` (`EnforceMLPolicy`: the `PET_*`
+//! environment). docs/contracts/training.md §2 has the details with citations.
 //!
 //! The JobSet (kubernetes-sigs/jobset `pkg/controllers/jobset_controller.go`,
 //! `pkg/webhooks/jobset_webhook.go`) is simulated inside this controller instead of being served
@@ -15,15 +15,15 @@
 //! ([`super::job`]) makes the pods, so pods carry the Job controller's labels, completion index
 //! and hostname `<trainjob>-<replicatedJob>-<i>-<index>`. The JobSet's status (completed when
 //! every Job completed, failed when any Job failed, `replicatedJobsStatus`) is derived from the
-//! Jobs and mirrored into the TrainJob as upstream's jobset plugin does.
+//! Jobs and mirrored into the TrainJob as upstream's jobset plugin does. The training defects
+//! are applied by the hooks of [`crate::defects::training`].
 
 use serde_json::{Map, Value, json};
 
-use super::Controller;
-use super::job::{
-    controlled, controller_ref, deleting, is_true, keys_where, set_condition, str_at, write_status,
-};
-use crate::Defect;
+use super::objects::{controlled, controller_ref, create, deleting, flag_at, label, str_at};
+use super::status::{Status, condition, is_true, set_condition};
+use crate::defects::training::Training;
+use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str};
 
 const GROUP: &str = "trainer.kubeflow.org";
@@ -41,41 +41,89 @@ const JOB_GLOBAL_INDEX: &str = "jobset.sigs.k8s.io/job-global-index";
 const JOB_KEY: &str = "jobset.sigs.k8s.io/job-key";
 const RESTART_ATTEMPT: &str = "jobset.sigs.k8s.io/restart-attempt";
 
-/// The TrainJob controller, with the defects it is to exhibit.
+/// trainer.kubeflow.org/v1alpha1 TrainJobs.
+pub const TRAINJOBS: Kind = Kind::new(GROUP, PLURAL, "TrainJob");
+const JOBS: Kind = Kind::new("batch", "jobs", "Job");
+const SERVICES: Kind = Kind::new("", "services", "Service");
+const CLUSTER_RUNTIMES: Kind =
+    Kind::new(GROUP, "clustertrainingruntimes", "ClusterTrainingRuntime");
+const RUNTIMES: Kind = Kind::new(GROUP, "trainingruntimes", "TrainingRuntime");
+
+/// The TrainJob controller, with the training defects it is to exhibit. Reconciles a TrainJob
+/// when it, one of its Jobs, its headless Service or the runtime it names changes.
 #[derive(Debug, Default)]
 pub struct TrainJobController {
-    no_pet_node_rank: bool,
-    failure_ignored: bool,
+    defects: Training,
 }
 
 impl TrainJobController {
-    /// A controller exhibiting the training defects among `defects`.
-    pub fn new(defects: &[Defect]) -> Self {
-        Self {
-            no_pet_node_rank: defects.contains(&Defect::TrainingNoPetNodeRank),
-            failure_ignored: defects.contains(&Defect::TrainingTrainjobFailureIgnored),
-        }
+    /// A controller exhibiting the training defects of `defects`.
+    pub fn new(defects: Training) -> Self {
+        Self { defects }
     }
 }
 
-impl Controller for TrainJobController {
+impl Reconciler for TrainJobController {
     fn name(&self) -> &'static str {
         "trainjob"
     }
 
-    fn reconcile(&mut self, state: &mut State) -> bool {
-        // A finished TrainJob is not reconciled any more: skip it without copying.
-        let keys = keys_where(state, GROUP, PLURAL, |t| {
-            !(is_true(t, "Complete") || is_true(t, "Failed"))
-        });
-        let mut changed = false;
-        for (ns, name) in keys {
-            if let Some(tj) = state.object(GROUP, PLURAL, &ns, &name) {
-                changed |= self.sync(state, &tj);
-            }
-        }
-        changed
+    fn owns(&self) -> Kind {
+        TRAINJOBS
     }
+
+    fn watches(&self) -> Vec<Watch> {
+        vec![
+            Watch::new(JOBS, Mapper::ControllerOwner),
+            // JobSet looks its headless Service up by name (`createHeadlessSvcIfNecessary`).
+            Watch::new(SERVICES, Mapper::Name),
+            Watch::new(CLUSTER_RUNTIMES, Mapper::Func(by_cluster_runtime)),
+            Watch::new(RUNTIMES, Mapper::Func(by_runtime)),
+        ]
+    }
+
+    fn reconcile(&mut self, state: &mut State, key: &ObjectKey) -> Action {
+        if let Some(tj) = state.object(GROUP, PLURAL, &key.namespace, &key.name) {
+            self.reconcile_trainjob(state, &tj);
+        }
+        Action::Done
+    }
+}
+
+/// `runtimeRef` with its defaults: (apiGroup, kind, name).
+fn runtime_ref(tj: &Value) -> (&str, &str, &str) {
+    let api_group = match str_at(tj, "/spec/runtimeRef/apiGroup") {
+        "" => GROUP,
+        g => g,
+    };
+    let kind = match str_at(tj, "/spec/runtimeRef/kind") {
+        "" => "ClusterTrainingRuntime",
+        k => k,
+    };
+    (api_group, kind, str_at(tj, "/spec/runtimeRef/name"))
+}
+
+/// The TrainJobs whose runtimeRef names the ClusterTrainingRuntime `rt`.
+fn by_cluster_runtime(state: &State, rt: &Value) -> Vec<ObjectKey> {
+    referencing(state, "ClusterTrainingRuntime", None, meta_str(rt, "name"))
+}
+
+/// The TrainJobs of `rt`'s namespace whose runtimeRef names the TrainingRuntime `rt`.
+fn by_runtime(state: &State, rt: &Value) -> Vec<ObjectKey> {
+    let ns = meta_str(rt, "namespace");
+    referencing(state, "TrainingRuntime", Some(ns), meta_str(rt, "name"))
+}
+
+fn referencing(state: &State, kind: &str, ns: Option<&str>, name: &str) -> Vec<ObjectKey> {
+    state
+        .objects
+        .get(&(GROUP.to_string(), PLURAL.to_string()))
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|tj| ns.is_none_or(|n| meta_str(tj, "namespace") == n))
+        .filter(|tj| runtime_ref(tj) == (GROUP, kind, name))
+        .map(ObjectKey::of)
+        .collect()
 }
 
 /// One replicated job of the runtime's JobSet template.
@@ -114,142 +162,93 @@ fn is_trainer(r: &ReplicatedJob<'_>) -> bool {
 }
 
 impl TrainJobController {
-    fn sync(&self, state: &mut State, tj: &Value) -> bool {
-        if deleting(tj) {
-            return false;
-        }
+    /// `Reconcile` of one unfinished TrainJob: the runtime lookup, `reconcileObjects` while
+    /// the JobSet runs, `setSuspendedCondition`, then `setTrainJobStatus`.
+    fn reconcile_trainjob(&self, state: &mut State, tj: &Value) {
         let managed_by = str_at(tj, "/spec/managedBy");
-        if !managed_by.is_empty() && managed_by != MANAGED_BY {
-            return false;
+        if deleting(tj)
+            || (!managed_by.is_empty() && managed_by != MANAGED_BY)
+            // A finished TrainJob is not reconciled any more.
+            || is_true(tj, "Complete")
+            || is_true(tj, "Failed")
+        {
+            return;
         }
-        // A finished TrainJob is not reconciled any more.
-        if is_true(tj, "Complete") || is_true(tj, "Failed") {
-            return false;
-        }
-        let name = meta_str(tj, "name").to_string();
-        let ns = meta_str(tj, "namespace").to_string();
-        let uid = meta_str(tj, "uid").to_string();
-        let mut status: Map<String, Value> = tj
-            .get("status")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let mut conditions: Vec<Value> = status
-            .get("conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-
-        let api_group = match str_at(tj, "/spec/runtimeRef/apiGroup") {
-            "" => GROUP,
-            g => g,
-        };
-        let kind = match str_at(tj, "/spec/runtimeRef/kind") {
-            "" => "ClusterTrainingRuntime",
-            k => k,
-        };
-        let rt_name = str_at(tj, "/spec/runtimeRef/name");
-        let runtime = match (api_group, kind) {
-            (GROUP, "ClusterTrainingRuntime") => {
-                state.object(GROUP, "clustertrainingruntimes", "", rt_name)
-            }
-            (GROUP, "TrainingRuntime") => state.object(GROUP, "trainingruntimes", &ns, rt_name),
-            _ => {
-                set_condition(
-                    &mut conditions,
-                    "Failed",
-                    "True",
-                    "TrainingRuntimeNotSupported",
-                    &format!("unsupported runtime: {kind}.{api_group}"),
-                );
-                status.insert("conditions".into(), Value::Array(conditions));
-                return write_status(state, GROUP, PLURAL, tj, Value::Object(status));
+        let mut status = Status::of(tj);
+        let runtime = match lookup_runtime(state, tj) {
+            Ok(Some(runtime)) => runtime,
+            // A runtime that vanished after admission: upstream records a Warning event
+            // (TrainJobResourcesCreationFailed) and sets no condition.
+            Ok(None) => return,
+            Err(message) => {
+                let reason = "TrainingRuntimeNotSupported";
+                set_condition(&mut status.conditions, "Failed", "True", reason, &message);
+                status.write(state, TRAINJOBS, tj);
+                return;
             }
         };
-        // A runtime that vanished after admission: upstream records a Warning event
-        // (TrainJobResourcesCreationFailed) and sets no condition.
-        let Some(runtime) = runtime else {
-            return false;
-        };
-        let suspended = tj.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
         let rjobs = replicated_jobs(&runtime);
-        let mut changed = false;
+        let (ns, uid) = (meta_str(tj, "namespace"), meta_str(tj, "uid"));
+        let jobs = controlled(state, "batch", "jobs", ns, uid);
+        let run = JobSetRun {
+            expected: rjobs.iter().map(|r| r.replicas.max(0)).sum(),
+            any_failed: jobs.iter().any(|j| is_true(j, "Failed")),
+        };
+        let completed = jobs.iter().filter(|j| is_true(j, "Complete")).count() as i64;
+        if !(run.any_failed || (run.expected > 0 && completed >= run.expected)) {
+            self.reconcile_objects(state, tj, &runtime, &rjobs, &jobs, run.expected);
+        }
+        let jobs = controlled(state, "batch", "jobs", ns, uid);
+        set_suspended_condition(tj, &mut status.conditions);
+        self.set_train_job_status(&mut status, &rjobs, &jobs, run);
+        status.write(state, TRAINJOBS, tj);
+    }
 
-        let jobs = controlled(state, "batch", "jobs", &ns, &uid);
-        let any_failed = jobs.iter().any(|j| is_true(j, "Failed"));
-        let expected: i64 = rjobs.iter().map(|r| r.replicas.max(0)).sum();
-        let completed_jobs = jobs.iter().filter(|j| is_true(j, "Complete")).count() as i64;
-        let jobset_finished = any_failed || (expected > 0 && completed_jobs >= expected);
-
-        // The JobSet's objects: the headless Service first, then the Jobs.
-        if !jobset_finished {
-            let svc_exists = state.object("", "services", &ns, &name).is_some();
-            if !svc_exists {
-                match state.create_object("", "services", self.service_for(tj)) {
-                    Ok(_) => changed = true,
-                    Err(e) => {
-                        tracing::debug!(trainjob = %name, error = %e.message, "creating the headless service failed")
+    /// `reconcileObjects` with the JobSet's own reconcile: the headless Service first, then
+    /// each replicated job's Jobs, created or told the TrainJob's suspension.
+    fn reconcile_objects(
+        &self,
+        state: &mut State,
+        tj: &Value,
+        runtime: &Value,
+        rjobs: &[ReplicatedJob<'_>],
+        jobs: &[Value],
+        global_replicas: i64,
+    ) {
+        let (name, ns) = (meta_str(tj, "name"), meta_str(tj, "namespace"));
+        if state.object("", "services", ns, name).is_none() {
+            create(state, "", "services", self.service_for(tj));
+        }
+        let suspended = flag_at(tj, "/spec/suspend");
+        let mut global_index = 0i64;
+        for r in rjobs {
+            for idx in 0..r.replicas.max(0) {
+                let job_name = format!("{name}-{}-{idx}", r.name);
+                match jobs.iter().find(|j| meta_str(j, "name") == job_name) {
+                    None => {
+                        let job = self.job_for(tj, runtime, r, idx, global_index, global_replicas);
+                        create(state, "batch", "jobs", job);
                     }
+                    Some(j) => propagate_suspend(state, j, suspended),
                 }
-            }
-            let global_replicas = expected;
-            let mut global_index = 0i64;
-            for r in &rjobs {
-                for idx in 0..r.replicas.max(0) {
-                    let job_name = format!("{name}-{}-{idx}", r.name);
-                    match jobs.iter().find(|j| meta_str(j, "name") == job_name) {
-                        None => {
-                            let job =
-                                self.job_for(tj, &runtime, r, idx, global_index, global_replicas);
-                            match state.create_object("batch", "jobs", job) {
-                                Ok(_) => changed = true,
-                                Err(e) => {
-                                    tracing::debug!(job = %job_name, error = %e.message, "creating a TrainJob's Job failed")
-                                }
-                            }
-                        }
-                        Some(j) => {
-                            // JobSet propagates suspension to its Jobs.
-                            let job_suspended =
-                                j.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true);
-                            if job_suspended != suspended
-                                && !is_true(j, "Complete")
-                                && !is_true(j, "Failed")
-                            {
-                                let mut nj = j.clone();
-                                nj["spec"]["suspend"] = json!(suspended);
-                                changed |= state.update_object("batch", "jobs", nj, false).is_ok();
-                            }
-                        }
-                    }
-                    global_index += 1;
-                }
+                global_index += 1;
             }
         }
+    }
 
-        // Status, mirrored from the (simulated) JobSet.
-        let jobs = controlled(state, "batch", "jobs", &ns, &uid);
-        if suspended {
+    /// `setTrainJobStatus` through the jobset plugin's `Status`: Complete when every Job
+    /// completed, Failed when one failed, and the replicated jobs' counts.
+    fn set_train_job_status(
+        &self,
+        status: &mut Status,
+        rjobs: &[ReplicatedJob<'_>],
+        jobs: &[Value],
+        run: JobSetRun,
+    ) {
+        let completed = jobs.iter().filter(|j| is_true(j, "Complete")).count() as i64;
+        if run.expected > 0 && completed >= run.expected && !run.any_failed {
             set_condition(
-                &mut conditions,
-                "Suspended",
-                "True",
-                "Suspended",
-                "TrainJob is suspended",
-            );
-        } else if is_true(tj, "Suspended") {
-            set_condition(
-                &mut conditions,
-                "Suspended",
-                "False",
-                "Resumed",
-                "TrainJob is resumed",
-            );
-        }
-        let completed_jobs = jobs.iter().filter(|j| is_true(j, "Complete")).count() as i64;
-        if expected > 0 && completed_jobs >= expected && !any_failed {
-            set_condition(
-                &mut conditions,
+                &mut status.conditions,
                 "Complete",
                 "True",
                 "AllJobsCompleted",
@@ -260,15 +259,13 @@ impl TrainJobController {
             .iter()
             .filter(|j| is_true(j, "Failed"))
             .min_by_key(|j| {
-                super::job::condition(j, "Failed")
+                condition(j, "Failed")
                     .map(|c| str_at(c, "/lastTransitionTime").to_string())
                     .unwrap_or_default()
             });
-        if let Some(f) = first_failed
-            && !self.failure_ignored
-        {
+        if let Some(f) = first_failed {
             set_condition(
-                &mut conditions,
+                &mut status.conditions,
                 "Failed",
                 "True",
                 "FailedJobs",
@@ -277,65 +274,117 @@ impl TrainJobController {
                     meta_str(f, "name")
                 ),
             );
+            self.defects.trainjob_conditions(&mut status.conditions);
         }
-        let mut jobs_status = Vec::new();
-        for r in &rjobs {
-            let mine: Vec<&Value> = jobs
-                .iter()
-                .filter(|j| {
-                    str_at(
-                        j,
-                        &format!(
-                            "/metadata/labels/{}",
-                            REPLICATED_JOB_NAME.replace('/', "~1")
-                        ),
-                    ) == r.name
-                })
-                .collect();
-            let (mut ready, mut succeeded, mut failed, mut active, mut susp) = (0, 0, 0, 0, 0);
-            for j in &mine {
-                if is_true(j, "Complete") {
-                    succeeded += 1;
-                } else if is_true(j, "Failed") {
-                    failed += 1;
-                } else {
-                    if j.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
-                        susp += 1;
-                    }
-                    let st = |k: &str| {
-                        j.pointer(&format!("/status/{k}"))
-                            .and_then(Value::as_i64)
-                            .unwrap_or(0)
-                    };
-                    let parallelism = j
-                        .pointer("/spec/parallelism")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1);
-                    if st("ready") + st("succeeded") >= parallelism {
-                        ready += 1;
-                    }
-                    if st("active") > 0 {
-                        active += 1;
-                    }
-                }
-            }
-            jobs_status.push(json!({
-                "name": r.name, "ready": ready, "succeeded": succeeded, "failed": failed,
-                "active": active, "suspended": susp,
-            }));
-        }
-        if conditions.is_empty() {
-            status.remove("conditions");
-        } else {
-            status.insert("conditions".into(), Value::Array(conditions));
-        }
-        status.insert("jobsStatus".into(), Value::Array(jobs_status));
-        let current = state
-            .object(GROUP, PLURAL, &ns, &name)
-            .unwrap_or_else(|| tj.clone());
-        write_status(state, GROUP, PLURAL, &current, Value::Object(status)) || changed
+        // TrainJobStatus orders conditions before jobsStatus.
+        status.settle_conditions();
+        let jobs_status = rjobs
+            .iter()
+            .map(|r| replicated_job_status(r, jobs))
+            .collect();
+        status
+            .fields
+            .insert("jobsStatus".into(), Value::Array(jobs_status));
     }
+}
 
+/// What `Reconcile` knows of the JobSet before touching it.
+#[derive(Debug, Clone, Copy)]
+struct JobSetRun {
+    /// Jobs the JobSet has when complete.
+    expected: i64,
+    /// Whether one of its Jobs had failed.
+    any_failed: bool,
+}
+
+/// The runtime `runtimeRef` names: Err for an unsupported kind, None when it is gone.
+fn lookup_runtime(state: &State, tj: &Value) -> Result<Option<Value>, String> {
+    let (api_group, kind, name) = runtime_ref(tj);
+    match (api_group, kind) {
+        (GROUP, "ClusterTrainingRuntime") => {
+            Ok(state.object(GROUP, "clustertrainingruntimes", "", name))
+        }
+        (GROUP, "TrainingRuntime") => {
+            Ok(state.object(GROUP, "trainingruntimes", meta_str(tj, "namespace"), name))
+        }
+        _ => Err(format!("unsupported runtime: {kind}.{api_group}")),
+    }
+}
+
+/// JobSet propagates suspension to its unfinished Jobs.
+fn propagate_suspend(state: &mut State, job: &Value, suspended: bool) {
+    if flag_at(job, "/spec/suspend") != suspended
+        && !is_true(job, "Complete")
+        && !is_true(job, "Failed")
+    {
+        let mut nj = job.clone();
+        nj["spec"]["suspend"] = json!(suspended);
+        if let Err(e) = state.update_object("batch", "jobs", nj, false) {
+            tracing::debug!(job = meta_str(job, "name"), error = %e.message, "suspending failed");
+        }
+    }
+}
+
+/// `setSuspendedCondition`: Suspended while `spec.suspend`, turned False once resumed.
+fn set_suspended_condition(tj: &Value, conditions: &mut Vec<Value>) {
+    if flag_at(tj, "/spec/suspend") {
+        set_condition(
+            conditions,
+            "Suspended",
+            "True",
+            "Suspended",
+            "TrainJob is suspended",
+        );
+    } else if is_true(tj, "Suspended") {
+        set_condition(
+            conditions,
+            "Suspended",
+            "False",
+            "Resumed",
+            "TrainJob is resumed",
+        );
+    }
+}
+
+/// JobSet's `replicatedJobsStatus` entry of one replicated job, from its Jobs.
+fn replicated_job_status(r: &ReplicatedJob<'_>, jobs: &[Value]) -> Value {
+    let (mut ready, mut succeeded, mut failed, mut active, mut suspended) = (0, 0, 0, 0, 0);
+    for j in jobs
+        .iter()
+        .filter(|j| label(j, REPLICATED_JOB_NAME) == r.name)
+    {
+        if is_true(j, "Complete") {
+            succeeded += 1;
+        } else if is_true(j, "Failed") {
+            failed += 1;
+        } else {
+            if flag_at(j, "/spec/suspend") {
+                suspended += 1;
+            }
+            let st = |k: &str| {
+                j.pointer(&format!("/status/{k}"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            };
+            let parallelism = j
+                .pointer("/spec/parallelism")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            if st("ready") + st("succeeded") >= parallelism {
+                ready += 1;
+            }
+            if st("active") > 0 {
+                active += 1;
+            }
+        }
+    }
+    json!({
+        "name": r.name, "ready": ready, "succeeded": succeeded, "failed": failed,
+        "active": active, "suspended": suspended,
+    })
+}
+
+impl TrainJobController {
     /// JobSet's `createHeadlessSvcIfNecessary`.
     fn service_for(&self, tj: &Value) -> Value {
         let name = meta_str(tj, "name");
@@ -422,10 +471,9 @@ impl TrainJobController {
         json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": spec})
     }
 
-    /// The jobset plugin's `Trainer` and the torch plugin's `EnforceMLPolicy` on container
-    /// `node` of the trainer job.
+    /// The jobset plugin's `Trainer` on container `node` of the trainer job (numNodes, image,
+    /// command, args, resources, env), then the torch plugin's `EnforceMLPolicy`.
     fn apply_trainer(&self, tj: &Value, runtime: &Value, r: &ReplicatedJob<'_>, spec: &mut Value) {
-        let name = meta_str(tj, "name");
         let trainer = tj.pointer("/spec/trainer").cloned().unwrap_or(json!({}));
         let num_nodes = trainer
             .get("numNodes")
@@ -438,16 +486,13 @@ impl TrainJobController {
             .unwrap_or(1);
         spec["parallelism"] = json!(num_nodes);
         spec["completions"] = json!(num_nodes);
-        let torch = runtime.pointer("/spec/mlPolicy/torch").is_some();
-        let Some(containers) = spec
+        let Some(c) = spec
             .pointer_mut("/template/spec/containers")
             .and_then(Value::as_array_mut)
-        else {
-            return;
-        };
-        let Some(c) = containers
-            .iter_mut()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(TRAINER_CONTAINER))
+            .and_then(|cs| {
+                cs.iter_mut()
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some(TRAINER_CONTAINER))
+            })
         else {
             return;
         };
@@ -465,32 +510,41 @@ impl TrainJobController {
                 upsert_named(c, "env", e.clone());
             }
         }
-        if !torch {
-            return;
+        if runtime.pointer("/spec/mlPolicy/torch").is_some() {
+            let resources = trainer
+                .get("resourcesPerNode")
+                .or(runtime_resources.as_ref());
+            self.enforce_torch_policy(tj, r, &trainer, resources, num_nodes, c);
         }
+    }
+
+    /// The torch plugin's `EnforceMLPolicy`: the `PET_*` environment and the trainer port.
+    fn enforce_torch_policy(
+        &self,
+        tj: &Value,
+        r: &ReplicatedJob<'_>,
+        trainer: &Value,
+        resources: Option<&Value>,
+        num_nodes: i64,
+        c: &mut Value,
+    ) {
+        let name = meta_str(tj, "name");
         let nproc = match trainer.get("numProcPerNode") {
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::String(s)) => s.clone(),
-            _ => nproc_from_resources(
-                trainer
-                    .get("resourcesPerNode")
-                    .or(runtime_resources.as_ref()),
-            ),
+            _ => nproc_from_resources(resources),
         };
         let mut env = vec![
             json!({"name": "PET_NNODES", "value": num_nodes.to_string()}),
             json!({"name": "PET_NPROC_PER_NODE", "value": nproc}),
-        ];
-        if !self.no_pet_node_rank {
-            env.push(json!({"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {
+            json!({"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {
                 "fieldPath": format!("metadata.annotations['{}']", super::job::COMPLETION_INDEX)
-            }}}));
-        }
-        // IdentifyPodNetwork: the first pod of the trainer job, through the JobSet subdomain.
-        env.push(
+            }}}),
+            // IdentifyPodNetwork: the first pod of the trainer job, through the JobSet subdomain.
             json!({"name": "PET_MASTER_ADDR", "value": format!("{name}-{}-0-0.{name}", r.name)}),
-        );
-        env.push(json!({"name": "PET_MASTER_PORT", "value": TRAINER_PORT.to_string()}));
+            json!({"name": "PET_MASTER_PORT", "value": TRAINER_PORT.to_string()}),
+        ];
+        self.defects.trainjob_env(&mut env);
         for e in env {
             upsert_named(c, "env", e);
         }
@@ -655,72 +709,69 @@ fn apply_runtime_patches(tj: &Value, rjob: &str, job_meta: &mut Value, spec: &mu
                     rj.pointer("/template/spec/template/metadata/annotations"),
                 );
             }
-            let Some(pspec) = rj.pointer("/template/spec/template/spec") else {
-                continue;
-            };
-            let Some(pod) = tpl.get_mut("spec").and_then(Value::as_object_mut) else {
-                continue;
-            };
-            for f in [
-                "affinity",
-                "nodeSelector",
-                "serviceAccountName",
-                "securityContext",
-            ] {
-                if let Some(v) = pspec.get(f) {
-                    pod.insert(f.into(), v.clone());
-                }
-            }
-            for f in ["tolerations", "imagePullSecrets", "schedulingGates"] {
-                if let Some(Value::Array(add)) = pspec.get(f) {
-                    let e = pod.entry(f).or_insert_with(|| json!([]));
-                    if let Some(a) = e.as_array_mut() {
-                        a.extend(add.iter().cloned());
-                    }
-                }
-            }
-            if let Some(Value::Array(vols)) = pspec.get("volumes") {
-                let mut holder = Value::Object(std::mem::take(pod));
-                for v in vols {
-                    upsert_named(&mut holder, "volumes", v.clone());
-                }
-                if let Value::Object(o) = holder {
-                    *pod = o;
-                }
-            }
-            for list in ["initContainers", "containers"] {
-                let Some(Value::Array(patches)) = pspec.get(list) else {
-                    continue;
-                };
-                let Some(cs) = pod.get_mut(list).and_then(Value::as_array_mut) else {
-                    continue;
-                };
-                for cp in patches {
-                    let Some(c) = cs.iter_mut().find(|c| c.get("name") == cp.get("name")) else {
-                        continue;
-                    };
-                    for e in cp
-                        .get("env")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        upsert_named(c, "env", e.clone());
-                    }
-                    for vm in cp
-                        .get("volumeMounts")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        upsert_named(c, "volumeMounts", vm.clone());
-                    }
-                    if let Some(sc) = cp.get("securityContext") {
-                        c["securityContext"] = sc.clone();
-                    }
-                }
+            if let Some(pspec) = rj.pointer("/template/spec/template/spec")
+                && let Some(pod) = tpl.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                patch_pod_spec(pod, pspec);
             }
         }
+    }
+}
+
+/// The pod spec fields a runtime patch may set: scheduling and identity fields replaced,
+/// lists appended, volumes upserted by name, then the containers.
+fn patch_pod_spec(pod: &mut Map<String, Value>, pspec: &Value) {
+    for f in [
+        "affinity",
+        "nodeSelector",
+        "serviceAccountName",
+        "securityContext",
+    ] {
+        if let Some(v) = pspec.get(f) {
+            pod.insert(f.into(), v.clone());
+        }
+    }
+    for f in ["tolerations", "imagePullSecrets", "schedulingGates"] {
+        if let Some(Value::Array(add)) = pspec.get(f) {
+            let e = pod.entry(f).or_insert_with(|| json!([]));
+            if let Some(a) = e.as_array_mut() {
+                a.extend(add.iter().cloned());
+            }
+        }
+    }
+    if let Some(Value::Array(vols)) = pspec.get("volumes") {
+        let mut holder = Value::Object(std::mem::take(pod));
+        for v in vols {
+            upsert_named(&mut holder, "volumes", v.clone());
+        }
+        if let Value::Object(o) = holder {
+            *pod = o;
+        }
+    }
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(patches)) = pspec.get(list) else {
+            continue;
+        };
+        let Some(cs) = pod.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for cp in patches {
+            if let Some(c) = cs.iter_mut().find(|c| c.get("name") == cp.get("name")) {
+                patch_container(c, cp);
+            }
+        }
+    }
+}
+
+/// A container patch: env and volume mounts upserted by name, the security context replaced.
+fn patch_container(c: &mut Value, cp: &Value) {
+    for list in ["env", "volumeMounts"] {
+        for item in cp.get(list).and_then(Value::as_array).into_iter().flatten() {
+            upsert_named(c, list, item.clone());
+        }
+    }
+    if let Some(sc) = cp.get("securityContext") {
+        c["securityContext"] = sc.clone();
     }
 }
 

@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::Api;
 use serde_json::Value;
 
-use super::{Failure, ConformanceTest, TestContext, TestFuture, Violations, harness};
+use super::{ConformanceTest, Failure, TestContext, TestFuture, Violations, harness};
 
 /// The platform tests, by catalog id.
 pub const TESTS: &[ConformanceTest] = &[

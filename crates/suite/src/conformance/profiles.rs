@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::wait::{Step, wait_for};
 use super::{
-    Failure, Outcome, ConformanceTest, TestContext, TestFuture, Violations, Window, harness, secs,
+    ConformanceTest, Failure, Outcome, TestContext, TestFuture, Violations, Window, harness, secs,
 };
 
 /// The component's tests, by catalog id.

@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 use super::wait::{Step, wait_for};
-use super::{Failure, ConformanceTest, TestContext, TestFuture, Violations, secs};
+use super::{ConformanceTest, Failure, TestContext, TestFuture, Violations, secs};
 use kfconform_core::verdict::TrainVerdict;
 
 /// The training tests, by catalog id.

@@ -1,5 +1,15 @@
 //! Defects: deliberate contract breaks the emulator can inject, the way a real distribution
 //! might get something wrong. The integration tests prove each catalog test catches one.
+//!
+//! This module names them; each component's breaks are applied in one file, which says what
+//! it breaks and why: [`platform`] (the API server and the installed CRDs), [`profiles`] (the
+//! Profile controller and the installed Kubeflow roles), [`training`] (the PyTorchJob and
+//! TrainJob controllers and the installed runtimes). The controllers stay upstream-faithful
+//! and call these hooks at the points a distribution would diverge.
+
+pub mod platform;
+pub mod profiles;
+pub mod training;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,180 @@
+//! Reading and writing objects as the controllers do: JSON accessors, ownership, pods, and the
+//! writes controllers make through the store (delete, remove a finalizer).
+
+use serde_json::{Value, json};
+
+use crate::store::{State, meta_str};
+
+/// The string at a JSON pointer, or "".
+pub(crate) fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The integer at a JSON pointer.
+pub(crate) fn int_at(v: &Value, ptr: &str) -> Option<i64> {
+    v.pointer(ptr).and_then(Value::as_i64)
+}
+
+/// The boolean at a JSON pointer is `true`.
+pub(crate) fn flag_at(v: &Value, ptr: &str) -> bool {
+    v.pointer(ptr).and_then(Value::as_bool) == Some(true)
+}
+
+/// The label `key` of an object, or "".
+pub(crate) fn label<'a>(obj: &'a Value, key: &str) -> &'a str {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Whether the object is being deleted.
+pub(crate) fn deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// Whether the object carries `finalizer`.
+pub(crate) fn has_finalizer(obj: &Value, finalizer: &str) -> bool {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x == finalizer))
+}
+
+/// The uid of the object's controller (the ownerReference with `controller: true`).
+pub(crate) fn controller_uid(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .and_then(|r| r.get("uid"))
+        .and_then(Value::as_str)
+}
+
+/// The stored objects of `(group, plural)` in `namespace`, by reference (look before cloning).
+pub(crate) fn in_namespace<'a>(
+    state: &'a State,
+    group: &str,
+    plural: &str,
+    namespace: &str,
+) -> impl Iterator<Item = &'a Value> {
+    let ns = namespace.to_string();
+    state
+        .objects
+        .get(&(group.to_string(), plural.to_string()))
+        .into_iter()
+        .flat_map(move |m| {
+            let ns = ns.clone();
+            m.range((ns.clone(), String::new())..)
+                .take_while(move |((o_ns, _), _)| *o_ns == ns)
+                .map(|(_, o)| o)
+        })
+}
+
+/// Objects of `(group, plural)` in `namespace` whose controller is `uid` (what an informer's
+/// owner index yields).
+pub(crate) fn controlled(
+    state: &State,
+    group: &str,
+    plural: &str,
+    namespace: &str,
+    uid: &str,
+) -> Vec<Value> {
+    in_namespace(state, group, plural, namespace)
+        .filter(|o| controller_uid(o) == Some(uid))
+        .cloned()
+        .collect()
+}
+
+/// A controller ownerReference to `owner` (as `metav1.NewControllerRef` builds it).
+pub(crate) fn controller_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": str_at(owner, "/apiVersion"),
+        "kind": str_at(owner, "/kind"),
+        "name": meta_str(owner, "name"),
+        "uid": meta_str(owner, "uid"),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// A pod's phase ("" when unset).
+pub(crate) fn phase(pod: &Value) -> &str {
+    str_at(pod, "/status/phase")
+}
+
+/// Whether a pod has finished (Succeeded or Failed).
+pub(crate) fn terminal(pod: &Value) -> bool {
+    matches!(phase(pod), "Succeeded" | "Failed")
+}
+
+/// `podutil.IsPodReady`: the Ready condition is True.
+pub(crate) fn pod_ready(pod: &Value) -> bool {
+    super::status::is_true(pod, "Ready")
+}
+
+/// Sum of restartCount over a pod's init and app containers.
+pub(crate) fn restarts(pod: &Value) -> i64 {
+    ["/status/initContainerStatuses", "/status/containerStatuses"]
+        .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
+        .sum()
+}
+
+/// Creates an object, logging (not failing) a rejection as the controllers' event
+/// recorders do; returns whether it was created.
+pub(crate) fn create(state: &mut State, group: &str, plural: &str, obj: Value) -> bool {
+    let name = meta_str(&obj, "name").to_string();
+    match state.create_object(group, plural, obj) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(%group, %plural, %name, error = %e.message, "create failed");
+            false
+        }
+    }
+}
+
+/// Removes `finalizer` from a stored object; returns whether it wrote.
+pub(crate) fn remove_finalizer(
+    state: &mut State,
+    group: &str,
+    plural: &str,
+    obj: &Value,
+    finalizer: &str,
+) -> bool {
+    if !has_finalizer(obj, finalizer) {
+        return false;
+    }
+    // Work on the current version: an earlier write in this reconcile may have changed it.
+    let Some(mut cur) = state.object(
+        group,
+        plural,
+        meta_str(obj, "namespace"),
+        meta_str(obj, "name"),
+    ) else {
+        return false;
+    };
+    if let Some(fins) = cur
+        .pointer_mut("/metadata/finalizers")
+        .and_then(Value::as_array_mut)
+    {
+        fins.retain(|f| f != finalizer);
+    }
+    state.update_object(group, plural, cur, false).is_ok()
+}
+
+/// Deletes an object as a controller does; returns whether it did anything.
+pub(crate) fn delete(state: &mut State, group: &str, plural: &str, obj: &Value) -> bool {
+    if deleting(obj) {
+        return false;
+    }
+    state
+        .delete_object(
+            group,
+            plural,
+            meta_str(obj, "namespace"),
+            meta_str(obj, "name"),
+        )
+        .is_ok()
+}
