@@ -127,16 +127,26 @@ fn describe_kubeconfig_error(e: &KubeconfigError, path: &Path) -> String {
 }
 
 /// Joins an error and its sources into one line.
-pub fn flatten(e: &dyn std::error::Error) -> String {
-    let mut s = one_line(&e.to_string());
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = one_line(&inner.to_string());
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
+pub fn flatten(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = String::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let (text, last) = match err.downcast_ref::<kube::Error>() {
+            // kube displays an apiserver error with the whole `Status` in `Debug` form, and its
+            // source repeats the message: the code, reason and message say it all.
+            Some(kube::Error::Api(st)) => {
+                (format!("{} {}: {}", st.code, st.reason, st.message), true)
+            }
+            _ => (err.to_string(), false),
+        };
+        let text = one_line(&text);
+        if !s.contains(&text) {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&text);
         }
-        src = inner.source();
+        next = if last { None } else { err.source() };
     }
     s
 }
