@@ -11,9 +11,11 @@
 //! clients expect; [`schema`] admits custom resources.
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
-//! above it: `schema`, `status`, `defects`, `faults`, `registry`, `selectors`, `table` <
-//! `store` < `admission`, `discovery`, `cluster`, `runtime` (the controller framework) <
-//! `auth`, `kubelet` < `controllers`, `subresources` < `server`. This root wires them
+//! above it: `schema`, `status`, `names`, `faults`, `registry`, `selectors`, `table` <
+//! `store` < `defects`, `admission`, `discovery`, `cluster`, `runtime` (the controller
+//! framework) < `auth`, `kubelet` < `controllers`, `subresources` < `server`. The store takes
+//! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
+//! here. This root wires them
 //! together: it installs the admit hook, starts the controllers' [`runtime::Runtime`], builds
 //! the [`cluster::App`] and the router.
 //!
@@ -32,6 +34,7 @@ pub mod defects;
 pub mod discovery;
 pub mod faults;
 pub mod kubelet;
+pub mod names;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
@@ -204,7 +207,11 @@ impl Emulator {
         tuning: Tuning,
     ) -> Result<Emulator, EmulatorError> {
         kfconform_core::ensure_crypto_provider();
-        let mut state = store::State::new(config.defects.clone(), tuning.watch_history);
+        let mut state = store::State::new(tuning.watch_history);
+        let defects = config.defects.clone();
+        state.set_crd_establishes(Box::new(move |name| {
+            defects::platform::crd_establishes(&defects, name)
+        }));
         state.add_admit_hook(admission::admit);
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
@@ -278,6 +285,7 @@ impl Emulator {
             auth: auth.clone(),
             node: node.clone(),
             bookmark_interval: tuning.bookmark_interval,
+            version: Arc::new(discovery::version(&config.defects)),
         });
         if let Some(latency) = config.faults.latency {
             router = router.layer(axum::middleware::from_fn(

@@ -528,7 +528,7 @@ mod tests {
     }
 
     fn state(history: usize) -> State {
-        let mut s = State::new(Vec::new(), history);
+        let mut s = State::new(history);
         s.bootstrap("", "namespaces", json!({"metadata": {"name": "ns"}}))
             .unwrap();
         s

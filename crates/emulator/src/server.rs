@@ -41,6 +41,8 @@ pub struct Api {
     pub node: Arc<Node>,
     /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// The `/version` document (fixed for the emulator's life; a defect may change it).
+    pub version: Arc<serde_json::Value>,
 }
 
 /// Bodies up to this size are accepted (the trainer CRDs are about 1 MB of YAML).
@@ -125,7 +127,7 @@ async fn route(api: &Api, req: &Incoming<'_>, segs: &[&str]) -> Result<Response,
             "/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"
         ]}))),
         ["healthz" | "readyz" | "livez", ..] if get => Ok(text("ok")),
-        ["version"] if get => Ok(ok_json(&discovery::version(&app.lock().defects))),
+        ["version"] if get => Ok(ok_json(&api.version)),
         ["kfconform", "v1", "requests"] if get => {
             let counts = app.lock().counts.clone();
             let list: Vec<Value> = counts

@@ -16,7 +16,6 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use crate::RequestCounts;
-use crate::defects::Defect;
 use crate::registry::{self, ResKey, ResourceDef};
 use crate::schema::{self, FieldError};
 use crate::status::{ApiError, Target};
@@ -130,13 +129,18 @@ pub struct State {
     pub history: VecDeque<Arc<Event>>,
     pub history_cap: usize,
     pub counts: RequestCounts,
-    pub defects: Vec<Defect>,
     tx: broadcast::Sender<Arc<Event>>,
     /// Set when a write may have left work for the reconciler (GC, namespace cascade).
     pub dirty: bool,
     /// Run in order on every create and update; the first error rejects the write.
     admit_hooks: Vec<AdmitFn>,
+    /// Whether the establishing controller marks a CRD (by name) Established; set at start.
+    establishes: EstablishFn,
 }
+
+/// Decides, by CRD name, whether the apiextensions establishing controller marks a CRD
+/// Established (always, unless a defect is installed with [`State::set_crd_establishes`]).
+pub type EstablishFn = Box<dyn Fn(&str) -> bool + Send>;
 
 /// Now, as the apiserver formats timestamps.
 pub fn now() -> String {
@@ -370,7 +374,7 @@ fn crd_status(crd: &Value, def: &ResourceDef, established: bool) -> Value {
 
 impl State {
     /// A store serving the built-in kinds, with a history of `history_cap` events.
-    pub fn new(defects: Vec<Defect>, history_cap: usize) -> Self {
+    pub fn new(history_cap: usize) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let mut s = State {
             rv: 1,
@@ -379,10 +383,10 @@ impl State {
             history: VecDeque::new(),
             history_cap: history_cap.max(1),
             counts: RequestCounts::new(),
-            defects,
             tx,
             dirty: false,
             admit_hooks: Vec::new(),
+            establishes: Box::new(|_| true),
         };
         for def in registry::builtins() {
             s.resources
@@ -394,6 +398,11 @@ impl State {
     /// Runs `hook` on every later create and update, after the hooks added before it.
     pub fn add_admit_hook(&mut self, hook: AdmitFn) {
         self.admit_hooks.push(hook);
+    }
+
+    /// Installs what decides whether a CRD becomes Established (a defect's hook).
+    pub fn set_crd_establishes(&mut self, establishes: EstablishFn) {
+        self.establishes = establishes;
     }
 
     /// A new receiver of every future event.
@@ -1048,7 +1057,7 @@ impl State {
             )
         })?;
         let name = meta_str(obj, "name").to_string();
-        let established = super::defects::platform::crd_establishes(&self.defects, &name);
+        let established = (self.establishes)(&name);
         let status = crd_status(obj, &def, established);
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), status);

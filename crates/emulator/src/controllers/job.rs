@@ -822,7 +822,7 @@ mod tests {
     use crate::runtime::Runtime;
 
     fn cluster() -> (State, Runtime) {
-        let mut s = State::new(Vec::new(), 1000);
+        let mut s = State::new(1000);
         s.bootstrap("", "namespaces", json!({"metadata": {"name": "ns"}}))
             .unwrap();
         let rt = Runtime::new(vec![Box::new(JobController), Box::new(OrphanPods)]);

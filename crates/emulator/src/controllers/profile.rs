@@ -40,8 +40,7 @@ pub const AUTHZ_POLICY: &str = "ns-owner-access-istio";
 pub const QUOTA: &str = "kf-resource-quota";
 /// The controller's finalizer (`PROFILEFINALIZER`).
 pub const FINALIZER: &str = "profile-finalizer";
-/// The owner's RoleBinding.
-pub const ADMIN_BINDING: &str = "namespaceAdmin";
+pub use crate::names::ADMIN_BINDING;
 
 /// The userid header and prefix of the Kubeflow manifests' `config` ConfigMap
 /// (components/profile-controller/config/manager/kustomization.yaml).

@@ -21,6 +21,7 @@ use super::objects::{
 };
 use super::status::{Status, find, is_true, transition_time, true_condition};
 use crate::defects::training::{PyTorchEnv, Training};
+use crate::names::{REPLICA_INDEX, REPLICA_TYPE};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str, now};
 
@@ -29,10 +30,6 @@ const PLURAL: &str = "pytorchjobs";
 const KIND: &str = "PyTorchJob";
 const OPERATOR_NAME: &str = "training.kubeflow.org/operator-name";
 const JOB_NAME: &str = "training.kubeflow.org/job-name";
-/// The pod and Service label naming the replica type (lower-cased).
-pub(crate) const REPLICA_TYPE: &str = "training.kubeflow.org/replica-type";
-/// The pod and Service label naming the replica index.
-pub(crate) const REPLICA_INDEX: &str = "training.kubeflow.org/replica-index";
 const JOB_ROLE: &str = "training.kubeflow.org/job-role";
 const CONTROLLER_NAME: &str = "pytorchjob-controller";
 const DEFAULT_CONTAINER: &str = "pytorch";

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::Defect;
-use crate::controllers::profile::ADMIN_BINDING;
+use crate::names::ADMIN_BINDING;
 use crate::status::ApiError;
 use crate::store::{State, meta_str};
 

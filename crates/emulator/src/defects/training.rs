@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Defect;
-use crate::controllers::pytorchjob::{REPLICA_INDEX, REPLICA_TYPE};
+use crate::names::{REPLICA_INDEX, REPLICA_TYPE};
 
 /// The training defects in force, read once from the defect list.
 #[derive(Debug, Clone, Default)]
