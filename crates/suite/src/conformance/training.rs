@@ -77,6 +77,15 @@ fn pytorchjob_resource() -> ApiResource {
     )
 }
 
+/// PyTorchJobs in the test's namespace, as the workload user sees them.
+fn pytorchjobs(ctx: &TestContext) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        ctx.workload_client().clone(),
+        &ctx.namespace,
+        &pytorchjob_resource(),
+    )
+}
+
 fn trainjob_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("trainer.kubeflow.org", "v1alpha1", "TrainJob"),
@@ -464,6 +473,9 @@ async fn watch_crashes(ctx: &TestContext, prefix: &str, container: &str, crashes
                 Verdict::from_log(&log)
                     .ok_or_else(|| format!("pod {name} crashed without a train verdict"))
             }
+            // Gone before its log could be read (its Job replaced or removed it): nothing to
+            // report, and whether that happens first is a race a message must not depend on.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
             Err(e) => Err(format!(
                 "pod {name} crashed; its log is not readable: {}",
                 crate::cluster::flatten(&e)
@@ -497,11 +509,7 @@ fn pytorchjob_end(v: &Value) -> Step<JobEnd> {
 fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let name = "kfc-pj-succeeds";
-        let api = Api::namespaced_with(
-            ctx.workload_client().clone(),
-            &ctx.namespace,
-            &pytorchjob_resource(),
-        );
+        let api = pytorchjobs(&ctx);
         let args = train_args(&ctx, "pytorch", RENDEZVOUS);
         let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 1, &args));
         create(&api, &format!("PyTorchJob {name}"), job).await?;
@@ -534,11 +542,7 @@ fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
 fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let name = "kfc-pj-env";
-        let api = Api::namespaced_with(
-            ctx.workload_client().clone(),
-            &ctx.namespace,
-            &pytorchjob_resource(),
-        );
+        let api = pytorchjobs(&ctx);
         let args = train_args(&ctx, "pytorch", RENDEZVOUS);
         let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 2, &args));
         create(&api, &format!("PyTorchJob {name}"), job).await?;
@@ -623,11 +627,7 @@ fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
 fn pytorchjob_failure(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let name = "kfc-pj-failure";
-        let api = Api::namespaced_with(
-            ctx.workload_client().clone(),
-            &ctx.namespace,
-            &pytorchjob_resource(),
-        );
+        let api = pytorchjobs(&ctx);
         let job = pytorchjob(
             &ctx,
             name,
@@ -710,11 +710,7 @@ fn pytorchjob_started(v: &Value) -> Step<()> {
 fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let name = "kfc-pj-labels";
-        let api = Api::namespaced_with(
-            ctx.workload_client().clone(),
-            &ctx.namespace,
-            &pytorchjob_resource(),
-        );
+        let api = pytorchjobs(&ctx);
         let args = train_args(&ctx, "pytorch", RENDEZVOUS);
         let job = pytorchjob(&ctx, name, replica(&ctx, 1, &args), replica(&ctx, 1, &args));
         let created = create(&api, &format!("PyTorchJob {name}"), job).await?;
