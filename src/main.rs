@@ -44,7 +44,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    // kube (ring) and reqwest (aws-lc-rs) both link a rustls provider; pick one explicitly.
+    // rustls picks no provider when several may be linked; install ring explicitly.
     kfconform_suite::cluster::ensure_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

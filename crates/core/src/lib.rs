@@ -10,9 +10,9 @@ pub mod verdict;
 /// Label put on everything a run creates; `kfconform cleanup` deletes only objects carrying it.
 pub const RUN_LABEL: &str = "kfconform.io/run";
 
-/// Installs ring as the process's rustls provider. kube (ring) and reqwest (aws-lc-rs) both
-/// link one, and rustls refuses to pick; every client and the emulator's HTTPS endpoint call
-/// this first.
+/// Installs ring as the process's rustls provider. rustls refuses to pick one when more than
+/// one is linked (kube uses ring; reqwest's rustls feature brings aws-lc-rs), so every client
+/// and the emulator's HTTPS endpoint call this first, whatever the dependency graph links.
 pub fn ensure_crypto_provider() {
     // Err means a provider is already installed, which is all we need.
     let _ = rustls::crypto::ring::default_provider().install_default();
