@@ -70,6 +70,20 @@ impl Kind {
     }
 }
 
+/// The built-in kinds controllers own or watch, declared once.
+pub mod builtin {
+    use super::Kind;
+
+    /// core/v1 Namespaces.
+    pub const NAMESPACES: Kind = Kind::new("", "namespaces", "Namespace");
+    /// core/v1 Pods.
+    pub const PODS: Kind = Kind::new("", "pods", "Pod");
+    /// core/v1 Services.
+    pub const SERVICES: Kind = Kind::new("", "services", "Service");
+    /// batch/v1 Jobs.
+    pub const JOBS: Kind = Kind::new("batch", "jobs", "Job");
+}
+
 /// What a controller reconciles: an object's namespace ("" when cluster-scoped) and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
@@ -652,7 +666,7 @@ mod tests {
         assert_eq!(keys(Mapper::Namespace, &obj), ["ns"]);
         assert_eq!(keys(Mapper::All, &obj), ["ns/a", "ns/b"]);
         // A cluster-scoped owner is keyed without a namespace.
-        let namespaces = Kind::new("", "namespaces", "Namespace");
+        let namespaces = builtin::NAMESPACES;
         let by_name = Mapper::Name.keys(&s, namespaces, &obj);
         assert_eq!(by_name, [ObjectKey::new("", "x")]);
         let f = Mapper::Func(|_, o| {

@@ -32,10 +32,7 @@ const LEGACY_CONTROLLER_UID: &str = "controller-uid";
 const LEGACY_JOB_NAME: &str = "job-name";
 const REACHED_COMPLETIONS: &str = "Reached expected number of succeeded pods";
 
-/// batch/v1 Jobs.
-pub const JOBS: Kind = Kind::new("batch", "jobs", "Job");
-/// Pods.
-pub const PODS: Kind = Kind::new("", "pods", "Pod");
+pub use crate::runtime::builtin::{JOBS, PODS};
 
 /// The Job controller (no defects of its own): reconciles a Job when it or one of its pods
 /// changes, and when its activeDeadlineSeconds runs out.

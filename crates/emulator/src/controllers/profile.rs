@@ -125,7 +125,7 @@ impl Reconciler for ProfileController {
         let in_namespace =
             |group, plural, kind| Watch::new(Kind::new(group, plural, kind), Mapper::Namespace);
         vec![
-            Watch::new(Kind::new("", "namespaces", "Namespace"), Mapper::Name),
+            Watch::new(crate::runtime::builtin::NAMESPACES, Mapper::Name),
             in_namespace("", "serviceaccounts", "ServiceAccount"),
             in_namespace(RBAC_GROUP, "rolebindings", "RoleBinding"),
             in_namespace("", "resourcequotas", "ResourceQuota"),

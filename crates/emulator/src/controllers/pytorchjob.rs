@@ -22,6 +22,7 @@ use super::objects::{
 use super::status::{Status, find, is_true, transition_time, true_condition};
 use crate::defects::training::{PyTorchEnv, Training};
 use crate::names::{REPLICA_INDEX, REPLICA_TYPE};
+use crate::runtime::builtin::{PODS, SERVICES};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str, now};
 
@@ -40,8 +41,6 @@ const INIT_IMAGE: &str = "alpine:3.10";
 
 /// kubeflow.org/v1 PyTorchJobs.
 pub const PYTORCHJOBS: Kind = Kind::new(GROUP, PLURAL, KIND);
-const PODS: Kind = Kind::new("", "pods", "Pod");
-const SERVICES: Kind = Kind::new("", "services", "Service");
 
 /// The PyTorchJob controller, with the training defects it is to exhibit. Reconciles a job
 /// when it, one of its pods or one of its Services changes (`OnDependentCreateFunc` & co.).

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use super::objects::{controlled, controller_ref, create, deleting, flag_at, label, str_at};
 use super::status::{Status, condition, is_true, set_condition};
 use crate::defects::training::Training;
+use crate::runtime::builtin::{JOBS, SERVICES};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str};
 
@@ -43,8 +44,6 @@ const RESTART_ATTEMPT: &str = "jobset.sigs.k8s.io/restart-attempt";
 
 /// trainer.kubeflow.org/v1alpha1 TrainJobs.
 pub const TRAINJOBS: Kind = Kind::new(GROUP, PLURAL, "TrainJob");
-const JOBS: Kind = Kind::new("batch", "jobs", "Job");
-const SERVICES: Kind = Kind::new("", "services", "Service");
 const CLUSTER_RUNTIMES: Kind =
     Kind::new(GROUP, "clustertrainingruntimes", "ClusterTrainingRuntime");
 const RUNTIMES: Kind = Kind::new(GROUP, "trainingruntimes", "TrainingRuntime");
