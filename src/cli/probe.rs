@@ -39,6 +39,14 @@ enum Role {
         #[arg(long)]
         seconds: f64,
     },
+    /// Serve HTTP (Deployments, Services, readiness and liveness probes, the API server's
+    /// proxy): `/healthz`, `POST /unhealthy|/healthy`, `/status/{code}`, `POST /exit?code=N`,
+    /// and an echo of any other request as JSON.
+    Http {
+        /// Port to listen on (repeatable).
+        #[arg(long = "port", default_value = "8080")]
+        ports: Vec<u16>,
+    },
     /// Print the environment as one JSON object line (downward API checks).
     Env {
         /// Only variables whose name starts with this.
@@ -80,6 +88,12 @@ pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
             workload::print_line(&format!("kfconform probe sleep: sleeping {seconds}s"));
             tokio::time::sleep(d).await;
             workload::print_line("kfconform probe sleep: done");
+            Ok(ExitCode::Ok)
+        }
+        Role::Http { ports } => {
+            workload::http::run(&workload::http::HttpOptions { ports })
+                .await
+                .map_err(|e| Error::harness(format!("kfconform probe http: {e}")))?;
             Ok(ExitCode::Ok)
         }
         Role::Env { prefix } => {

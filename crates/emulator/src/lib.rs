@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod controllers;
 pub mod defects;
 pub mod discovery;
+pub mod events;
 pub mod faults;
 pub mod kubelet;
 pub mod names;
