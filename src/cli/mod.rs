@@ -108,6 +108,9 @@ pub struct TargetArgs {
     /// Start the emulator with this defect (repeatable; see `kfconform emulator --list-defects`).
     #[arg(long = "defect", value_name = "NAME", requires = "emulator")]
     pub defects: Vec<String>,
+    /// Start the emulator with this API-server trouble (repeatable), e.g. `latency=20ms`.
+    #[arg(long = "fault", value_name = "KIND=VALUE", requires = "emulator")]
+    pub faults: Vec<String>,
 }
 
 /// A resolved target: the client config, and the emulator kept alive while it is used.
@@ -136,12 +139,18 @@ impl TargetArgs {
     ) -> Result<ResolvedTarget, Error> {
         if self.emulator {
             let defects = self.parse_defects()?;
+            let faults = self
+                .faults
+                .iter()
+                .map(|f| f.parse::<kfconform_emulator::faults::Fault>())
+                .collect::<Result<Vec<_>, _>>()?;
             let mut kubelet = kfconform_emulator::kubelet::KubeletConfig::default();
             if let Some(image) = probe_image {
                 kubelet.probe_image = image.to_string();
             }
             let emu = Emulator::start(EmulatorConfig {
                 defects,
+                faults: kfconform_emulator::faults::Faults::from_list(&faults),
                 kubelet,
                 ..Default::default()
             })

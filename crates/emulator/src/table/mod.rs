@@ -1,5 +1,8 @@
 //! Server-side printing: `meta.k8s.io/v1` Table responses (what `kubectl get` asks for), with
-//! a CRD's additionalPrinterColumns, and PartialObjectMetadata conversion.
+//! a CRD's additionalPrinterColumns, built-in kinds' columns ([`printers`]), and
+//! PartialObjectMetadata conversion.
+
+pub mod printers;
 
 use serde_json::{Value, json};
 
@@ -221,6 +224,37 @@ fn cell(obj: &Value, col: &Column) -> Value {
     }
 }
 
+/// Column definitions and one row of cells per object: a built-in kind's printer, else the
+/// CRD's printer columns (or NAME and AGE).
+fn rows_of(def: &ResourceDef, version: &str, objects: &[Value]) -> (Vec<Value>, Vec<Vec<Value>>) {
+    if def.crd.is_none()
+        && let Some(p) = printers::printer(&def.group, &def.plural)
+    {
+        let defs = p
+            .columns
+            .iter()
+            .map(|c| {
+                json!({"name": c.name, "type": c.type_, "format": c.format,
+                       "description": c.description, "priority": c.priority})
+            })
+            .collect();
+        return (defs, objects.iter().map(p.cells).collect());
+    }
+    let cols = columns(def, version);
+    let defs = cols
+        .iter()
+        .map(|c| {
+            json!({"name": c.name, "type": c.type_, "format": c.format,
+                   "description": c.description, "priority": c.priority})
+        })
+        .collect();
+    let rows = objects
+        .iter()
+        .map(|o| cols.iter().map(|c| cell(o, c)).collect())
+        .collect();
+    (defs, rows)
+}
+
 /// A Table of `objects` (already at the request version).
 pub fn table(
     def: &ResourceDef,
@@ -229,11 +263,11 @@ pub fn table(
     include: Include,
     list_meta: Value,
 ) -> Value {
-    let cols = columns(def, version);
+    let (defs, cells) = rows_of(def, version, objects);
     let rows: Vec<Value> = objects
         .iter()
-        .map(|o| {
-            let cells: Vec<Value> = cols.iter().map(|c| cell(o, c)).collect();
+        .zip(cells)
+        .map(|(o, cells)| {
             let mut row = json!({"cells": cells});
             let object = match include {
                 Include::None => None,
@@ -244,13 +278,6 @@ pub fn table(
                 r.insert("object".into(), obj);
             }
             row
-        })
-        .collect();
-    let defs: Vec<Value> = cols
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": c.type_, "format": c.format,
-                   "description": c.description, "priority": c.priority})
         })
         .collect();
     json!({
