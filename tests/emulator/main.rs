@@ -7,6 +7,7 @@ mod util;
 
 mod auth;
 mod emulator_api;
+mod events;
 mod kube_client;
 mod kubectl;
 mod schema_admission;

@@ -30,6 +30,7 @@ pub mod admission;
 pub mod auth;
 pub mod cluster;
 pub mod controllers;
+pub mod convert;
 pub mod defects;
 pub mod discovery;
 pub mod events;

@@ -66,6 +66,9 @@ pub struct ResourceDef {
     /// Subresources besides `status` (e.g. `pods/log`, `serviceaccounts/token`), served by
     /// [`super::subresources`].
     pub subresources: Vec<Subresource>,
+    /// The resource whose objects this one serves in another form (`events.k8s.io` events
+    /// are core events; see [`super::convert`]), if any.
+    pub storage_alias: Option<ResKey>,
 }
 
 /// A subresource other than `status`, as discovery lists it.
@@ -92,6 +95,13 @@ impl ResourceDef {
         } else {
             format!("{}/{v}", self.group)
         }
+    }
+
+    /// Where the objects are stored: the alias target, else the resource itself.
+    pub fn storage_key(&self) -> ResKey {
+        self.storage_alias
+            .clone()
+            .unwrap_or_else(|| (self.group.clone(), self.plural.clone()))
     }
 
     /// Whether the version has a status subresource.
@@ -138,6 +148,7 @@ fn builtin(
         name_is_label: plural == "namespaces",
         crd: None,
         subresources: Vec::new(),
+        storage_alias: None,
     }
 }
 
@@ -171,6 +182,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     let mut defs = core_v1();
     defs.push(apiextensions_v1());
     defs.push(batch_v1());
+    defs.push(events_v1());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
     defs
@@ -311,6 +323,24 @@ fn apiextensions_v1() -> ResourceDef {
     );
     crd.categories = vec!["api-extensions".into()];
     crd
+}
+
+/// events.k8s.io/v1 Events: the core events in their newer form (same objects).
+fn events_v1() -> ResourceDef {
+    let mut def = builtin(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &["ev"],
+        false,
+        false,
+        &[],
+    );
+    def.storage_alias = Some((String::new(), "events".into()));
+    def
 }
 
 /// Jobs (batch/v1).
@@ -553,6 +583,7 @@ pub fn from_crd(crd: &Value) -> Result<ResourceDef, String> {
             .map(str::to_string),
         plural,
         subresources: Vec::new(),
+        storage_alias: None,
     })
 }
 

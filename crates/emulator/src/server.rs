@@ -267,14 +267,8 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Renders one object at the request version.
-fn present(scope: &Scope, mut obj: Value) -> Value {
-    if let Some(o) = obj.as_object_mut() {
-        o.insert(
-            "apiVersion".into(),
-            json!(scope.def.api_version(&scope.version)),
-        );
-    }
-    obj
+fn present(scope: &Scope, obj: Value) -> Value {
+    crate::convert::from_storage(&scope.def, &scope.version, obj)
 }
 
 fn render_one(scope: &Scope, obj: Value, out: Output) -> Value {
@@ -848,7 +842,7 @@ impl WatchFilter {
 
     /// The line to send for an event, if this watcher sees it.
     fn line(&self, ev: &Event) -> Option<Bytes> {
-        if ev.res.0 != self.scope.def.group || ev.res.1 != self.scope.def.plural {
+        if ev.res != self.scope.def.storage_key() {
             return None;
         }
         let now = self.matches(&ev.object);

@@ -103,7 +103,7 @@ pub struct Scope {
 
 impl Scope {
     fn key(&self) -> ResKey {
-        (self.def.group.clone(), self.def.plural.clone())
+        self.def.storage_key()
     }
 
     fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
@@ -571,15 +571,9 @@ impl State {
         Ok(warnings)
     }
 
-    /// Rewrites apiVersion to the storage version (conversion strategy None).
+    /// Converts a written object to its stored form ([`crate::convert::to_storage`]).
     fn to_storage(scope: &Scope, obj: &mut Value) {
-        if let Some(o) = obj.as_object_mut() {
-            o.insert(
-                "apiVersion".into(),
-                json!(scope.def.api_version(&scope.def.storage_version)),
-            );
-            o.insert("kind".into(), json!(scope.def.kind));
-        }
+        *obj = crate::convert::to_storage(&scope.def, std::mem::take(obj));
     }
 
     /// Checks the namespace a namespaced create goes into.
@@ -874,15 +868,7 @@ impl State {
         let current = self
             .get_obj(&scope.key(), &scope.namespace, name)
             .cloned()
-            .map(|mut o| {
-                if let Some(m) = o.as_object_mut() {
-                    m.insert(
-                        "apiVersion".into(),
-                        json!(scope.def.api_version(&scope.version)),
-                    );
-                }
-                o
-            });
+            .map(|o| crate::convert::from_storage(&scope.def, &scope.version, o));
         match kind {
             PatchKind::Apply => {
                 if field_manager.is_none_or(str::is_empty) {
