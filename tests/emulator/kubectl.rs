@@ -513,3 +513,89 @@ async fn auth_can_i_whoami_and_tokens() {
     );
     emu.shutdown().await;
 }
+
+/// `kubectl get` prints kube-apiserver's columns for built-in kinds (server-side tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_prints_the_apiservers_columns() {
+    let emu = util::emulator_with(EmulatorConfig {
+        kubelet: util::probe_kubelet(),
+        ..Default::default()
+    })
+    .await;
+    let k = Kubectl::new(&emu);
+    let image = kfconform_probe::DEFAULT_PROBE_IMAGE;
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: web, labels: {{app: web}}}}
+spec:
+  containers: [{{name: main, image: "{image}", args: [probe, sleep, --seconds, "600"]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: once}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: main, image: "{image}", args: [probe, sleep, --seconds, "0"]}}]
+"#
+    );
+    let file = k.file("objects.yaml", &manifest);
+    k.ok(&["apply", "-f", &file]).await;
+    k.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"])
+        .await;
+    k.ok(&[
+        "wait",
+        "--for=condition=Complete",
+        "job/once",
+        "--timeout=60s",
+    ])
+    .await;
+
+    let cols = |out: &str, name: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name} in\n{out}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let pods = k.ok(&["get", "pods", "-o", "wide"]).await;
+    let header = pods.lines().next().unwrap_or_default();
+    for c in ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"] {
+        assert!(header.contains(c), "{c} missing from {header}");
+    }
+    let web = cols(&pods, "web");
+    assert_eq!(web[1..4], ["1/1", "Running", "0"], "{pods}");
+    assert!(web[5].starts_with("127."), "pod IP in {pods}");
+    assert_eq!(web[6], "kfconform-node", "{pods}");
+
+    let svc = k.ok(&["get", "services"]).await;
+    assert!(
+        svc.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("CLUSTER-IP")
+    );
+    let row = cols(&svc, "web");
+    assert_eq!(row[1], "ClusterIP", "{svc}");
+    assert_eq!(row[4], "80/TCP", "{svc}");
+
+    let jobs = k.ok(&["get", "jobs"]).await;
+    assert!(
+        jobs.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("COMPLETIONS")
+    );
+    assert_eq!(cols(&jobs, "once")[1..3], ["Complete", "1/1"], "{jobs}");
+    emu.shutdown().await;
+}
