@@ -108,11 +108,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         println!(
             "profile {}: {}",
             v.profile,
-            if v.conformant {
-                "CONFORMANT"
-            } else {
-                "NOT CONFORMANT"
-            }
+            kfconform_suite::report::verdict_word(v)
         );
         for reason in &v.reasons {
             println!("  - {reason}");

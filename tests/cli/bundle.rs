@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use kfconform_suite::catalog::DEFAULT_PROFILE;
+use crate::util::CERTIFIABLE_PROFILE;
 use kfconform_suite::report::bundle::{
     MAX_UNPACKED_BYTES, PRODUCT_YAML, Product, ProductType, REPRODUCE_TXT, load_product, pack,
     unpack,
@@ -540,7 +540,7 @@ fn a_product_not_in_the_statement_or_for_another_release_fails() {
     assert_eq!(
         f.verify(&bundle).problems,
         vec![format!(
-            "PRODUCT.yaml: kubeflow_release 1.10 is not the release of profile {DEFAULT_PROFILE} (26.03)"
+            "PRODUCT.yaml: kubeflow_release 1.10 is not the release of profile {CERTIFIABLE_PROFILE} (26.03)"
         )]
     );
 }

@@ -77,6 +77,7 @@ fn sample_report() -> Report {
         },
         components: vec!["platform".into(), "training".into(), "profiles".into()],
         required_features: vec![],
+        gaps: vec![],
     };
     let verdict = compute_verdict(&profile, &results, true);
     Report {

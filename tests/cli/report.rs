@@ -50,6 +50,7 @@ fn profile() -> Profile {
         },
         components: vec!["profiles".into(), "training".into()],
         required_features: vec!["training.pytorchjob".into()],
+        gaps: vec![],
     }
 }
 
@@ -767,6 +768,7 @@ fn example_report() -> Report {
         ProfileVerdict {
             profile: "kubeflow-26.03/profiles".into(),
             conformant: true,
+            certifiable: true,
             reasons: vec![],
         },
     ];

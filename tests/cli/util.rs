@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
-use kfconform_suite::catalog::{Catalog, DEFAULT_PROFILE};
+use kfconform_suite::catalog::Catalog;
 use kfconform_suite::report::dsse::{sign, statement_for, write_envelope};
 use kfconform_suite::report::keys::SigningKey;
 use kfconform_suite::report::verify::Verification;
@@ -79,10 +79,14 @@ pub fn flip_byte(path: &Path, at: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// A complete, conformant run of the default profile, consistent with this catalog.
+/// A profile the catalog can certify (the release profile cannot until every component has
+/// tests), which the signed-report fixtures claim.
+pub const CERTIFIABLE_PROFILE: &str = "kubeflow-26.03/training";
+
+/// A complete, conformant run of [`CERTIFIABLE_PROFILE`], consistent with this catalog.
 pub fn conformant_report(run_id: &str, command: &str) -> Report {
     let catalog = Catalog::embedded().unwrap();
-    let profile = catalog.profile(DEFAULT_PROFILE).unwrap();
+    let profile = catalog.profile(CERTIFIABLE_PROFILE).unwrap();
     let results: Vec<TestResult> = catalog
         .tests
         .iter()

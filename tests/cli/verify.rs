@@ -9,7 +9,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kfconform_suite::catalog::{Catalog, DEFAULT_PROFILE, Level};
+use crate::util::CERTIFIABLE_PROFILE;
+use kfconform_suite::catalog::{Catalog, Level};
 use kfconform_suite::report::dsse::{
     DSSE_JSON, Envelope, add_signature, read_envelope, sign, statement_for, write_envelope,
 };
@@ -67,7 +68,7 @@ fn check<'a>(v: &'a Verification, name: &str) -> &'a kfconform_suite::report::ve
 /// A required test of the default profile (a `must` whose features the profile requires).
 fn required_test() -> String {
     let catalog = Catalog::embedded().unwrap();
-    let profile = catalog.profile(DEFAULT_PROFILE).unwrap();
+    let profile = catalog.profile(CERTIFIABLE_PROFILE).unwrap();
     catalog
         .tests
         .iter()
@@ -92,7 +93,7 @@ fn a_signed_conformant_run_verifies() {
     assert_eq!(v.signers, vec![key.public().key_id()]);
     assert_eq!(v.verdicts.len(), 1);
     assert!(v.verdicts[0].conformant);
-    assert_eq!(v.verdicts[0].profile, DEFAULT_PROFILE);
+    assert_eq!(v.verdicts[0].profile, CERTIFIABLE_PROFILE);
     let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -405,10 +406,10 @@ fn verdict_recomputation_catches_a_conformant_claim_over_a_failed_required_test(
         v.problems,
         vec![
             format!(
-                "profile {DEFAULT_PROFILE}: required test {required} failed: pod master-0: MASTER_ADDR is not set"
+                "profile {CERTIFIABLE_PROFILE}: required test {required} failed: pod master-0: MASTER_ADDR is not set"
             ),
             format!(
-                "profile {DEFAULT_PROFILE}: recorded verdict is conformant but the results make it not conformant"
+                "profile {CERTIFIABLE_PROFILE}: recorded verdict is conformant but the results make it not conformant"
             ),
         ]
     );
@@ -422,7 +423,7 @@ fn a_required_test_deleted_and_resigned_is_missing() {
     let dir = signed_dir(&conformant_report(), &key);
     let profile = Catalog::embedded()
         .unwrap()
-        .profile(DEFAULT_PROFILE)
+        .profile(CERTIFIABLE_PROFILE)
         .unwrap();
     // compute_verdict only judges the results it is given, so the recorded verdict stays
     // conformant and consistent: only the catalog knows the test is required.
@@ -436,7 +437,7 @@ fn a_required_test_deleted_and_resigned_is_missing() {
     assert_eq!(
         v.problems,
         vec![format!(
-            "profile {DEFAULT_PROFILE}: required test {required} missing"
+            "profile {CERTIFIABLE_PROFILE}: required test {required} missing"
         )]
     );
 }
@@ -447,7 +448,7 @@ fn a_result_relabelled_should_cannot_excuse_its_failure() {
     let required = required_test();
     let profile = Catalog::embedded()
         .unwrap()
-        .profile(DEFAULT_PROFILE)
+        .profile(CERTIFIABLE_PROFILE)
         .unwrap();
     let dir = signed_dir(&conformant_report(), &key);
     rewrite_and_resign(dir.path(), &key, |r| {
@@ -476,7 +477,7 @@ fn an_honest_not_conformant_report_does_not_verify_as_conformant() {
     let required = required_test();
     let profile = Catalog::embedded()
         .unwrap()
-        .profile(DEFAULT_PROFILE)
+        .profile(CERTIFIABLE_PROFILE)
         .unwrap();
     let dir = signed_dir(&conformant_report(), &key);
     rewrite_and_resign(dir.path(), &key, |r| {
@@ -491,9 +492,9 @@ fn an_honest_not_conformant_report_does_not_verify_as_conformant() {
     assert_eq!(
         v.problems,
         vec![
-            format!("profile {DEFAULT_PROFILE}: run incomplete (interrupted)"),
+            format!("profile {CERTIFIABLE_PROFILE}: run incomplete (interrupted)"),
             format!(
-                "profile {DEFAULT_PROFILE}: required test {required} skipped: feature not supported"
+                "profile {CERTIFIABLE_PROFILE}: required test {required} skipped: feature not supported"
             ),
         ]
     );
@@ -501,7 +502,7 @@ fn an_honest_not_conformant_report_does_not_verify_as_conformant() {
     assert!(!v.verdicts[0].conformant);
     assert_eq!(
         check(&v, "verdict").detail,
-        format!("profile {DEFAULT_PROFILE}: run incomplete (interrupted) (and 1 more)")
+        format!("profile {CERTIFIABLE_PROFILE}: run incomplete (interrupted) (and 1 more)")
     );
 }
 

@@ -273,15 +273,15 @@ pub(super) fn load(files: &[(&str, &str)]) -> Result<Catalog, CatalogError> {
         let tests = load_suite(name, component, text, validators, &feature_names, &mut seen)?;
         by_component.insert(component.clone(), tests);
     }
-    let tests = components
+    let tests: Vec<TestSpec> = components
         .iter()
         .flat_map(|c| by_component.remove(c).unwrap_or_default())
         .collect();
 
     Ok(Catalog {
+        profiles: derive_profiles(releases, &tests),
         tests,
         features,
-        profiles: derive_profiles(releases),
         components,
         digest,
     })
@@ -549,8 +549,35 @@ fn load_suite(
     Ok(tests)
 }
 
+/// What keeps a profile made of `members` from certifying: each member component (other
+/// than the platform, whose API checks need no feature) that the release requires features of
+/// and that has no `must` test, and each such required feature no `must` test of that
+/// component exercises.
+fn gaps(members: &[String], components: &[(String, Vec<String>)], tests: &[TestSpec]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (component, features) in components {
+        if component == PLATFORM || !members.contains(component) {
+            continue;
+        }
+        let musts: Vec<&TestSpec> = tests
+            .iter()
+            .filter(|t| &t.component == component && t.level == super::Level::Must)
+            .collect();
+        if musts.is_empty() {
+            out.push(format!("component {component} has no must test"));
+            continue;
+        }
+        for f in features {
+            if !musts.iter().any(|t| t.features.contains(f)) {
+                out.push(format!("feature {f} is exercised by no must test"));
+            }
+        }
+    }
+    out
+}
+
 /// The release profiles as written, each followed by its derived per-component profiles.
-fn derive_profiles(releases: Vec<ReleaseProfile>) -> Vec<Profile> {
+fn derive_profiles(releases: Vec<ReleaseProfile>, tests: &[TestSpec]) -> Vec<Profile> {
     let mut out = Vec::new();
     for ReleaseProfile { raw, components } in releases {
         let mut all_features: Vec<String> = Vec::new();
@@ -560,12 +587,14 @@ fn derive_profiles(releases: Vec<ReleaseProfile>) -> Vec<Profile> {
             }
         }
         let has_platform = components.iter().any(|(c, _)| c == PLATFORM);
+        let all: Vec<String> = components.iter().map(|(c, _)| c.clone()).collect();
         out.push(Profile {
             name: raw.name.clone(),
             description: one_line(&raw.description),
             release: raw.release.clone(),
             kubernetes: raw.kubernetes.clone(),
-            components: components.iter().map(|(c, _)| c.clone()).collect(),
+            gaps: gaps(&all, &components, tests),
+            components: all,
             required_features: all_features.clone(),
         });
         for (component, features) in &components {
@@ -600,6 +629,7 @@ fn derive_profiles(releases: Vec<ReleaseProfile>) -> Vec<Profile> {
                 description,
                 release: raw.release.clone(),
                 kubernetes: raw.kubernetes.clone(),
+                gaps: gaps(&members, &components, tests),
                 components: members,
                 required_features: required,
             });

@@ -141,6 +141,16 @@ pub struct Profile {
     pub components: Vec<String>,
     /// Features the profile requires; a skipped `must` test of one of them fails the profile.
     pub required_features: Vec<String>,
+    /// Why the profile cannot certify a distribution yet: each component it requires that has
+    /// no `must` test, each required feature no `must` test exercises. Empty when certifiable.
+    pub gaps: Vec<String>,
+}
+
+impl Profile {
+    /// Whether the catalog has tests for everything the profile requires.
+    pub fn certifiable(&self) -> bool {
+        self.gaps.is_empty()
+    }
 }
 
 /// The whole catalog, as embedded in this binary.

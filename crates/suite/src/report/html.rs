@@ -157,11 +157,8 @@ fn verdicts(out: &mut String, r: &Report) {
     }
     out.push_str("<div class=\"verdicts\">\n");
     for v in &r.verdicts {
-        let (class, word) = if v.conformant {
-            ("ok", "CONFORMANT")
-        } else {
-            ("bad", "NOT CONFORMANT")
-        };
+        let class = if v.conformant { "ok" } else { "bad" };
+        let word = super::verdict_word(v);
         let _ = writeln!(
             out,
             "<div class=\"verdict {class}\">\n<p class=\"word\">{word}</p>\n\

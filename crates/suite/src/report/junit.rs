@@ -162,12 +162,12 @@ fn properties(report: &Report) -> Vec<(String, String)> {
         ("defects".to_string(), report.config.defects.join(",")),
     ];
     for v in &report.verdicts {
-        let verdict = if v.conformant {
-            "conformant"
-        } else {
-            "not conformant"
-        };
-        p.push((format!("verdict.{}", v.profile), verdict.to_string()));
+        let verdict = super::verdict_word(v).to_lowercase();
+        p.push((format!("verdict.{}", v.profile), verdict));
+        p.push((
+            format!("certifiable.{}", v.profile),
+            v.certifiable.to_string(),
+        ));
     }
     p
 }

@@ -28,7 +28,7 @@ pub use files::{JUNIT_XML, REPORT_JSON, read_report, write_report};
 pub use html::{REPORT_HTML, to_html};
 pub use junit::to_junit;
 pub use schema::{report_schema, validate_report_json};
-pub use verdict::{compute_verdict, summarize};
+pub use verdict::{compute_verdict, summarize, verdict_word};
 
 /// Errors writing or reading reports.
 #[derive(Debug, Error)]
@@ -129,6 +129,9 @@ pub struct RunConfig {
 pub struct ProfileVerdict {
     pub profile: String,
     pub conformant: bool,
+    /// Whether the catalog tests everything the profile requires; a profile that is not
+    /// certifiable is never conformant, whatever its tests did.
+    pub certifiable: bool,
     /// Why not, one line per reason; empty when conformant.
     pub reasons: Vec<String>,
 }

@@ -23,7 +23,8 @@ pub fn summarize(results: &[TestResult]) -> Summary {
 
 /// Decides conformance to `profile`.
 ///
-/// Conformant iff the run is complete, every `must` test of the profile's components whose
+/// Conformant iff the profile is certifiable (the catalog tests every component and feature it
+/// requires: [`crate::catalog::Profile::gaps`]), the run is complete, every `must` test of the profile's components whose
 /// features are all required by the profile passed, and no `must` test that ran failed or
 /// errored (a supported optional feature that is present must also work). `should` tests and
 /// tests of components outside the profile never affect the verdict. Reasons are sorted by
@@ -58,7 +59,8 @@ pub fn compute_verdict(
     }
     // Stable sort: duplicates of one id keep the order they ran in.
     by_test.sort_by(|a, b| a.0.cmp(b.0));
-    let mut reasons = Vec::with_capacity(by_test.len() + 1);
+    let mut reasons = Vec::with_capacity(profile.gaps.len() + by_test.len() + 1);
+    reasons.extend(profile.gaps.iter().map(|g| format!("not certifiable: {g}")));
     if !complete {
         reasons.push("run incomplete (interrupted)".to_string());
     }
@@ -66,6 +68,7 @@ pub fn compute_verdict(
     ProfileVerdict {
         profile: profile.name.clone(),
         conformant: reasons.is_empty(),
+        certifiable: profile.certifiable(),
         reasons,
     }
 }
@@ -82,5 +85,16 @@ fn with_message(head: String, message: &str) -> String {
         head
     } else {
         format!("{head}: {folded}")
+    }
+}
+
+/// The word for a verdict: `CONFORMANT`, `NOT CONFORMANT` or `NOT CERTIFIABLE`.
+pub fn verdict_word(v: &ProfileVerdict) -> &'static str {
+    if v.conformant {
+        "CONFORMANT"
+    } else if !v.certifiable {
+        "NOT CERTIFIABLE"
+    } else {
+        "NOT CONFORMANT"
     }
 }

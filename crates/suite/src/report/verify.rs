@@ -539,11 +539,7 @@ fn verdict_problems(report: &Report) -> (Vec<String>, Vec<ProfileVerdict>, Strin
     }
     let detail = format!(
         "profile {claimed}: {} (recomputed)",
-        if recomputed.conformant {
-            "conformant"
-        } else {
-            "not conformant"
-        }
+        super::verdict_word(&recomputed).to_lowercase()
     );
     verdicts.push(recomputed);
     for recorded in report.verdicts.iter().filter(|v| &v.profile != claimed) {
@@ -562,7 +558,8 @@ fn verdict_problems(report: &Report) -> (Vec<String>, Vec<ProfileVerdict>, Strin
     (problems, verdicts, detail)
 }
 
-/// Every required test of the profile present and passed, the run complete, and no `must`
+/// The profile certifiable by this catalog, every required test of the profile present and
+/// passed, the run complete, and no `must`
 /// test of a supported optional feature failed: exactly what makes the verdict conformant,
 /// one line per reason.
 fn required_problems(
@@ -572,7 +569,11 @@ fn required_problems(
     complete: bool,
 ) -> Vec<String> {
     let name = &profile.name;
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = profile
+        .gaps
+        .iter()
+        .map(|g| format!("profile {name}: not certifiable: {g}"))
+        .collect();
     if !complete {
         problems.push(format!("profile {name}: run incomplete (interrupted)"));
     }
@@ -621,13 +622,14 @@ fn required_problems(
 }
 
 fn compare_verdict(recorded: &ProfileVerdict, recomputed: &ProfileVerdict) -> Vec<String> {
-    let word = |c: bool| if c { "conformant" } else { "not conformant" };
-    if recorded.conformant != recomputed.conformant {
+    if recorded.conformant != recomputed.conformant
+        || recorded.certifiable != recomputed.certifiable
+    {
         vec![format!(
             "profile {}: recorded verdict is {} but the results make it {}",
             recorded.profile,
-            word(recorded.conformant),
-            word(recomputed.conformant)
+            super::verdict_word(recorded).to_lowercase(),
+            super::verdict_word(recomputed).to_lowercase()
         )]
     } else if recorded.reasons != recomputed.reasons {
         vec![format!(
