@@ -203,7 +203,7 @@ fn diff_serialises_to_json() {
     assert_eq!(v["regressions"][0]["id"], "platform/kubernetes-version");
     assert_eq!(v["regressions"][0]["status_b"], "failed");
     assert_eq!(v["kubernetes_version"]["b"], "v1.27.16");
-    assert_eq!(v["profile"], "kubeflow-26.03");
+    assert_eq!(v["profile"], util::CERTIFIABLE_PROFILE);
 }
 
 // ---------------------------------------------------------------- rendering

@@ -38,6 +38,8 @@ fn keygen_run_bundle_verify() {
         &[
             "run",
             "--emulator",
+            "--profile",
+            "kubeflow-26.03/training",
             "-o",
             "results",
             "--sign-key",

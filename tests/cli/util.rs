@@ -30,12 +30,15 @@ pub fn kfconform() -> assert_cmd::Command {
     c
 }
 
-/// `kfconform run --emulator -o OUT ARGS..`; asserts it exits `code`.
+/// `kfconform run --emulator -o OUT ARGS..` (of [`CERTIFIABLE_PROFILE`] unless ARGS name a
+/// profile); asserts it exits `code`.
 pub fn run_emulator(out: &Path, args: &[&str], code: i32) -> Output {
-    kfconform()
-        .args(["run", "--emulator", "-o"])
-        .arg(out)
-        .args(args)
+    let mut cmd = kfconform();
+    cmd.args(["run", "--emulator", "-o"]).arg(out).args(args);
+    if !args.contains(&"--profile") {
+        cmd.args(["--profile", CERTIFIABLE_PROFILE]);
+    }
+    cmd
         .assert()
         .code(code)
         .get_output()
