@@ -36,6 +36,7 @@ pub mod events;
 pub mod faults;
 pub mod kubelet;
 pub mod names;
+pub mod protobuf;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
