@@ -132,7 +132,9 @@ fn value_to_json(v: &Value) -> Result<Json, ProtoError> {
         Value::String(s) => json!(s),
         Value::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::Message(m) => to_json(m)?,
-        Value::List(items) => Json::Array(items.iter().map(value_to_json).collect::<Result<_, _>>()?),
+        Value::List(items) => {
+            Json::Array(items.iter().map(value_to_json).collect::<Result<_, _>>()?)
+        }
         Value::Map(entries) => {
             // encoding/json writes map keys sorted.
             let mut sorted = BTreeMap::new();
@@ -274,9 +276,7 @@ fn scalar_from_json(kind: &Kind, v: &Json) -> Result<Value, ProtoError> {
             Value::I32(i32::try_from(int()?).map_err(|_| wrong())?)
         }
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(int()?),
-        Kind::Uint32 | Kind::Fixed32 => {
-            Value::U32(u32::try_from(int()?).map_err(|_| wrong())?)
-        }
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(u32::try_from(int()?).map_err(|_| wrong())?),
         Kind::Uint64 | Kind::Fixed64 => Value::U64(v.as_u64().ok_or_else(wrong)?),
         Kind::Double => Value::F64(v.as_f64().ok_or_else(wrong)?),
         Kind::Float => Value::F32(v.as_f64().ok_or_else(wrong)? as f32),

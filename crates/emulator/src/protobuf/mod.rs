@@ -18,7 +18,9 @@ mod special;
 use std::sync::OnceLock;
 
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, Value,
+};
 use serde_json::Value as Json;
 use thiserror::Error;
 
@@ -164,12 +166,24 @@ pub fn encode(obj: &Json) -> Result<Vec<u8>, ProtoError> {
         .get_message_by_name("k8s.io.apimachinery.pkg.runtime.TypeMeta")
         .ok_or_else(|| missing("runtime.TypeMeta"))?;
     let mut type_meta = DynamicMessage::new(type_meta_desc);
-    set(&mut type_meta, "apiVersion", Value::String(api_version.into()));
+    set(
+        &mut type_meta,
+        "apiVersion",
+        Value::String(api_version.into()),
+    );
     set(&mut type_meta, "kind", Value::String(kind.into()));
     let mut unknown = DynamicMessage::new(unknown_desc);
     set(&mut unknown, "typeMeta", Value::Message(type_meta));
-    set(&mut unknown, "raw", Value::Bytes(msg.encode_to_vec().into()));
-    set(&mut unknown, "contentEncoding", Value::String(String::new()));
+    set(
+        &mut unknown,
+        "raw",
+        Value::Bytes(msg.encode_to_vec().into()),
+    );
+    set(
+        &mut unknown,
+        "contentEncoding",
+        Value::String(String::new()),
+    );
     set(&mut unknown, "contentType", Value::String(String::new()));
     let mut out = MAGIC.to_vec();
     out.extend(unknown.encode_to_vec());

@@ -274,7 +274,10 @@ mod tests {
             assert_eq!(duration_to_json(nanos), json!(text), "{nanos}");
             assert_eq!(duration_from_json(&json!(text)).unwrap(), nanos, "{text}");
         }
-        assert_eq!(duration_from_json(&json!("1h30m")).unwrap(), 5_400_000_000_000);
+        assert_eq!(
+            duration_from_json(&json!("1h30m")).unwrap(),
+            5_400_000_000_000
+        );
         assert_eq!(duration_from_json(&json!("0")).unwrap(), 0);
         for bad in ["", "5", "1d", "abc", "-"] {
             assert!(duration_from_json(&json!(bad)).is_err(), "{bad}");

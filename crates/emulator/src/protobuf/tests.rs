@@ -61,12 +61,7 @@ fn groups_map_to_packages() {
 #[test]
 fn zero_scalars_of_non_pointer_fields_are_dropped() {
     // gogo writes every non-pointer field: "" namespace, 0 generation, an empty Time.
-    let time = DynamicMessage::new(
-        pool()
-            .unwrap()
-            .get_message_by_name(special::TIME)
-            .unwrap(),
-    );
+    let time = DynamicMessage::new(pool().unwrap().get_message_by_name(special::TIME).unwrap());
     let m = meta(&[
         ("name", Value::String("t1".into())),
         ("namespace", Value::String(String::new())),
@@ -196,4 +191,52 @@ fn accept_negotiation() {
         "application/vnd.kubernetes.protobuf,application/json"
     ));
     assert!(!accepts_only_protobuf(""));
+}
+
+fn field(num: u64, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![((num << 3) | 2) as u8, data.len() as u8];
+    out.extend_from_slice(data);
+    out
+}
+
+/// Bodies written byte by byte (not by our encoder): a SelfSubjectAccessReview and a
+/// TokenRequest as `kubectl auth can-i` and `kubectl create token` send them.
+#[test]
+fn decodes_hand_written_wire_bytes() {
+    let attrs = [
+        field(1, b"team-a"),
+        field(2, b"create"),
+        field(3, b"kubeflow.org"),
+        field(5, b"pytorchjobs"),
+    ]
+    .concat();
+    let spec = field(1, &attrs);
+    let raw = [field(1, &field(1, b"x")), field(2, &spec)].concat();
+    let type_meta = [
+        field(1, b"authorization.k8s.io/v1"),
+        field(2, b"SelfSubjectAccessReview"),
+    ]
+    .concat();
+    let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+    let v = decode(&body).unwrap();
+    assert_eq!(v["kind"], "SelfSubjectAccessReview");
+    assert_eq!(v["metadata"]["name"], "x");
+    assert_eq!(
+        v["spec"]["resourceAttributes"],
+        json!({"namespace": "team-a", "verb": "create", "group": "kubeflow.org", "resource": "pytorchjobs"})
+    );
+    let mut int = vec![(4 << 3) as u8];
+    int.extend([0x90, 0x1c]);
+    let spec = [field(1, b"api"), field(1, b"vault"), int].concat();
+    let raw = field(2, &spec);
+    let type_meta = [
+        field(1, b"authentication.k8s.io/v1"),
+        field(2, b"TokenRequest"),
+    ]
+    .concat();
+    let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+    let v = decode(&body).unwrap();
+    assert_eq!(v["apiVersion"], "authentication.k8s.io/v1");
+    assert_eq!(v["spec"]["audiences"], json!(["api", "vault"]));
+    assert_eq!(v["spec"]["expirationSeconds"], 3600);
 }
