@@ -151,6 +151,18 @@ async fn workloads_job_cronjob_deployment() {
     assert_eq!(c["image"], "busybox");
     assert_eq!(c["command"], json!(["sleep", "5"]));
     assert_eq!(j["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    // The template's zero creationTimestamp is null, as kube-apiserver writes it.
+    assert!(j["spec"]["template"]["metadata"]["creationTimestamp"].is_null());
+    // The Job controller runs the protobuf-decoded template.
+    k.ok(&[
+        "wait",
+        "-n",
+        NS,
+        "--for=condition=Complete",
+        "job/j1",
+        "--timeout=30s",
+    ])
+    .await;
 
     k.ok(&[
         "create",
@@ -472,6 +484,22 @@ async fn create_from_yaml_file() {
          spec:\n  controller: k8s.io/ingress-nginx\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fromfile\n  namespace: {NS}\n  labels:\n    app: x\ndata:\n  k: v\n"
     );
+    let resources = k.ok(&["api-resources", "-o", "wide"]).await;
+    for (name, short, group) in [
+        ("cronjobs", "cj", "batch/v1"),
+        ("deployments", "deploy", "apps/v1"),
+        ("ingressclasses", "", "networking.k8s.io/v1"),
+        ("ingresses", "ing", "networking.k8s.io/v1"),
+        ("poddisruptionbudgets", "pdb", "policy/v1"),
+        ("priorityclasses", "pc", "scheduling.k8s.io/v1"),
+        ("resourcequotas", "quota", "v1"),
+    ] {
+        let line = resources
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{resources}"));
+        assert!(line.contains(group) && line.contains(short), "{line}");
+    }
     let f = k.file("objects.yaml", &yaml);
     let out = k.ok(&["create", "-f", &f]).await;
     assert!(

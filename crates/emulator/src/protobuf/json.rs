@@ -28,6 +28,7 @@ struct Fields {
     inline: HashSet<String>,
     rename: HashMap<String, String>,
     zero: HashSet<String>,
+    pointer: HashSet<String>,
 }
 
 fn fields() -> &'static Fields {
@@ -45,6 +46,9 @@ fn fields() -> &'static Fields {
                 }
                 (Some("zero"), Some(k), None) => {
                     f.zero.insert(k.to_string());
+                }
+                (Some("pointer"), Some(k), None) => {
+                    f.pointer.insert(k.to_string());
                 }
                 _ => {}
             }
@@ -106,8 +110,14 @@ fn fill_json(msg: &DynamicMessage, out: &mut Map<String, Json>) -> Result<(), Pr
             continue;
         }
         let v = value_to_json(value)?;
-        // The zero Time (null) and a zero IntOrString stand for "unset" in Go.
-        let unset = v.is_null() || (!keep_zero && is_zero_int_or_string(&field, &v));
+        // A zero Time or RawExtension is `null` in JSON, written for a struct field (omitempty
+        // never omits a struct) and meaningless for a pointer; a zero IntOrString is "unset"
+        // to Go's defaulting (e.g. a Service port's targetPort).
+        let unset = if v.is_null() {
+            table.pointer.contains(&k)
+        } else {
+            !keep_zero && is_zero_int_or_string(&field, &v)
+        };
         if !unset {
             out.insert(json_name(&field), v);
         }

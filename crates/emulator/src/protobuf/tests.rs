@@ -67,15 +67,19 @@ fn zero_scalars_of_non_pointer_fields_are_dropped() {
         ("namespace", Value::String(String::new())),
         ("resourceVersion", Value::String(String::new())),
         ("generation", Value::I64(0)),
-        ("creationTimestamp", Value::Message(time)),
+        ("creationTimestamp", Value::Message(time.clone())),
+        // A pointer to the zero time says nothing.
+        ("deletionTimestamp", Value::Message(time)),
     ]);
     let desc = message_for("v1", "Namespace").unwrap();
     let mut ns = DynamicMessage::new(desc);
     set(&mut ns, "metadata", Value::Message(m));
     let v = decode(&wrap("v1", "Namespace", ns.encode_to_vec())).unwrap();
+    // A zero Time struct field is null, as encoding/json writes it.
     assert_eq!(
         v,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t1"}})
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "t1", "creationTimestamp": null}})
     );
 }
 
