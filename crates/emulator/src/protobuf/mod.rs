@@ -60,11 +60,14 @@ fn pool() -> Result<&'static DescriptorPool, ProtoError> {
 }
 
 /// The proto package of a built-in API group/version: the group's first label names the
-/// directory of kubernetes/api (`rbac.authorization.k8s.io` -> `rbac`), core is `core`.
+/// directory of kubernetes/api (`rbac.authorization.k8s.io` -> `rbac`), core is `core`,
+/// `meta.k8s.io` is apimachinery's meta/v1.
 /// Only the groups whose protos are embedded are listed, so a CRD group never matches.
 fn package(api_version: &str) -> Option<String> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let dir = match group {
+        // Table, PartialObjectMetadata(List): apimachinery's meta/v1.
+        "meta.k8s.io" => return Some(META_V1.to_string()),
         "" => "core",
         "apps" | "batch" | "policy" | "autoscaling" => group,
         "rbac.authorization.k8s.io"

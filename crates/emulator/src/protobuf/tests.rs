@@ -50,6 +50,10 @@ fn groups_map_to_packages() {
         Some("k8s.io.api.autoscaling.v2")
     );
     assert_eq!(package("apps.example.com/v1"), None);
+    assert_eq!(package("meta.k8s.io/v1").as_deref(), Some(META_V1));
+    let partial = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                         "metadata": {"name": "x", "uid": "u"}});
+    assert_eq!(roundtrip(&partial), partial);
     assert!(message_for("v1", "Status").is_ok());
     assert!(message_for("batch/v1", "CronJob").is_ok());
     assert!(matches!(
