@@ -10,4 +10,5 @@ mod emulator_api;
 mod events;
 mod kube_client;
 mod kubectl;
+mod kubectl_create;
 mod schema_admission;

@@ -11,7 +11,8 @@
 //! clients expect; [`schema`] admits custom resources.
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
-//! above it: `schema`, `status`, `names`, `faults`, `registry`, `selectors`, `table` <
+//! above it: `protobuf`, `schema`, `status`, `names`, `faults`, `registry`, `selectors`,
+//! `table` <
 //! `store` < `defects`, `admission`, `discovery`, `cluster`, `runtime` (the controller
 //! framework) < `auth`, `kubelet` < `controllers`, `subresources` < `server`. The store takes
 //! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
@@ -22,8 +23,9 @@
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
 //! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
 //! (no managedFields, no field ownership conflicts); `continue` tokens resume by key, not from a
-//! snapshot; request bodies must be JSON or YAML (client-go's protobuf bodies, sent by typed
-//! commands such as `kubectl create namespace`, get 415); one global watch history serves every
+//! snapshot; protobuf ([`protobuf`], the built-in kinds client-go's typed clients send) is
+//! read in request bodies and written only to clients that accept nothing else (watch
+//! streams stay JSON); one global watch history serves every
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
 
 pub mod admission;
@@ -37,6 +39,7 @@ pub mod events;
 pub mod faults;
 pub mod kubelet;
 pub mod names;
+pub mod protobuf;
 pub mod registry;
 pub mod runtime;
 pub mod schema;

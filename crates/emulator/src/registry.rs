@@ -185,7 +185,100 @@ pub fn builtins() -> Vec<ResourceDef> {
     defs.push(events_v1());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
+    defs.extend(typed_create_kinds());
     defs
+}
+
+/// The kinds `kubectl create <kind>` makes that nothing else here serves: batch/v1 CronJobs,
+/// scheduling.k8s.io PriorityClasses, networking.k8s.io Ingresses and IngressClasses,
+/// policy/v1 PodDisruptionBudgets, apps/v1 Deployments. Short names, categories and which
+/// have status and generation follow upstream's REST storage and strategies
+/// (pkg/registry/{batch/cronjob,scheduling/priorityclass,networking/ingress,
+/// networking/ingressclass,policy/poddisruptionbudget,apps/deployment}/).
+fn typed_create_kinds() -> Vec<ResourceDef> {
+    let mut cronjobs = builtin(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        true,
+        true,
+        &[],
+    );
+    cronjobs.categories = vec!["all".into()];
+    vec![
+        cronjobs,
+        builtin(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "priorityclass",
+            "PriorityClass",
+            false,
+            &["pc"],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            true,
+            &["ing"],
+            true,
+            true,
+            &[],
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingressclasses",
+            "ingressclass",
+            "IngressClass",
+            false,
+            &[],
+            false,
+            true,
+            &[],
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+            true,
+            &[],
+        ),
+        apps_v1_deployments(),
+    ]
+}
+
+/// apps/v1 Deployments, served for `kubectl create deployment` only (no controller here).
+fn apps_v1_deployments() -> ResourceDef {
+    let mut d = builtin(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        true,
+        true,
+        &[],
+    );
+    d.categories = vec!["all".into()];
+    d
 }
 
 /// The core group ("", v1).

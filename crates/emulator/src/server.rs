@@ -19,6 +19,7 @@ use crate::auth::{self, Attributes, Authenticator, UserInfo};
 use crate::cluster::{App, Params, SubRequest};
 use crate::discovery;
 use crate::kubelet::Node;
+use crate::protobuf;
 use crate::registry::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, json_response};
@@ -80,10 +81,11 @@ async fn handle(
         headers: &headers,
         body: &body,
     };
-    match route(&api, &req, &segs).await {
+    let resp = match route(&api, &req, &segs).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    negotiate(resp, &headers, &params, &segs).await
 }
 
 /// A request as it arrived, after authentication.
@@ -243,7 +245,9 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Decodes a create/update body by its Content-Type. Protobuf (which client-go's typed
-/// clients use for built-in kinds) is not implemented: answer 415 so the cause is plain.
+/// clients use for built-in kinds) is decoded from the upstream schema; custom resources have
+/// no protobuf form, so a protobuf body of one gets 415 as from apiextensions-apiserver
+/// (apiserver/pkg/endpoints/handlers/negotiation/errors.go `NewUnsupportedMediaTypeError`).
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -257,12 +261,73 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
             serde_saphyr::from_str(text)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
-        "application/vnd.kubernetes.protobuf" | "application/cbor" => {
-            Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the kfconform emulator does not decode {base})"
-            )))
-        }
+        protobuf::CONTENT_TYPE => parse_protobuf(body),
+        "application/cbor" => Err(unsupported_media_type()),
         _ => parse_json(body),
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::unsupported_media_type(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+    )
+}
+
+fn parse_protobuf(body: &[u8]) -> Result<Value, ApiError> {
+    protobuf::decode(body).map_err(|e| match e {
+        protobuf::ProtoError::NotBuiltin { .. } => unsupported_media_type(),
+        other => ApiError::bad_request(format!(
+            "the body of the request could not be decoded: {other}"
+        )),
+    })
+}
+
+/// Re-encodes a JSON response as protobuf when the client accepts nothing else
+/// (apimachinery/pkg/runtime/serializer negotiation: the first acceptable type wins, and
+/// client-go's usual `application/vnd.kubernetes.protobuf, */*` admits JSON). Documents
+/// without a kind (`/version`, OpenAPI) stay JSON as kube-apiserver writes them; an object
+/// without a protobuf form (a custom resource) gets 406. Watch streams stay JSON.
+async fn negotiate(
+    resp: Response,
+    headers: &HeaderMap,
+    params: &Params,
+    segs: &[&str],
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let watch = is_true(params, "watch") || segs.contains(&"watch");
+    if !protobuf::accepts_only_protobuf(accept) || !is_json || watch {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::internal("response body unreadable").into_response();
+    };
+    let obj: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if obj.get("kind").is_none() {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    match protobuf::encode(&obj) {
+        Ok(pb) => {
+            let mut out = Response::from_parts(parts, axum::body::Body::from(pb));
+            out.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(protobuf::CONTENT_TYPE),
+            );
+            out
+        }
+        Err(protobuf::ProtoError::NotBuiltin { .. }) => ApiError::not_acceptable(
+            "only the following media types are accepted: application/json, application/yaml",
+        )
+        .into_response(),
+        Err(e) => ApiError::internal(format!("cannot encode the response as protobuf: {e}"))
+            .into_response(),
     }
 }
 
@@ -699,7 +764,12 @@ fn delete_opts(params: &Params, body: &[u8]) -> Result<DeleteOpts, ApiError> {
         opts.propagation = Some(Propagation::Orphan);
     }
     if body.iter().any(|b| !b.is_ascii_whitespace()) {
-        let b = parse_json(body)?;
+        // client-go's typed clients send DeleteOptions as protobuf.
+        let b = if body.starts_with(b"k8s\x00") {
+            parse_protobuf(body)?
+        } else {
+            parse_json(body)?
+        };
         if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(policy(p)?);
         }
