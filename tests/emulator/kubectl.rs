@@ -23,14 +23,14 @@ fn kubectl_path() -> PathBuf {
     })
 }
 
-struct Kubectl {
+pub(crate) struct Kubectl {
     bin: PathBuf,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
 }
 
 impl Kubectl {
-    fn new(emu: &Emulator) -> Self {
+    pub(crate) fn new(emu: &Emulator) -> Self {
         Self::with_kubeconfig(&emu.kubeconfig_yaml())
     }
 
@@ -57,7 +57,7 @@ impl Kubectl {
         c
     }
 
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         let out = self.cmd(args).output();
         tokio::time::timeout(TIMEOUT, out)
             .await
@@ -66,7 +66,7 @@ impl Kubectl {
     }
 
     /// Runs and expects success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
@@ -77,7 +77,7 @@ impl Kubectl {
         stdout
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args).await).unwrap()
     }
 

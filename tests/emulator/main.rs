@@ -9,4 +9,5 @@ mod auth;
 mod emulator_api;
 mod kube_client;
 mod kubectl;
+mod kubectl_node;
 mod schema_admission;

@@ -171,6 +171,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     let mut defs = core_v1();
     defs.push(apiextensions_v1());
     defs.push(batch_v1());
+    defs.push(coordination_v1());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
     defs
@@ -267,6 +268,7 @@ fn core_v1() -> Vec<ResourceDef> {
             ],
         ),
         pods(),
+        nodes(),
         sa,
         builtin(
             "",
@@ -411,6 +413,38 @@ fn pods() -> ResourceDef {
         verbs: &["get"],
     }];
     pods
+}
+
+/// Nodes (core/v1, cluster-scoped; the kubelet registers its own).
+fn nodes() -> ResourceDef {
+    builtin(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        true,
+        false,
+        &["spec.unschedulable"],
+    )
+}
+
+/// Leases (coordination.k8s.io/v1): the node's heartbeat in kube-node-lease.
+fn coordination_v1() -> ResourceDef {
+    builtin(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        false,
+        false,
+        &[],
+    )
 }
 
 fn rbac(plural: &str, kind: &str, namespaced: bool) -> ResourceDef {
