@@ -17,8 +17,15 @@ async fn get_and_describe_the_node() {
     let node = k.json(&["get", "node", NODE_NAME, "-o", "json"]).await;
     assert_eq!(node["status"]["nodeInfo"]["operatingSystem"], "linux");
     // A pod bound to the node (its image cannot be pulled, so it stays Pending there).
-    k.ok(&["run", "idle", "--image", "example.invalid/idle:1", "-n", "default"])
-        .await;
+    k.ok(&[
+        "run",
+        "idle",
+        "--image",
+        "example.invalid/idle:1",
+        "-n",
+        "default",
+    ])
+    .await;
     let out = k.ok(&["describe", "node", NODE_NAME]).await;
     for want in [
         format!("Name:               {NODE_NAME}"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kfconform_emulator::EmulatorConfig;
-use kfconform_emulator::kubelet::{KubeletConfig, PodStage, StageRule, StagePhase};
+use kfconform_emulator::kubelet::{KubeletConfig, PodStage, StagePhase, StageRule};
 use kfconform_probe::TrainVerdict;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use serde_json::{Value, json};

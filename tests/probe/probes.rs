@@ -149,7 +149,10 @@ async fn readiness_follows_the_health_endpoint_after_startup() {
     post(&p, "/healthy").await;
     util::wait_for(&pods, "ready", ready).await;
     for (reason, text) in [
-        ("Scheduled", format!("Successfully assigned default/ready to {NODE_NAME}")),
+        (
+            "Scheduled",
+            format!("Successfully assigned default/ready to {NODE_NAME}"),
+        ),
         ("Pulling", format!("Pulling image {IMAGE:?}")),
         ("Pulled", "Successfully pulled image".to_string()),
         ("Created", "Created container: main".into()),
@@ -157,7 +160,9 @@ async fn readiness_follows_the_health_endpoint_after_startup() {
     ] {
         wait_event(&client, "ready", reason, &text).await;
     }
-    pods.delete("ready", &DeleteParams::default()).await.unwrap();
+    pods.delete("ready", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_event(&client, "ready", "Killing", "Stopping container main").await;
     emu.shutdown().await;
 }
@@ -211,9 +216,17 @@ async fn tcp_socket_probes_connect_and_exec_probes_error() {
     );
     pods.create(&PostParams::default(), &exec).await.unwrap();
     util::wait_for(&pods, "tcp", ready).await;
-    let e = wait_event(&client, "refused", "Unhealthy", "Readiness probe failed: dial tcp ").await;
+    let e = wait_event(
+        &client,
+        "refused",
+        "Unhealthy",
+        "Readiness probe failed: dial tcp ",
+    )
+    .await;
     assert!(
-        e.message.unwrap().ends_with(":9: connect: connection refused"),
+        e.message
+            .unwrap()
+            .ends_with(":9: connect: connection refused"),
         "upstream's dial error"
     );
     wait_event(
@@ -226,7 +239,7 @@ async fn tcp_socket_probes_connect_and_exec_probes_error() {
     for name in ["refused", "exec"] {
         let p = pods.get(name).await.unwrap();
         assert_eq!(condition(&p, "Ready").as_deref(), Some("False"), "{name}");
-        assert_eq!(container(&p)["state"]["running"].is_object(), true);
+        assert!(container(&p)["state"]["running"].is_object());
     }
     emu.shutdown().await;
 }
@@ -255,7 +268,10 @@ async fn an_image_nobody_runs_fails_to_pull_and_never_runs() {
     );
     let p = util::wait_for(&pods, "pull", |p| reason(p) == "ImagePullBackOff").await;
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
-    assert_eq!(p.spec.as_ref().unwrap().node_name.as_deref(), Some(NODE_NAME));
+    assert_eq!(
+        p.spec.as_ref().unwrap().node_name.as_deref(),
+        Some(NODE_NAME)
+    );
     wait_event(
         &client,
         "pull",
@@ -285,10 +301,16 @@ async fn pod_startup_delays_every_pod() {
     pods.create(&PostParams::default(), &http_pod("slow", json!({})))
         .await
         .unwrap();
-    let p = util::wait_for(&pods, "slow", |p| container(p)["state"]["running"].is_object()).await;
+    let p = util::wait_for(&pods, "slow", |p| {
+        container(p)["state"]["running"].is_object()
+    })
+    .await;
     assert!(t0.elapsed() >= delay, "running after {:?}", t0.elapsed());
     // Bound at once: the delay is the node's, not the scheduler's.
-    assert_eq!(p.spec.as_ref().unwrap().node_name.as_deref(), Some(NODE_NAME));
+    assert_eq!(
+        p.spec.as_ref().unwrap().node_name.as_deref(),
+        Some(NODE_NAME)
+    );
     emu.shutdown().await;
 }
 
@@ -307,20 +329,40 @@ async fn the_node_is_registered_and_heartbeats() {
     assert_eq!(labels["kubernetes.io/os"], "linux");
     let status = &v["status"];
     assert_eq!(status["capacity"]["pods"], "110");
-    assert!(status["capacity"]["cpu"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
-    assert!(status["allocatable"]["memory"].as_str().unwrap().ends_with("Ki"));
+    assert!(
+        status["capacity"]["cpu"]
+            .as_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        status["allocatable"]["memory"]
+            .as_str()
+            .unwrap()
+            .ends_with("Ki")
+    );
     let types: Vec<&str> = status["conditions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]);
+    assert_eq!(
+        types,
+        ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+    );
     assert_eq!(status["conditions"][3]["reason"], "KubeletReady");
     assert_eq!(status["addresses"][0]["type"], "InternalIP");
     let info = &status["nodeInfo"];
     assert_eq!(info["kubeletVersion"], "v1.34.2");
-    assert!(info["containerRuntimeVersion"].as_str().unwrap().starts_with("kfconform://"));
+    assert!(
+        info["containerRuntimeVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("kfconform://")
+    );
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let first = util::wait_for(&leases, NODE_NAME, |_| true).await;
     let renewed = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone());

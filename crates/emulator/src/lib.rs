@@ -329,7 +329,10 @@ impl Emulator {
                 controllers.settle(&mut st);
             }
         });
-        let git_version = version["gitVersion"].as_str().unwrap_or("v1.34.2").to_string();
+        let git_version = version["gitVersion"]
+            .as_str()
+            .unwrap_or("v1.34.2")
+            .to_string();
         let kubelet = kubelet::start(app.clone(), node.clone(), &git_version);
         tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {

@@ -19,8 +19,8 @@ mod logs;
 pub mod network;
 pub mod node;
 mod pod;
-pub mod process;
 mod prober;
+pub mod process;
 mod recorder;
 pub mod status;
 
@@ -137,8 +137,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text.ends_with(last) || text.len() < first.len() + last.len()
-    {
+    if !text.starts_with(first) || !text.ends_with(last) || text.len() < first.len() + last.len() {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -419,7 +418,12 @@ fn images(pod: &Value) -> Vec<String> {
         .iter()
         .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
         .flatten()
-        .map(|c| c.get("image").and_then(Value::as_str).unwrap_or("").to_string())
+        .map(|c| {
+            c.get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
         .collect()
 }
 
@@ -593,7 +597,10 @@ fn sync(app: &App, node: &Arc<Node>) {
 /// Killing events for the running containers of a pod being deleted (kuberuntime_container.go
 /// killContainer: "Stopping container %s").
 fn stopping_events(st: &mut crate::store::State, pod: &Value) {
-    for (key, init) in [("initContainerStatuses", true), ("containerStatuses", false)] {
+    for (key, init) in [
+        ("initContainerStatuses", true),
+        ("containerStatuses", false),
+    ] {
         let statuses = pod
             .pointer(&format!("/status/{key}"))
             .and_then(Value::as_array)
@@ -661,5 +668,46 @@ mod tests {
         );
         assert!(parse_stages("Done").is_err());
         assert!(parse_stages("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn stage_rules_name_an_image_pattern() {
+        let r = parse_stage_rule("nginx:*=Running,Succeeded=100ms").unwrap();
+        assert_eq!(r.image, "nginx:*");
+        assert_eq!(r.stages, default_stages());
+        assert!(r.matches("nginx:1.27") && !r.matches("nginx") && !r.matches("my/nginx:1"));
+        assert!(parse_stage_rule("*=").unwrap().stages.is_empty());
+        assert!(StageRule::new("*", vec![]).matches("anything/at:all"));
+        assert!(StageRule::new("ghcr.io/*/app:*", vec![]).matches("ghcr.io/org/app:v1"));
+        assert!(!StageRule::new("ghcr.io/*/app:*", vec![]).matches("ghcr.io/org/db:v1"));
+        let err = parse_stage_rule("Running,Succeeded=100ms").unwrap_err();
+        assert!(err.contains("names no image"), "{err}");
+        assert!(parse_stage_rule("Running").is_err());
+        assert!(parse_stage_rule("=Running").is_err());
+        assert!(
+            parse_stage_rule("x=Done")
+                .unwrap_err()
+                .contains("unknown pod phase")
+        );
+        let rules = [
+            StageRule::new("a", vec![]),
+            StageRule::new("*", default_stages()),
+        ];
+        assert_eq!(stages_for(&rules, "a"), Some(&[][..]));
+        assert_eq!(stages_for(&rules, "b"), Some(&default_stages()[..]));
+        assert_eq!(stages_for(&rules[..1], "b"), None);
+    }
+
+    #[test]
+    fn startup_takes_a_delay_and_a_jitter() {
+        assert_eq!(
+            parse_startup("2s").unwrap(),
+            (Duration::from_secs(2), Duration::ZERO)
+        );
+        assert_eq!(
+            parse_startup("2s+500ms").unwrap(),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
+        assert!(parse_startup("soon").is_err());
     }
 }

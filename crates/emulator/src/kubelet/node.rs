@@ -188,10 +188,12 @@ fn node_ref() -> Value {
 pub fn register(st: &mut State, node: Value) {
     if st.object("", "nodes", "", NODE_NAME).is_none() {
         // Created, then its status written (create ignores status, as the apiserver does).
-        let created = st.create_object("", "nodes", node.clone()).and_then(|mut n| {
-            n["status"] = node["status"].clone();
-            st.update_object("", "nodes", n, true)
-        });
+        let created = st
+            .create_object("", "nodes", node.clone())
+            .and_then(|mut n| {
+                n["status"] = node["status"].clone();
+                st.update_object("", "nodes", n, true)
+            });
         if let Err(e) = created {
             tracing::warn!(error = %e.message, "kubelet cannot register its node");
             return;
@@ -227,8 +229,7 @@ pub fn register(st: &mut State, node: Value) {
 
 /// MicroTime (metav1.MicroTime's RFC 3339 with microseconds).
 fn micro_now() -> String {
-    chrono::Utc::now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// One heartbeat: the Lease renewed (created if missing) and the conditions'
@@ -258,7 +259,12 @@ pub fn heartbeat(st: &mut State, fresh: Option<&Value>) {
 
 fn renew_lease(st: &mut State, node_uid: &str) {
     let renew = micro_now();
-    match st.object("coordination.k8s.io", "leases", "kube-node-lease", NODE_NAME) {
+    match st.object(
+        "coordination.k8s.io",
+        "leases",
+        "kube-node-lease",
+        NODE_NAME,
+    ) {
         Some(mut lease) => {
             lease["spec"]["renewTime"] = json!(renew);
             lease["spec"]["holderIdentity"] = json!(NODE_NAME);

@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::logbuf::LogBuffer;
-use super::process::{self, Launch, Placement};
 use super::prober::{self, Probing, Report, Reported};
+use super::process::{self, Launch, Placement};
 use super::recorder::{PodRef, container_path};
 use super::status::{self, CState, Slot, Term};
 use super::{ContainerLogs, FINALIZER, NODE_NAME, Node, PodStage, StagePhase, network};
@@ -220,7 +220,10 @@ impl PodCtx {
                 slot,
                 EventType::Normal,
                 "Pulled",
-                format!("Container image {:?} already present on machine", slot.image),
+                format!(
+                    "Container image {:?} already present on machine",
+                    slot.image
+                ),
             );
             return;
         }
@@ -830,7 +833,9 @@ impl PodCtx {
         };
         let start = now();
         let (mut slots, _) = slots_of(&pod);
-        if self.write_status(&slots, "Pending", &start).is_err() || self.startup_pause().await.is_err() {
+        if self.write_status(&slots, "Pending", &start).is_err()
+            || self.startup_pause().await.is_err()
+        {
             self.release_ip();
             return;
         }
@@ -839,7 +844,9 @@ impl PodCtx {
         let failing: Vec<usize> = slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.image != probe_image && super::stages_for(&rules, &s.image).is_none())
+            .filter(|(_, s)| {
+                s.image != probe_image && super::stages_for(&rules, &s.image).is_none()
+            })
             .map(|(i, _)| i)
             .collect();
         let mut attempts = 0u32;
@@ -848,20 +855,32 @@ impl PodCtx {
                 let err = pull_error(&slots[i].image);
                 let s = &mut slots[i];
                 let image = s.image.clone();
-                self.container_event(s, EventType::Normal, "Pulling", format!("Pulling image {image:?}"));
+                self.container_event(
+                    s,
+                    EventType::Normal,
+                    "Pulling",
+                    format!("Pulling image {image:?}"),
+                );
                 self.container_event(
                     s,
                     EventType::Warning,
                     "Failed",
                     format!("Failed to pull image {image:?}: {err}"),
                 );
-                self.container_event(s, EventType::Warning, "Failed", "Error: ErrImagePull".into());
+                self.container_event(
+                    s,
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ErrImagePull".into(),
+                );
                 s.state = CState::Waiting {
                     reason: "ErrImagePull".into(),
                     message: Some(err),
                 };
             }
-            if self.write_status(&slots, "Pending", &start).is_err() || !self.pause(self.node.config().restart_backoff).await {
+            if self.write_status(&slots, "Pending", &start).is_err()
+                || !self.pause(self.node.config().restart_backoff).await
+            {
                 break;
             }
             for &i in &failing {
@@ -874,10 +893,17 @@ impl PodCtx {
                     "BackOff",
                     format!("Back-off pulling image {image:?}"),
                 );
-                self.container_event(s, EventType::Warning, "Failed", "Error: ImagePullBackOff".into());
+                self.container_event(
+                    s,
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ImagePullBackOff".into(),
+                );
                 s.state = CState::Waiting {
                     reason: "ImagePullBackOff".into(),
-                    message: Some(format!("Back-off pulling image {image:?}: ErrImagePull: {err}")),
+                    message: Some(format!(
+                        "Back-off pulling image {image:?}: ErrImagePull: {err}"
+                    )),
                 };
             }
             let delay = self.backoff(attempts);

@@ -336,7 +336,10 @@ pub(crate) struct Probing {
 
 impl Probing {
     fn field_path(&self) -> String {
-        format!("spec.containers{{{}}}", self.spec["name"].as_str().unwrap_or(""))
+        format!(
+            "spec.containers{{{}}}",
+            self.spec["name"].as_str().unwrap_or("")
+        )
     }
 
     fn send(&self, what: Reported) {
