@@ -1,6 +1,13 @@
 //! The kubelet: runs pods whose image is the probe image as child processes of the kfconform
-//! binary, and walks other pods through configurable phases. See ARCHITECTURE.md (network
-//! model).
+//! binary (with their probes, `prober.rs`), walks pods of images named in `--pod-stages`
+//! through configurable phases, and fails the pulls of every other image, as a node that
+//! cannot pull them does. It records the kubelet's (and the scheduler's `Scheduled`) events
+//! (`recorder.rs`) and keeps the Node object and its Lease (`node.rs`). See ARCHITECTURE.md
+//! (network model).
+//!
+//! Pods that use the probe image may have containers of other images: those are stand-ins
+//! (an init one succeeds at once, a regular one idles), so a PyTorchJob's init container
+//! does not keep its probe pod from running.
 //!
 //! One task watches the store's events; for every pod it has not seen (and that is not bound
 //! to another node) it starts a pod worker (`pod.rs`), which binds the pod (spec.nodeName, a
