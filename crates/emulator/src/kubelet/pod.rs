@@ -233,13 +233,17 @@ impl PodCtx {
             "Pulling",
             format!("Pulling image {:?}", slot.image),
         );
-        let size = self
-            .node
-            .binary
-            .as_ref()
-            .ok()
-            .and_then(|b| std::fs::metadata(b).ok())
-            .map_or(0, |m| m.len());
+        // The probe image is the probe binary; a simulated image has no size to report.
+        let size = if slot.image == self.node.config().probe_image {
+            self.node
+                .binary
+                .as_ref()
+                .ok()
+                .and_then(|b| std::fs::metadata(b).ok())
+                .map_or(0, |m| m.len())
+        } else {
+            0
+        };
         let took = go_duration(Duration::from_millis(pulled_in.as_millis() as u64));
         self.container_event(
             slot,
