@@ -23,13 +23,21 @@ const LEASE_SECONDS: u64 = 40;
 /// What the node reports about its host.
 #[derive(Debug, Clone)]
 pub struct HostFacts {
+    /// Logical CPUs (capacity `cpu`).
     pub cpus: usize,
+    /// MemTotal (capacity `memory`).
     pub memory_ki: u64,
+    /// Size of the temp directory's filesystem (capacity `ephemeral-storage`).
     pub ephemeral_ki: u64,
+    /// /etc/machine-id.
     pub machine_id: String,
+    /// The kernel's boot_id.
     pub boot_id: String,
+    /// The DMI product UUID when readable, else made up for this run.
     pub system_uuid: String,
+    /// The kernel release.
     pub kernel: String,
+    /// PRETTY_NAME of /etc/os-release.
     pub os_image: String,
 }
 
