@@ -214,7 +214,17 @@ async fn tcp_socket_probes_connect_and_exec_probes_error() {
         "exec",
         json!({"readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}),
     );
-    pods.create(&PostParams::default(), &exec).await.unwrap();
+    let created = pods.create(&PostParams::default(), &exec).await.unwrap();
+    // The apiserver's probe defaults (SetDefaults_Probe).
+    let probe = &serde_json::to_value(&created).unwrap()["spec"]["containers"][0]["readinessProbe"];
+    assert_eq!(
+        (
+            &probe["timeoutSeconds"],
+            &probe["successThreshold"],
+            &probe["failureThreshold"]
+        ),
+        (&json!(1), &json!(1), &json!(3))
+    );
     util::wait_for(&pods, "tcp", ready).await;
     let e = wait_event(
         &client,

@@ -332,4 +332,37 @@ mod tests {
         assert_eq!(n["status"]["conditions"][3]["reason"], "KubeletReady");
         assert_eq!(n["metadata"]["labels"]["kubernetes.io/arch"], go_arch());
     }
+
+    #[test]
+    fn registration_writes_the_status_and_the_lease() {
+        let mut st = State::new(1000);
+        for ns in ["default", "kube-node-lease"] {
+            st.bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))
+                .unwrap();
+        }
+        let n = node_object(&HostFacts::read(), Ipv4Addr::new(127, 9, 0, 1), "v1.34.2");
+        register(&mut st, n);
+        let stored = st.object("", "nodes", "", NODE_NAME).unwrap();
+        assert_eq!(stored["status"]["capacity"]["pods"], "110");
+        let lease = st
+            .object(
+                "coordination.k8s.io",
+                "leases",
+                "kube-node-lease",
+                NODE_NAME,
+            )
+            .unwrap();
+        assert_eq!(lease["spec"]["holderIdentity"], NODE_NAME);
+        assert_eq!(
+            lease["metadata"]["ownerReferences"][0]["uid"],
+            stored["metadata"]["uid"]
+        );
+        let starting = st
+            .objects_of("", "events")
+            .into_iter()
+            .find(|e| e["reason"] == "Starting")
+            .unwrap();
+        assert_eq!(starting["involvedObject"]["uid"], NODE_NAME);
+        assert_eq!(starting["source"]["host"], NODE_NAME);
+    }
 }
