@@ -132,7 +132,19 @@ async fn namespace_configmap_secrets_serviceaccount_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workloads_job_cronjob_deployment() {
-    let (emu, k) = setup().await;
+    // busybox is simulated (`--pod-stages busybox=...`): a node that cannot pull it would
+    // leave the Job's pod in ImagePullBackOff.
+    let rule = kfconform_emulator::kubelet::parse_stage_rule("busybox=Running,Succeeded=100ms")
+        .expect("a stage rule");
+    let emu = crate::util::emulator_with(kfconform_emulator::EmulatorConfig {
+        kubelet: kfconform_emulator::kubelet::KubeletConfig {
+            pod_stages: vec![rule],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let k = Kubectl::new(&emu);
     k.ok(&["create", "namespace", NS]).await;
     k.ok(&[
         "create",

@@ -11,4 +11,5 @@ mod events;
 mod kube_client;
 mod kubectl;
 mod kubectl_create;
+mod kubectl_node;
 mod schema_admission;

@@ -160,6 +160,23 @@ fn default_containers(spec: &mut Map<String, Value>, key: &str) {
                 default(p, "protocol", json!("TCP"));
             }
         }
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
+                default_probe(p);
+            }
+        }
+    }
+}
+
+/// pkg/apis/core/v1/defaults.go SetDefaults_Probe and SetDefaults_HTTPGetAction.
+fn default_probe(p: &mut Map<String, Value>) {
+    default(p, "timeoutSeconds", json!(1));
+    default(p, "periodSeconds", json!(10));
+    default(p, "successThreshold", json!(1));
+    default(p, "failureThreshold", json!(3));
+    if let Some(h) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
+        default(h, "path", json!("/"));
+        default(h, "scheme", json!("HTTP"));
     }
 }
 

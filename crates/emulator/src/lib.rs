@@ -285,12 +285,13 @@ impl Emulator {
         };
         let auth = Arc::new(auth::Authenticator::new(config.auth.clone()));
         let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
+        let version = Arc::new(discovery::version(&config.defects));
         let mut router = server::router(server::Api {
             app: app.clone(),
             auth: auth.clone(),
             node: node.clone(),
             bookmark_interval: tuning.bookmark_interval,
-            version: Arc::new(discovery::version(&config.defects)),
+            version: version.clone(),
         });
         if let Some(latency) = config.faults.latency {
             router = router.layer(axum::middleware::from_fn(
@@ -332,7 +333,11 @@ impl Emulator {
                 controllers.settle(&mut st);
             }
         });
-        let kubelet = kubelet::start(app.clone(), node.clone());
+        let git_version = version["gitVersion"]
+            .as_str()
+            .unwrap_or("v1.34.2")
+            .to_string();
+        let kubelet = kubelet::start(app.clone(), node.clone(), &git_version);
         tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,

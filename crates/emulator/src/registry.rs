@@ -183,6 +183,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     defs.push(apiextensions_v1());
     defs.push(batch_v1());
     defs.push(events_v1());
+    defs.push(coordination_v1());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
     defs.extend(typed_create_kinds());
@@ -372,6 +373,7 @@ fn core_v1() -> Vec<ResourceDef> {
             ],
         ),
         pods(),
+        nodes(),
         sa,
         builtin(
             "",
@@ -534,6 +536,38 @@ fn pods() -> ResourceDef {
         verbs: &["get"],
     }];
     pods
+}
+
+/// Nodes (core/v1, cluster-scoped; the kubelet registers its own).
+fn nodes() -> ResourceDef {
+    builtin(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        true,
+        false,
+        &["spec.unschedulable"],
+    )
+}
+
+/// Leases (coordination.k8s.io/v1): the node's heartbeat in kube-node-lease.
+fn coordination_v1() -> ResourceDef {
+    builtin(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        false,
+        false,
+        &[],
+    )
 }
 
 fn rbac(plural: &str, kind: &str, namespaced: bool) -> ResourceDef {
