@@ -12,8 +12,9 @@
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
 //! above it: `schema`, `status`, `names`, `faults`, `registry`, `selectors`, `table` <
-//! `store` < `defects`, `admission`, `discovery`, `cluster`, `runtime` (the controller
-//! framework) < `auth`, `kubelet` < `controllers`, `subresources` < `server`. The store takes
+//! `store` < `defects`, `admission` (with `admission_apps`), `discovery`, `cluster`,
+//! `runtime` (the controller framework) < `auth`, `kubelet` < `controllers`, `subresources`
+//! (with `scale`) < `server`. `events` sits with `runtime`. The store takes
 //! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
 //! here. This root wires them
 //! together: it installs the admit hook, starts the controllers' [`runtime::Runtime`], builds
@@ -27,6 +28,7 @@
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
 
 pub mod admission;
+pub mod admission_apps;
 pub mod auth;
 pub mod cluster;
 pub mod controllers;
@@ -38,6 +40,7 @@ pub mod kubelet;
 pub mod names;
 pub mod registry;
 pub mod runtime;
+pub mod scale;
 pub mod schema;
 pub mod selectors;
 pub mod server;

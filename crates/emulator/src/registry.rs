@@ -171,6 +171,8 @@ pub fn builtins() -> Vec<ResourceDef> {
     let mut defs = core_v1();
     defs.push(apiextensions_v1());
     defs.push(batch_v1());
+    defs.extend(apps_v1());
+    defs.push(autoscaling_v2());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
     defs
@@ -327,6 +329,60 @@ fn batch_v1() -> ResourceDef {
         true,
         &["status.successful"],
     )
+}
+
+/// The `scale` subresource (autoscaling/v1 Scale) of deployments and replicasets.
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: &["get", "patch", "update"],
+};
+
+/// Deployments and ReplicaSets (apps/v1), with `status` and `scale` subresources; both in
+/// the `all` category, as `kubectl get all` lists them.
+fn apps_v1() -> Vec<ResourceDef> {
+    let app = |plural: &str, kind: &str, short: &str| {
+        let mut def = builtin(
+            "apps",
+            "v1",
+            plural,
+            &kind.to_lowercase(),
+            kind,
+            true,
+            &[short],
+            true,
+            true,
+            &[],
+        );
+        def.categories = vec!["all".into()];
+        def.subresources = vec![SCALE];
+        def
+    };
+    vec![
+        app("deployments", "Deployment", "deploy"),
+        app("replicasets", "ReplicaSet", "rs"),
+    ]
+}
+
+/// HorizontalPodAutoscalers (autoscaling/v2), stored and served; no metrics pipeline acts on
+/// them.
+fn autoscaling_v2() -> ResourceDef {
+    let mut hpa = builtin(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+        true,
+        &[],
+    );
+    hpa.categories = vec!["all".into()];
+    hpa
 }
 
 /// rbac.authorization.k8s.io/v1.

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::events::{Record, record};
 use crate::store::{State, meta_str};
 
 /// The string at a JSON pointer, or "".
@@ -177,4 +178,65 @@ pub(crate) fn delete(state: &mut State, group: &str, plural: &str, obj: &Value) 
             meta_str(obj, "name"),
         )
         .is_ok()
+}
+
+/// `PodControl.CreatePods` (kubernetes `pkg/controller/controller_utils.go`): creates a pod
+/// for `owner` and records `SuccessfulCreate` ("Created pod: NAME") or `FailedCreate`
+/// ("Error creating: ERR") on the owner, as `component`; returns the created pod.
+pub(crate) fn create_pod_recorded(
+    state: &mut State,
+    component: &str,
+    owner: &Value,
+    pod: Value,
+) -> Option<Value> {
+    match state.create_object("", "pods", pod) {
+        Ok(p) => {
+            let msg = format!("Created pod: {}", meta_str(&p, "name"));
+            record(
+                state,
+                Record::normal(component, owner, "SuccessfulCreate", msg),
+            );
+            Some(p)
+        }
+        Err(e) => {
+            let msg = format!("Error creating: {}", e.message);
+            record(
+                state,
+                Record::warning(component, owner, "FailedCreate", msg),
+            );
+            None
+        }
+    }
+}
+
+/// `PodControl.DeletePod`: deletes `pod` and records `SuccessfulDelete` ("Deleted pod: NAME")
+/// or `FailedDelete` ("Error deleting: ERR") on the owner; returns whether it deleted.
+pub(crate) fn delete_pod_recorded(
+    state: &mut State,
+    component: &str,
+    owner: &Value,
+    pod: &Value,
+) -> bool {
+    if deleting(pod) {
+        return false;
+    }
+    let name = meta_str(pod, "name").to_string();
+    match state.delete_object("", "pods", meta_str(pod, "namespace"), &name) {
+        Ok(_) => {
+            let msg = format!("Deleted pod: {name}");
+            record(
+                state,
+                Record::normal(component, owner, "SuccessfulDelete", msg),
+            );
+            true
+        }
+        Err(e) => {
+            let msg = format!("Error deleting: {}", e.message);
+            record(
+                state,
+                Record::warning(component, owner, "FailedDelete", msg),
+            );
+            false
+        }
+    }
 }
