@@ -5,6 +5,7 @@
 
 mod util;
 
+mod apps;
 mod auth;
 mod emulator_api;
 mod kube_client;
