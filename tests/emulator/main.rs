@@ -10,4 +10,5 @@ mod auth;
 mod emulator_api;
 mod kube_client;
 mod kubectl;
+mod kubectl_apps;
 mod schema_admission;

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::admission::{default, default_containers};
+use crate::printers::format_label_selector;
 use crate::schema::FieldError;
 use crate::selectors::LabelSelector;
 use crate::status::ApiError;
@@ -68,6 +69,9 @@ fn set_defaults(obj: &mut Value, deployment: bool) {
         default(spec, "revisionHistoryLimit", json!(10));
         default(spec, "progressDeadlineSeconds", json!(600));
     }
+    if let Some(t) = spec.get_mut("template") {
+        drop_nulls(t);
+    }
     if let Some(pod) = spec
         .get_mut("template")
         .and_then(|t| t.as_object_mut())
@@ -75,6 +79,20 @@ fn set_defaults(obj: &mut Value, deployment: bool) {
         .and_then(Value::as_object_mut)
     {
         default_template_spec(pod);
+    }
+}
+
+/// Nulls dropped, as decoding into the Go types and encoding with `omitempty` does: clients
+/// such as kubectl send `"creationTimestamp": null` in templates (`kubectl rollout undo`), and
+/// the stored template must still equal its ReplicaSet's.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
@@ -132,7 +150,7 @@ fn validate_spec(obj: &Value, deployment: bool) -> Vec<FieldError> {
                 .pointer("/template/metadata/labels")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
-            match selector_string(sel) {
+            match format_label_selector(sel) {
                 Some(s) if s.is_empty() && deployment => errors.push(invalid(
                     "spec.selector",
                     sel,
@@ -212,41 +230,6 @@ fn validate_strategy(spec: &Value) -> Vec<FieldError> {
     errors
 }
 
-/// A metav1.LabelSelector in the string form selectors parse (`metav1.FormatLabelSelector`
-/// without its `<none>`/`<error>` sentinels); None when an operator is unknown.
-pub fn selector_string(sel: &Value) -> Option<String> {
-    let mut parts: Vec<String> = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = e
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        parts.push(match e.get("operator").and_then(Value::as_str)? {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => return None,
-        });
-    }
-    Some(parts.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,12 +264,5 @@ mod tests {
         );
         let none = validate_spec(&json!({"spec": {"strategy": {"type": "Recreate"}}}), true);
         assert_eq!(none[0].message, "Required value");
-    }
-
-    #[test]
-    fn selectors_render_as_strings() {
-        let sel = json!({"matchLabels": {"a": "1"},
-            "matchExpressions": [{"key": "b", "operator": "In", "values": ["x", "y"]}]});
-        assert_eq!(selector_string(&sel).as_deref(), Some("a=1,b in (x,y)"));
     }
 }

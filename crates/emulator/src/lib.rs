@@ -11,7 +11,7 @@
 //! clients expect; [`schema`] admits custom resources.
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
-//! above it: `schema`, `status`, `names`, `faults`, `registry`, `selectors`, `table` <
+//! above it: `schema`, `status`, `names`, `faults`, `registry`, `strategic`, `selectors`, `printers`, `table` <
 //! `store` < `defects`, `admission` (with `admission_apps`), `discovery`, `cluster`,
 //! `runtime` (the controller framework) < `auth`, `kubelet` < `controllers`, `subresources`
 //! (with `scale`) < `server`. `events` sits with `runtime`. The store takes
@@ -21,7 +21,8 @@
 //! the [`cluster::App`] and the router.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
-//! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
+//! strategic-merge-patch merges lists by merge keys looked up by field name ([`strategic`])
+//! for built-in kinds, and is a JSON merge patch for custom resources; server-side apply is create-or-merge
 //! (no managedFields, no field ownership conflicts); `continue` tokens resume by key, not from a
 //! snapshot; request bodies must be JSON or YAML (client-go's protobuf bodies, sent by typed
 //! commands such as `kubectl create namespace`, get 415); one global watch history serves every
@@ -38,6 +39,7 @@ pub mod events;
 pub mod faults;
 pub mod kubelet;
 pub mod names;
+pub mod printers;
 pub mod registry;
 pub mod runtime;
 pub mod scale;
@@ -46,6 +48,7 @@ pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod strategic;
 pub mod subresources;
 pub mod table;
 

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::admission_apps::selector_string;
 use crate::cluster::{App, SubRequest};
+use crate::printers::format_label_selector;
 use crate::schema::FieldError;
 use crate::status::{ApiError, json_response};
 use crate::store::{PatchKind, WriteOpts, meta_str};
@@ -41,7 +41,7 @@ pub fn scale_of(obj: &Value) -> Value {
     });
     if let Some(sel) = obj
         .pointer("/spec/selector")
-        .and_then(selector_string)
+        .and_then(format_label_selector)
         .filter(|s| !s.is_empty())
     {
         status["selector"] = json!(sel);

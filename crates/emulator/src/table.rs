@@ -229,6 +229,9 @@ pub fn table(
     include: Include,
     list_meta: Value,
 ) -> Value {
+    if let Some(p) = super::printers::builtin(def) {
+        return printed(&p, objects, include, list_meta);
+    }
     let cols = columns(def, version);
     let rows: Vec<Value> = objects
         .iter()
@@ -251,6 +254,49 @@ pub fn table(
         .map(|c| {
             json!({"name": c.name, "type": c.type_, "format": c.format,
                    "description": c.description, "priority": c.priority})
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// The object as a Table row's `object` field, per `includeObject`.
+fn included(o: &Value, include: Include) -> Option<Value> {
+    match include {
+        Include::None => None,
+        Include::Metadata => Some(partial(o)),
+        Include::Object => Some(o.clone()),
+    }
+}
+
+/// A Table of built-in objects with their own print columns ([`super::printers`]).
+fn printed(
+    p: &super::printers::Printer,
+    objects: &[Value],
+    include: Include,
+    list_meta: Value,
+) -> Value {
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut row = json!({"cells": (p.cells)(o)});
+            if let Some(obj) = included(o, include) {
+                row["object"] = obj;
+            }
+            row
+        })
+        .collect();
+    let defs: Vec<Value> = p
+        .columns
+        .iter()
+        .map(|(name, type_, format, priority, description)| {
+            json!({"name": name, "type": type_, "format": format,
+                   "description": description, "priority": priority})
         })
         .collect();
     json!({

@@ -20,7 +20,7 @@ use super::objects::{
     pod_ready, restarts, str_at, terminal,
 };
 use super::status::condition;
-use crate::admission_apps::selector_string;
+use crate::printers::format_label_selector;
 use crate::runtime::builtin::{PODS, REPLICASETS};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::selectors::LabelSelector;
@@ -229,7 +229,7 @@ fn update_status(state: &mut State, rs: &Value, pods: &[Value]) -> Action {
 /// The `status.selector` of a Scale: the label selector in its string form.
 pub fn scale_selector(obj: &Value) -> String {
     obj.pointer("/spec/selector")
-        .and_then(selector_string)
+        .and_then(format_label_selector)
         .unwrap_or_default()
 }
 
