@@ -203,14 +203,13 @@ pub fn builtin(def: &ResourceDef) -> Option<Printer> {
     if def.crd.is_some() {
         return None;
     }
-    let (columns, cells): (&'static [ColumnDef], fn(&Value) -> Vec<Value>) =
-        match (def.group.as_str(), def.plural.as_str()) {
-            ("", "events") => (EVENT_COLUMNS, event_cells),
-            ("apps", "deployments") => (DEPLOYMENT_COLUMNS, deployment_cells),
-            ("apps", "replicasets") => (REPLICASET_COLUMNS, replicaset_cells),
-            _ => return None,
-        };
-    Some(Printer { columns, cells })
+    let p = |columns, cells| Some(Printer { columns, cells });
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "events") => p(EVENT_COLUMNS, event_cells),
+        ("apps", "deployments") => p(DEPLOYMENT_COLUMNS, deployment_cells),
+        ("apps", "replicasets") => p(REPLICASET_COLUMNS, replicaset_cells),
+        _ => None,
+    }
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {

@@ -15,8 +15,9 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::objects::{
-    controlled, controller_ref, controller_uid, create_pod_recorded, delete_pod_recorded, deleting, flag_at, has_finalizer,
-    in_namespace, int_at, phase, pod_ready, remove_finalizer, restarts, str_at, terminal,
+    controlled, controller_ref, controller_uid, create_pod_recorded, delete_pod_recorded, deleting,
+    flag_at, has_finalizer, in_namespace, int_at, phase, pod_ready, remove_finalizer, restarts,
+    str_at, terminal,
 };
 use super::status::{Status, condition, is_true};
 use crate::events::{Record, record};
@@ -525,8 +526,7 @@ impl<'a> Sync<'a> {
         let conditions = &mut self.status.conditions;
         if f.failed {
             ensure_job_condition(conditions, "FailureTarget", "True", &f.reason, &f.message);
-            if settled
-                && ensure_job_condition(conditions, "Failed", "True", &f.reason, &f.message)
+            if settled && ensure_job_condition(conditions, "Failed", "True", &f.reason, &f.message)
             {
                 // recordJobFinished: the failure's reason and message.
                 let rec = Record::warning(COMPONENT, self.job, &f.reason, f.message.clone());
