@@ -386,3 +386,61 @@ async fn horizontal_pod_autoscalers_are_stored() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deployment_waits_and_old_revisions_beyond_the_limit_go() {
+    let (_emu, client) = setup("paused").await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "paused");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "paused");
+    let mut d = deployment("web", 1, SLEEP, json!(null));
+    d.spec.as_mut().unwrap().revision_history_limit = Some(1);
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    util::wait_for(&deploys, "web", |d| complete(d, 1)).await;
+
+    let pause = json!({"spec": {"paused": true}});
+    deploys
+        .patch("web", &PatchParams::default(), &Patch::Merge(&pause))
+        .await
+        .unwrap();
+    bump_template(&deploys, "web", "2").await;
+    let d = util::wait_for(&deploys, "web", |d| {
+        cond(d, "Progressing") == Some(("Unknown", "DeploymentPaused"))
+            && d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
+    })
+    .await;
+    assert_eq!(revision(&d.metadata), "1", "no rollout while paused");
+    assert_eq!(
+        rss.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+
+    let resume = json!({"spec": {"paused": false}});
+    deploys
+        .patch("web", &PatchParams::default(), &Patch::Merge(&resume))
+        .await
+        .unwrap();
+    let d = util::wait_for(&deploys, "web", |d| {
+        complete(d, 1) && revision(&d.metadata) == "2"
+    })
+    .await;
+    assert_eq!(
+        cond(&d, "Available"),
+        Some(("True", "MinimumReplicasAvailable"))
+    );
+    bump_template(&deploys, "web", "3").await;
+    util::wait_for(&deploys, "web", |d| {
+        complete(d, 1) && revision(&d.metadata) == "3"
+    })
+    .await;
+    // revisionHistoryLimit 1: the current ReplicaSet and one old one are kept.
+    let mut revs: Vec<String> = rss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|rs| revision(&rs.metadata).to_string())
+        .collect();
+    revs.sort();
+    assert_eq!(revs, ["2", "3"], "revision 1 was cleaned up");
+}
