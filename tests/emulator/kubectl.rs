@@ -89,13 +89,13 @@ impl Kubectl {
 }
 
 /// Reads a spawned kubectl's stdout line by line.
-struct Lines {
+pub(crate) struct Lines {
     child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl Lines {
-    fn spawn(k: &Kubectl, args: &[&str]) -> Lines {
+    pub(crate) fn spawn(k: &Kubectl, args: &[&str]) -> Lines {
         let mut child = k
             .cmd(args)
             .stdout(Stdio::piped())
@@ -110,7 +110,7 @@ impl Lines {
     }
 
     /// Reads until a line satisfies `pred`; fails after the timeout or at end of output.
-    async fn until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let read = async {
             while let Some(line) = self.lines.next_line().await.unwrap() {
                 if pred(&line) {
@@ -124,7 +124,7 @@ impl Lines {
             .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
-    async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
 }

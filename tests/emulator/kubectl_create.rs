@@ -225,7 +225,11 @@ async fn workloads_job_cronjob_deployment() {
         json!({"app": "d1"})
     );
     let c = &d["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(c["ports"], json!([{"containerPort": 8080}]));
+    // The apiserver defaults the port's protocol (pkg/apis/core/v1/defaults.go).
+    assert_eq!(
+        c["ports"],
+        json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
     // replicas is a pointer: an explicit 0 must survive the protobuf body.
     k.ok(&[
         "create",

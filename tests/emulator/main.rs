@@ -5,11 +5,13 @@
 
 mod util;
 
+mod apps;
 mod auth;
 mod emulator_api;
 mod events;
 mod kube_client;
 mod kubectl;
+mod kubectl_apps;
 mod kubectl_create;
 mod kubectl_node;
 mod schema_admission;

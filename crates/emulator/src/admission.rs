@@ -25,6 +25,9 @@ use crate::store::{Scope, State, meta_str};
 /// Admits (and may default) a built-in object at the request version; custom resources pass
 /// (their schema is their admission).
 pub fn admit(state: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
+    if scope.def.crd.is_none() && scope.def.group == "apps" {
+        return crate::admission_apps::admit(state, scope, obj);
+    }
     if scope.def.crd.is_some() || !scope.def.group.is_empty() {
         return Ok(());
     }
@@ -47,7 +50,7 @@ fn obj_mut(v: &mut Value) -> Option<&mut Map<String, Value>> {
     v.as_object_mut()
 }
 
-fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
+pub(crate) fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     let absent = match map.get(key) {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.is_empty(),
@@ -141,7 +144,7 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
-fn default_containers(spec: &mut Map<String, Value>, key: &str) {
+pub(crate) fn default_containers(spec: &mut Map<String, Value>, key: &str) {
     let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) else {
         return;
     };

@@ -11,17 +11,18 @@
 //! clients expect; [`schema`] admits custom resources.
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
-//! above it: `protobuf`, `schema`, `status`, `names`, `faults`, `registry`, `selectors`,
-//! `table` <
-//! `store` < `defects`, `admission`, `discovery`, `cluster`, `runtime` (the controller
-//! framework) < `auth`, `kubelet` < `controllers`, `subresources` < `server`. The store takes
+//! above it: `protobuf`, `schema`, `status`, `names`, `faults`, `registry`, `convert`,
+//! `strategic`, `selectors`, `table` < `store` < `defects`, `admission` (with
+//! `admission_apps`), `discovery`, `cluster`, `runtime` (the controller framework), `events` <
+//! `auth`, `kubelet` < `controllers`, `subresources` (with `scale`) < `server`. The store takes
 //! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
 //! here. This root wires them
 //! together: it installs the admit hook, starts the controllers' [`runtime::Runtime`], builds
 //! the [`cluster::App`] and the router.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
-//! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
+//! strategic-merge-patch merges lists by merge keys looked up by field name ([`strategic`])
+//! for built-in kinds, and is a JSON merge patch for custom resources; server-side apply is create-or-merge
 //! (no managedFields, no field ownership conflicts); `continue` tokens resume by key, not from a
 //! snapshot; protobuf ([`protobuf`], the built-in kinds client-go's typed clients send) is
 //! read in request bodies and written only to clients that accept nothing else (watch
@@ -29,6 +30,7 @@
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
 
 pub mod admission;
+pub mod admission_apps;
 pub mod auth;
 pub mod cluster;
 pub mod controllers;
@@ -42,11 +44,13 @@ pub mod names;
 pub mod protobuf;
 pub mod registry;
 pub mod runtime;
+pub mod scale;
 pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod strategic;
 pub mod subresources;
 pub mod table;
 

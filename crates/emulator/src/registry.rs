@@ -184,6 +184,8 @@ pub fn builtins() -> Vec<ResourceDef> {
     defs.push(batch_v1());
     defs.push(events_v1());
     defs.push(coordination_v1());
+    defs.extend(apps_v1());
+    defs.push(autoscaling_v2());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
     defs.extend(typed_create_kinds());
@@ -260,26 +262,7 @@ fn typed_create_kinds() -> Vec<ResourceDef> {
             true,
             &[],
         ),
-        apps_v1_deployments(),
     ]
-}
-
-/// apps/v1 Deployments, served for `kubectl create deployment` only (no controller here).
-fn apps_v1_deployments() -> ResourceDef {
-    let mut d = builtin(
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        "Deployment",
-        true,
-        &["deploy"],
-        true,
-        true,
-        &[],
-    );
-    d.categories = vec!["all".into()];
-    d
 }
 
 /// The core group ("", v1).
@@ -452,6 +435,60 @@ fn batch_v1() -> ResourceDef {
         true,
         &["status.successful"],
     )
+}
+
+/// The `scale` subresource (autoscaling/v1 Scale) of deployments and replicasets.
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: &["get", "patch", "update"],
+};
+
+/// Deployments and ReplicaSets (apps/v1), with `status` and `scale` subresources; both in
+/// the `all` category, as `kubectl get all` lists them.
+fn apps_v1() -> Vec<ResourceDef> {
+    let app = |plural: &str, kind: &str, short: &str| {
+        let mut def = builtin(
+            "apps",
+            "v1",
+            plural,
+            &kind.to_lowercase(),
+            kind,
+            true,
+            &[short],
+            true,
+            true,
+            &[],
+        );
+        def.categories = vec!["all".into()];
+        def.subresources = vec![SCALE];
+        def
+    };
+    vec![
+        app("deployments", "Deployment", "deploy"),
+        app("replicasets", "ReplicaSet", "rs"),
+    ]
+}
+
+/// HorizontalPodAutoscalers (autoscaling/v2), stored and served; no metrics pipeline acts on
+/// them.
+fn autoscaling_v2() -> ResourceDef {
+    let mut hpa = builtin(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+        true,
+        &[],
+    );
+    hpa.categories = vec!["all".into()];
+    hpa
 }
 
 /// rbac.authorization.k8s.io/v1.

@@ -82,6 +82,10 @@ pub mod builtin {
     pub const SERVICES: Kind = Kind::new("", "services", "Service");
     /// batch/v1 Jobs.
     pub const JOBS: Kind = Kind::new("batch", "jobs", "Job");
+    /// apps/v1 Deployments.
+    pub const DEPLOYMENTS: Kind = Kind::new("apps", "deployments", "Deployment");
+    /// apps/v1 ReplicaSets.
+    pub const REPLICASETS: Kind = Kind::new("apps", "replicasets", "ReplicaSet");
 }
 
 /// What a controller reconciles: an object's namespace ("" when cluster-scoped) and name.

@@ -456,8 +456,19 @@ async fn connect(
     let verb = match *req.method {
         Method::GET => "get",
         Method::POST => "create",
+        // Writable subresources (`deployments/scale`) take updates and patches.
+        Method::PUT if sub.is_some() => "update",
+        Method::PATCH if sub.is_some() => "patch",
         _ => return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED)),
     };
+    let served = sub.is_none_or(|s| {
+        def.subresources
+            .iter()
+            .any(|x| x.name == s && x.verbs.contains(&verb))
+    });
+    if !served && verb != "get" && verb != "create" {
+        return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED));
+    }
     let attrs = Attributes {
         resource_request: true,
         verb: verb.into(),
