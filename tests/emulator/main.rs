@@ -9,4 +9,6 @@ mod auth;
 mod emulator_api;
 mod kube_client;
 mod kubectl;
+mod kubectl_proxy;
 mod schema_admission;
+mod services;

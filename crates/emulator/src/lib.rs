@@ -35,7 +35,9 @@ pub mod discovery;
 pub mod events;
 pub mod faults;
 pub mod kubelet;
+pub mod kubeproxy;
 pub mod names;
+pub mod proxy;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
@@ -165,6 +167,8 @@ pub struct Emulator {
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
     kubelet: JoinHandle<()>,
+    proxy: Arc<kubeproxy::ServiceProxy>,
+    kubeproxy: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -196,7 +200,62 @@ fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<()
     Ok(())
 }
 
+/// Installs the default ServiceCIDR (networking.k8s.io/v1, as kube-apiserver creates it
+/// from `--service-cluster-ip-range`): a loopback block away from the node's pod block, so
+/// cluster IPs are addresses the service proxy listens on (ARCHITECTURE.md, "Pod network").
+fn bootstrap_service_cidr(
+    state: &mut store::State,
+    node: &kubelet::Node,
+) -> Result<(), EmulatorError> {
+    let cidr = kubelet::network::service_cidr(node.host_ip());
+    let obj = json!({
+        "metadata": {"name": admission::DEFAULT_SERVICE_CIDR},
+        "spec": {"cidrs": [cidr]},
+        "status": {"conditions": [{
+            "type": "Ready", "status": "True", "reason": "",
+            "message": "Kubernetes Service CIDR is ready",
+            "lastTransitionTime": store::now(),
+        }]},
+    });
+    state
+        .bootstrap("networking.k8s.io", "servicecidrs", obj)
+        .map_err(|e| EmulatorError::Fixture {
+            file: "servicecidr kubernetes".into(),
+            message: e.message,
+        })
+}
+
 impl Emulator {
+    /// The Service address block (the default ServiceCIDR), e.g. `127.42.0.0/16`.
+    pub fn service_cidr(&self) -> String {
+        self.app
+            .lock()
+            .object(
+                "networking.k8s.io",
+                "servicecidrs",
+                "",
+                admission::DEFAULT_SERVICE_CIDR,
+            )
+            .and_then(|o| {
+                o.pointer("/spec/cidrs/0")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The addresses the service proxy listens on now.
+    pub fn service_proxy_addresses(&self) -> Vec<SocketAddr> {
+        self.proxy.listening()
+    }
+
+    /// Waits until the service proxy listens on `addr` (a `clusterIP:port`) and forwards to
+    /// exactly `endpoints` endpoints: the proxy follows EndpointSlices asynchronously, as
+    /// kube-proxy does, and tests wait for it instead of polling.
+    pub async fn wait_service_proxy(&self, addr: SocketAddr, endpoints: usize) {
+        self.proxy.wait_serving(addr, endpoints).await;
+    }
+
     /// Binds, loads the fixture CRDs (with defects applied) and starts serving in the background.
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
         Self::start_tuned(config, Tuning::default()).await
@@ -222,6 +281,8 @@ impl Emulator {
                     message: e.message,
                 })?;
         }
+        let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
+        bootstrap_service_cidr(&mut state, &node)?;
         auth::bootstrap(&mut state)?;
         for f in kfconform_core::fixtures::crds() {
             let docs = kfconform_core::fixtures::yaml_documents(f.text).map_err(|message| {
@@ -280,7 +341,6 @@ impl Emulator {
             addr,
         };
         let auth = Arc::new(auth::Authenticator::new(config.auth.clone()));
-        let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
         let mut router = server::router(server::Api {
             app: app.clone(),
             auth: auth.clone(),
@@ -329,6 +389,8 @@ impl Emulator {
             }
         });
         let kubelet = kubelet::start(app.clone(), node.clone());
+        let proxy = Arc::new(kubeproxy::ServiceProxy::new());
+        let kubeproxy = kubeproxy::start(app.clone(), proxy.clone());
         tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,
@@ -341,6 +403,8 @@ impl Emulator {
             server,
             reconciler,
             kubelet,
+            proxy,
+            kubeproxy,
         })
     }
 
@@ -442,6 +506,8 @@ impl Emulator {
         self.tls_server.abort();
         kubelet::shutdown(&self.node).await;
         let _ = self.kubelet.await;
+        kubeproxy::shutdown(&self.proxy).await;
+        let _ = self.kubeproxy.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot
         // hold the caller forever.
         let server = self.server;

@@ -82,6 +82,11 @@ pub mod builtin {
     pub const SERVICES: Kind = Kind::new("", "services", "Service");
     /// batch/v1 Jobs.
     pub const JOBS: Kind = Kind::new("batch", "jobs", "Job");
+    /// core/v1 Endpoints.
+    pub const ENDPOINTS: Kind = Kind::new("", "endpoints", "Endpoints");
+    /// discovery.k8s.io/v1 EndpointSlices.
+    pub const ENDPOINTSLICES: Kind =
+        Kind::new("discovery.k8s.io", "endpointslices", "EndpointSlice");
 }
 
 /// What a controller reconciles: an object's namespace ("" when cluster-scoped) and name.

@@ -5,6 +5,7 @@
 //! Shared steps live in [`status`] (status and conditions) and [`objects`] (reading and
 //! writing objects); contract breaks are applied by the hooks of [`crate::defects`].
 
+pub mod endpoints;
 pub mod job;
 pub mod objects;
 pub mod profile;
@@ -28,5 +29,7 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
         Box::new(job::OrphanPods),
         Box::new(pytorchjob::PyTorchJobController::new(training.clone())),
         Box::new(trainjob::TrainJobController::new(training)),
+        Box::new(endpoints::EndpointsController),
+        Box::new(endpoints::EndpointSliceController),
     ]
 }
