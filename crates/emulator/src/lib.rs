@@ -13,7 +13,8 @@
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
 //! above it: `schema`, `status`, `names`, `faults`, `registry`, `selectors`, `table` <
 //! `store` < `defects`, `admission`, `discovery`, `cluster`, `runtime` (the controller
-//! framework) < `auth`, `kubelet` < `controllers`, `subresources` < `server`. The store takes
+//! framework) < `auth`, `kubelet`, `kubeproxy` (the service proxy) < `controllers`,
+//! `subresources`, `proxy` (the API server's proxy) < `server`. The store takes
 //! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
 //! here. This root wires them
 //! together: it installs the admit hook, starts the controllers' [`runtime::Runtime`], builds

@@ -275,6 +275,13 @@ impl Reconciler for EndpointsController {
     }
 }
 
+/// One Endpoints subset being built: its ports and addresses.
+struct Subset {
+    ports: Vec<Value>,
+    ready: Vec<Value>,
+    not_ready: Vec<Value>,
+}
+
 /// `syncService`'s subsets, repacked (`RepackSubsets`): addresses offering the same ports
 /// share a subset; a pod is a ready address when Ready (or when the Service publishes
 /// not-ready addresses), else a not-ready one.
@@ -288,8 +295,8 @@ fn endpoint_subsets(state: &State, svc: &Value, sel: &BTreeMap<String, String>) 
         .and_then(Value::as_array)
         .is_some_and(|p| !p.is_empty());
     let headless = str_at(svc, "/spec/clusterIP") == "None";
-    // Port set (as JSON text) → (ports, ready addresses, not-ready addresses).
-    let mut groups: BTreeMap<String, (Vec<Value>, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    // Port set (as JSON text) → its subset.
+    let mut groups: BTreeMap<String, Subset> = BTreeMap::new();
     for pod in selected_pods(state, svc, sel) {
         if !pod_in_endpoints(pod, publish) {
             continue;
@@ -311,11 +318,15 @@ fn endpoint_subsets(state: &State, svc: &Value, sel: &BTreeMap<String, String>) 
             }
         }
         let key = serde_json::to_string(&ports).unwrap_or_default();
-        let g = groups.entry(key).or_insert_with(|| (ports, vec![], vec![]));
+        let g = groups.entry(key).or_insert_with(|| Subset {
+            ports,
+            ready: Vec::new(),
+            not_ready: Vec::new(),
+        });
         if publish || pod_ready(pod) {
-            g.1.push(addr);
+            g.ready.push(addr);
         } else {
-            g.2.push(addr);
+            g.not_ready.push(addr);
         }
     }
     let by_ip = |a: &Value, b: &Value| {
@@ -324,21 +335,27 @@ fn endpoint_subsets(state: &State, svc: &Value, sel: &BTreeMap<String, String>) 
     };
     let mut subsets: Vec<Value> = groups
         .into_values()
-        .map(|(ports, mut ready, mut not_ready)| {
-            ready.sort_by(by_ip);
-            not_ready.sort_by(by_ip);
-            let mut s = Map::new();
-            if !ready.is_empty() {
-                s.insert("addresses".into(), Value::Array(ready));
-            }
-            if !not_ready.is_empty() {
-                s.insert("notReadyAddresses".into(), Value::Array(not_ready));
-            }
-            if !ports.is_empty() {
-                s.insert("ports".into(), Value::Array(ports));
-            }
-            Value::Object(s)
-        })
+        .map(
+            |Subset {
+                 ports,
+                 mut ready,
+                 mut not_ready,
+             }| {
+                ready.sort_by(by_ip);
+                not_ready.sort_by(by_ip);
+                let mut s = Map::new();
+                if !ready.is_empty() {
+                    s.insert("addresses".into(), Value::Array(ready));
+                }
+                if !not_ready.is_empty() {
+                    s.insert("notReadyAddresses".into(), Value::Array(not_ready));
+                }
+                if !ports.is_empty() {
+                    s.insert("ports".into(), Value::Array(ports));
+                }
+                Value::Object(s)
+            },
+        )
         .collect();
     subsets.sort_by(|a, b| {
         let first = |s: &Value| {
@@ -482,7 +499,7 @@ fn reconcile_slices(state: &mut State, svc: &Value, sel: &BTreeMap<String, Strin
     }]);
     let mut failed = false;
     let mut kept: Vec<String> = Vec::new();
-    for (key, (ports, endpoints)) in desired_slices(state, svc, sel) {
+    for (ports, endpoints) in desired_slices(state, svc, sel).into_values() {
         let endpoints = if endpoints.is_empty() {
             Value::Null
         } else {
@@ -490,7 +507,7 @@ fn reconcile_slices(state: &mut State, svc: &Value, sel: &BTreeMap<String, Strin
         };
         let reuse = existing.iter().find(|s| {
             !kept.contains(&meta_str(s, "name").to_string())
-                && s.get("ports").unwrap_or(&Value::Null).to_string() == key
+                && s.get("ports").unwrap_or(&Value::Null) == &ports
         });
         let mut metadata = json!({
             "namespace": ns, "labels": labels, "ownerReferences": owner,
