@@ -72,6 +72,7 @@ async fn setup(emu: &Emulator) {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
+    crate::services::wait_listening(&pods, "web-0").await;
     let eps: Api<Endpoints> = Api::namespaced(c, NS);
     util::wait_for(&eps, "web", |e| {
         e.subsets

@@ -61,10 +61,33 @@ fn ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Creates an HTTP pod and waits until it is Ready and its server listens (without a
+/// readiness probe a pod is Ready as soon as its process runs, before it has bound its port).
 async fn run_pod(pods: &Api<Pod>, pod: Pod) -> Pod {
     let name = pod.metadata.name.clone().unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    util::wait_for(pods, &name, ready).await
+    let p = util::wait_for(pods, &name, ready).await;
+    wait_listening(pods, &name).await;
+    p
+}
+
+/// Follows the pod's log until the probe's `listening on` line.
+pub async fn wait_listening(pods: &Api<Pod>, name: &str) {
+    use futures::AsyncBufReadExt as _;
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream(name, &follow).await.unwrap().lines();
+    util::within(&format!("{name} listening"), async {
+        while let Some(line) = lines.next().await {
+            if line.unwrap().contains("kfconform probe http: listening on") {
+                return;
+            }
+        }
+        panic!("the log of {name} ended before the server listened");
+    })
+    .await;
 }
 
 fn pod_ip(p: &Pod) -> String {
@@ -496,11 +519,12 @@ async fn service_proxy_errors_rbac_and_pods() {
     ))
     .await;
     assert_eq!(code, 403);
-    // A backend that is gone: 503 from the transport.
+    // The last endpoint gone: 503 again.
     pods.delete("web-a", &DeleteParams::default())
         .await
         .unwrap();
-    util::wait_gone(&pods, "web-a").await;
+    let eps: Api<Endpoints> = Api::namespaced(util::client(&emu), "px");
+    util::wait_for(&eps, "web", |e| endpoints_ips(e).is_empty()).await;
     let (code, body) = util::send(api.req(Method::GET, &format!("{SVC}/x"))).await;
     assert_eq!(
         (code, body["message"].as_str()),
