@@ -556,5 +556,20 @@ async fn kube_rs_raw_requests_go_through_the_service_proxy() {
         (body["method"].as_str(), body["body"].as_str()),
         (Some("POST"), Some("abc"))
     );
+    // The Status of a 503 reaches kube-rs as an API error (with its default retries of
+    // 503s off, which would otherwise back off for minutes).
+    let mut cfg = emu.kube_config();
+    cfg.default_retry = false;
+    let no_retry = kube::Client::try_from(cfg).unwrap();
+    let req = http::Request::get("/api/v1/namespaces/px/services/idle:80/proxy/")
+        .body(Vec::new())
+        .unwrap();
+    match no_retry.request_text(req).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 503, "{s:?}");
+            assert_eq!(s.message, "no endpoints available for service \"idle\"");
+        }
+        other => panic!("expected a 503 Status, got {other:?}"),
+    }
     emu.shutdown().await;
 }
