@@ -276,7 +276,25 @@ async fn cluster_ip_forwards_port_80_to_target_port_8080() {
     run_pod(&pods, http_pod("web-a", "web")).await;
     run_pod(&pods, http_pod("web-b", "web")).await;
     let cidr = emu.service_cidr();
-    assert!(cidr.starts_with("127."), "{cidr}");
+    assert!(
+        cidr.starts_with("127.") && cidr.ends_with(".0.0/16"),
+        "{cidr}"
+    );
+    // A chosen clusterIP outside the range is refused with the allocator's message.
+    let mut outside = service("outside", "web", json!(8080));
+    outside.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.50".into());
+    match svcs.create(&PostParams::default(), &outside).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert_eq!(
+                s.message,
+                format!(
+                    "Service \"outside\" is invalid: spec.clusterIPs: Invalid value: [\"10.96.0.50\"]: failed to allocate IP 10.96.0.50: provided IP is not in the valid range. The range of valid IPs is {cidr}"
+                )
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
     for name in ["num", "named"] {
         let addr = cluster_addr(&svcs, name).await;
         let prefix = cidr.split('.').take(2).collect::<Vec<_>>().join(".");

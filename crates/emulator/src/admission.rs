@@ -31,6 +31,7 @@ pub fn admit(state: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiErr
     match scope.def.plural.as_str() {
         "pods" => admit_pod(state, scope, obj),
         "services" => {
+            check_cluster_ip(state, obj)?;
             admit_service(state, scope, obj);
             Ok(())
         }
@@ -856,6 +857,43 @@ fn allocate_cluster_ip(state: &State) -> String {
         .find(|ip| !used.contains(ip))
         .or_else(|| (11..size - 1).map(ip).find(|ip| !used.contains(ip)))
         .unwrap_or_else(|| ip(11))
+}
+
+/// A clusterIP the creator chose must lie in the Service range, as the allocator rejects it
+/// otherwise (pkg/registry/core/service/storage/alloc.go `allocIPs`, ipallocator
+/// `ErrNotInRange`; clients probe the range this way).
+fn check_cluster_ip(state: &State, obj: &Value) -> Result<(), ApiError> {
+    let ip = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if ip.is_empty() || ip == "None" {
+        return Ok(());
+    }
+    let (base, size) = service_range(state);
+    let in_range = ip
+        .parse::<Ipv4Addr>()
+        .ok()
+        .map(u32::from)
+        .is_some_and(|n| n > base && n < base + size - 1);
+    if in_range {
+        return Ok(());
+    }
+    let cidr = format!("{}/{}", Ipv4Addr::from(base), 32 - size.trailing_zeros());
+    let value = serde_json::to_string(&[ip]).unwrap_or_default();
+    let err = FieldError {
+        field: "spec.clusterIPs".into(),
+        reason: crate::schema::INVALID,
+        message: format!(
+            "Invalid value: {value}: failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {cidr}"
+        ),
+    };
+    Err(ApiError::invalid(
+        "Service",
+        "",
+        meta_str(obj, "name"),
+        &[err],
+    ))
 }
 
 fn admit_service(state: &State, scope: &Scope, obj: &mut Value) {

@@ -12,8 +12,8 @@
 //! One task follows the store's events and re-reads Services and EndpointSlices when they
 //! change; listeners come and go with their service ports, and all of them stop on shutdown.
 //! A port that cannot be bound (another emulator holds the address) is logged and retried at
-//! the next change. Not proxied: UDP/SCTP ports, cluster IPs outside 127/8 (a Service created
-//! with a fixed non-loopback clusterIP), sessionAffinity ClientIP, NodePorts.
+//! the next change. Not proxied: UDP/SCTP ports, cluster IPs outside 127/8 (admission keeps
+//! chosen ones inside the loopback ServiceCIDR), sessionAffinity ClientIP, NodePorts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
