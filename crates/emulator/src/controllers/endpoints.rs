@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::objects::{create, deleting, in_namespace, pod_ready, str_at, terminal};
+use super::objects::{deleting, in_namespace, pod_ready, str_at, terminal};
+use crate::events::{self, Record};
 use crate::runtime::builtin::{ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str};
@@ -35,6 +36,10 @@ pub const SLICE_CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 pub const LABEL_ENDPOINTS_MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
 /// The Endpoints controller's name in [`LABEL_ENDPOINTS_MANAGED_BY`].
 pub const ENDPOINTS_CONTROLLER_NAME: &str = "endpoint-controller";
+/// The Endpoints controller's event source.
+const ENDPOINTS_COMPONENT: &str = "endpoint-controller";
+/// The EndpointSlice controller's event source.
+const SLICES_COMPONENT: &str = "endpoint-slice-controller";
 /// `v1.IsHeadlessService` label both controllers put on a headless Service's objects.
 const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
 
@@ -182,18 +187,35 @@ fn selected_pods<'a>(
     in_namespace(state, "", "pods", meta_str(svc, "namespace")).filter(|p| selects(sel, p))
 }
 
+/// A failed write: whether it was a create, and the apiserver's message.
+struct WriteFailure {
+    created: bool,
+    message: String,
+}
+
 /// Writes `desired` as the object `(group, plural)` named like it: creates it, or updates
-/// the stored one when labels or `fields` differ. Returns whether the write failed.
-fn apply(state: &mut State, kind: Kind, desired: Value, fields: &[&str]) -> bool {
+/// the stored one when labels or `fields` differ.
+fn apply(
+    state: &mut State,
+    kind: Kind,
+    desired: Value,
+    fields: &[&str],
+) -> Result<(), WriteFailure> {
     let (ns, name) = (meta_str(&desired, "namespace"), meta_str(&desired, "name"));
     let res = (kind.group.to_string(), kind.plural.to_string());
     let Some(cur) = state.get_obj(&res, ns, name).cloned() else {
-        return !create(state, kind.group, kind.plural, desired);
+        return state
+            .create_object(kind.group, kind.plural, desired)
+            .map(|_| ())
+            .map_err(|e| WriteFailure {
+                created: true,
+                message: e.message,
+            });
     };
     let same = fields.iter().all(|f| cur.get(*f) == desired.get(*f))
         && cur.pointer("/metadata/labels") == desired.pointer("/metadata/labels");
     if same {
-        return false;
+        return Ok(());
     }
     let mut next = cur;
     if let Some(o) = next.as_object_mut() {
@@ -212,7 +234,11 @@ fn apply(state: &mut State, kind: Kind, desired: Value, fields: &[&str]) -> bool
     }
     state
         .update_object(kind.group, kind.plural, next, false)
-        .is_err()
+        .map(|_| ())
+        .map_err(|e| WriteFailure {
+            created: false,
+            message: e.message,
+        })
 }
 
 /// The Endpoints controller: one Endpoints object per selector-based Service, named like it.
@@ -267,10 +293,31 @@ impl Reconciler for EndpointsController {
         {
             o.insert("subsets".into(), Value::Array(subsets));
         }
-        if apply(state, ENDPOINTS, desired, &["subsets"]) {
-            Action::Retry
-        } else {
-            Action::Done
+        match apply(state, ENDPOINTS, desired.clone(), &["subsets"]) {
+            Ok(()) => Action::Done,
+            Err(f) => {
+                // endpoints_controller.go's events on a failed write, about the Endpoints.
+                let (reason, message) = if f.created {
+                    (
+                        "FailedToCreateEndpoint",
+                        format!(
+                            "Failed to create endpoint for service {}/{}: {}",
+                            key.namespace, key.name, f.message
+                        ),
+                    )
+                } else {
+                    (
+                        "FailedToUpdateEndpoint",
+                        format!(
+                            "Failed to update endpoint {}/{}: {}",
+                            key.namespace, key.name, f.message
+                        ),
+                    )
+                };
+                let rec = Record::warning(ENDPOINTS_COMPONENT, &desired, reason, message);
+                events::record(state, rec);
+                Action::Retry
+            }
         }
     }
 }
@@ -404,10 +451,19 @@ impl Reconciler for EndpointSliceController {
         if deleting(&svc) {
             return Action::Done;
         }
-        if reconcile_slices(state, &svc, &sel) {
-            Action::Retry
-        } else {
-            Action::Done
+        match reconcile_slices(state, &svc, &sel) {
+            Ok(()) => Action::Done,
+            Err(message) => {
+                // endpointslice_controller.go's event on a failed sync, about the Service.
+                let text = format!(
+                    "Error updating Endpoint Slices for Service {}/{}: {message}",
+                    key.namespace, key.name
+                );
+                let rec =
+                    Record::warning(SLICES_COMPONENT, &svc, "FailedToUpdateEndpointSlices", text);
+                events::record(state, rec);
+                Action::Retry
+            }
         }
     }
 }
@@ -480,8 +536,12 @@ fn desired_slices(
 
 /// `reconciler.reconcile`: keeps one slice per desired port set (reusing a stored slice with
 /// the same ports), creates the missing ones (`generateName: <service>-`), deletes the rest.
-/// Returns whether a write failed.
-fn reconcile_slices(state: &mut State, svc: &Value, sel: &BTreeMap<String, String>) -> bool {
+/// Returns the first failed write's message.
+fn reconcile_slices(
+    state: &mut State,
+    svc: &Value,
+    sel: &BTreeMap<String, String>,
+) -> Result<(), String> {
     let (ns, name) = (meta_str(svc, "namespace"), meta_str(svc, "name"));
     let existing: Vec<Value> = in_namespace(state, "discovery.k8s.io", "endpointslices", ns)
         .filter(|s| {
@@ -497,7 +557,7 @@ fn reconcile_slices(state: &mut State, svc: &Value, sel: &BTreeMap<String, Strin
         "apiVersion": "v1", "kind": "Service", "name": name, "uid": meta_str(svc, "uid"),
         "controller": true, "blockOwnerDeletion": true,
     }]);
-    let mut failed = false;
+    let mut failed: Option<String> = None;
     let mut kept: Vec<String> = Vec::new();
     for (ports, endpoints) in desired_slices(state, svc, sel).into_values() {
         let endpoints = if endpoints.is_empty() {
@@ -528,26 +588,45 @@ fn reconcile_slices(state: &mut State, svc: &Value, sel: &BTreeMap<String, Strin
             "endpoints": endpoints,
             "ports": ports,
         });
-        failed |= if reuse.is_some() {
-            apply(
-                state,
-                ENDPOINTSLICES,
-                desired,
-                &["addressType", "endpoints", "ports"],
-            )
-        } else {
-            !create(state, "discovery.k8s.io", "endpointslices", desired)
+        // reconciler.go's wrapping of a failed write.
+        let res = match reuse {
+            Some(s) => {
+                let slice_name = meta_str(s, "name").to_string();
+                let fields = ["addressType", "endpoints", "ports"];
+                apply(state, ENDPOINTSLICES, desired, &fields).map_err(|f| {
+                    format!(
+                        "failed to update {slice_name} EndpointSlice for Service {ns}/{name}: {}",
+                        f.message
+                    )
+                })
+            }
+            None => state
+                .create_object("discovery.k8s.io", "endpointslices", desired)
+                .map(|_| ())
+                .map_err(|e| {
+                    format!(
+                        "failed to create EndpointSlice for Service {ns}/{name}: {}",
+                        e.message
+                    )
+                }),
         };
+        if let Err(m) = res {
+            failed.get_or_insert(m);
+        }
     }
     for s in &existing {
         let slice_name = meta_str(s, "name");
-        if !kept.iter().any(|k| k == slice_name) {
-            failed |= state
-                .delete_object("discovery.k8s.io", "endpointslices", ns, slice_name)
-                .is_err();
+        if kept.iter().any(|k| k == slice_name) {
+            continue;
+        }
+        if let Err(e) = state.delete_object("discovery.k8s.io", "endpointslices", ns, slice_name) {
+            failed.get_or_insert(format!(
+                "failed to delete {slice_name} EndpointSlice for Service {ns}/{name}: {}",
+                e.message
+            ));
         }
     }
-    failed
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
