@@ -632,6 +632,101 @@ fn reconcile_slices(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::Runtime;
+
+    fn cluster() -> (State, Runtime) {
+        let mut s = State::new(1000);
+        s.bootstrap("", "namespaces", json!({"metadata": {"name": "ns"}}))
+            .unwrap();
+        let rt = Runtime::new(vec![
+            Box::new(EndpointsController),
+            Box::new(EndpointSliceController),
+        ]);
+        (s, rt)
+    }
+
+    fn pod(name: &str, ip: &str, ready: bool, port: i64) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns", "labels": {"app": "x"}},
+               "spec": {"nodeName": "n", "hostname": name, "subdomain": "h",
+                        "containers": [{"name": "c", "ports": [{"name": "web", "containerPort": port}]}]},
+               "status": {"phase": "Running", "podIP": ip, "conditions": [
+                   {"type": "Ready", "status": if ready {"True"} else {"False"}}]}})
+    }
+
+    #[test]
+    fn endpoints_split_ready_and_not_ready_and_group_by_ports() {
+        let (mut s, mut rt) = cluster();
+        let svc = json!({"metadata": {"name": "h", "namespace": "ns"},
+            "spec": {"clusterIP": "None", "selector": {"app": "x"},
+                     "ports": [{"name": "p", "port": 80, "targetPort": "web", "protocol": "TCP"}]}});
+        s.create_object("", "services", svc).unwrap();
+        for p in [
+            pod("a", "127.0.0.2", true, 8080),
+            pod("b", "127.0.0.3", false, 8080),
+            pod("c", "127.0.0.4", true, 9090),
+        ] {
+            // Status is not taken on create: write it as the kubelet does.
+            let status = p["status"].clone();
+            let mut stored = s.create_object("", "pods", p).unwrap();
+            stored["status"] = status;
+            s.update_object("", "pods", stored, true).unwrap();
+        }
+        rt.settle(&mut s);
+        let ep = s.object("", "endpoints", "ns", "h").unwrap();
+        let subsets = ep["subsets"].as_array().unwrap();
+        assert_eq!(subsets.len(), 2, "one subset per port set: {ep:#}");
+        assert_eq!(subsets[0]["addresses"][0]["ip"], "127.0.0.2");
+        assert_eq!(subsets[0]["addresses"][0]["hostname"], "a");
+        assert_eq!(subsets[0]["notReadyAddresses"][0]["ip"], "127.0.0.3");
+        assert_eq!(
+            subsets[0]["ports"],
+            json!([{"name": "p", "port": 8080, "protocol": "TCP"}])
+        );
+        assert_eq!(subsets[1]["addresses"][0]["ip"], "127.0.0.4");
+        assert_eq!(subsets[1]["ports"][0]["port"], 9090);
+        assert_eq!(
+            ep["metadata"]["labels"]["service.kubernetes.io/headless"],
+            ""
+        );
+        let slices = s.objects_of("discovery.k8s.io", "endpointslices");
+        assert_eq!(slices.len(), 2, "one slice per port set");
+        // Publishing not-ready addresses makes every pod ready in both.
+        let mut svc = s.object("", "services", "ns", "h").unwrap();
+        svc["spec"]["publishNotReadyAddresses"] = json!(true);
+        s.update_object("", "services", svc, false).unwrap();
+        rt.settle(&mut s);
+        let ep = s.object("", "endpoints", "ns", "h").unwrap();
+        assert_eq!(
+            ep["subsets"][0]["addresses"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert!(ep["subsets"][0].get("notReadyAddresses").is_none());
+        let ready: usize = s
+            .objects_of("discovery.k8s.io", "endpointslices")
+            .iter()
+            .flat_map(|sl| sl["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] == true)
+            .count();
+        assert_eq!(ready, 3);
+    }
+
+    #[test]
+    fn services_without_selector_are_left_alone() {
+        let (mut s, mut rt) = cluster();
+        let svc = json!({"metadata": {"name": "ext", "namespace": "ns"},
+            "spec": {"ports": [{"port": 80}]}});
+        s.create_object("", "services", svc).unwrap();
+        let mine = json!({"metadata": {"name": "ext", "namespace": "ns"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}]});
+        s.create_object("", "endpoints", mine.clone()).unwrap();
+        rt.settle(&mut s);
+        let ep = s.object("", "endpoints", "ns", "ext").unwrap();
+        assert_eq!(ep["subsets"], mine["subsets"]);
+        assert!(
+            s.objects_of("discovery.k8s.io", "endpointslices")
+                .is_empty()
+        );
+    }
 
     #[test]
     fn named_and_numeric_target_ports() {
