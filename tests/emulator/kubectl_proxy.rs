@@ -140,5 +140,12 @@ async fn get_raw_through_the_service_and_pod_proxy() {
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list["items"][0]["ports"][0]["port"], 8080);
+    let ip = list["items"][0]["endpoints"][0]["addresses"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // `kubectl describe` reads the Service's endpoints from its slices.
+    let out = kubectl_ok(&emu, &dir, &["describe", "service", "web", "-n", NS]).await;
+    assert!(out.contains(&format!("{ip}:8080")), "{out}");
     emu.shutdown().await;
 }
