@@ -320,6 +320,20 @@ async fn cluster_ip_forwards_port_80_to_target_port_8080() {
             "round-robin over both endpoints"
         );
     }
+    // sessionAffinity ClientIP: this process keeps reaching the same endpoint.
+    let mut sticky = service("sticky", "web", json!(8080));
+    sticky.spec.as_mut().unwrap().session_affinity = Some("ClientIP".into());
+    svcs.create(&PostParams::default(), &sticky).await.unwrap();
+    let addr = cluster_addr(&svcs, "sticky").await;
+    util::within("the proxy", emu.wait_service_proxy(addr, 2)).await;
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        let (code, body) = get_fresh(&format!("http://{addr}/")).await;
+        assert_eq!(code, 200, "{body}");
+        hosts.push(body["hostname"].as_str().unwrap().to_string());
+    }
+    hosts.dedup();
+    assert_eq!(hosts.len(), 1, "one endpoint for one client: {hosts:?}");
     // From inside a pod: the short name resolves (hosts map) to the cluster IP.
     let fetch: Pod = serde_json::from_value(json!({
         "metadata": {"name": "fetch"},

@@ -7,18 +7,20 @@
 //! slice port with the service port's name gives the target port). When no endpoint is
 //! ready, the terminating endpoints that still serve are used (kube-proxy's
 //! ProxyTerminatingEndpoints); with none at all the connection is closed at once, as the
-//! userspace proxy did.
+//! userspace proxy did. With `sessionAffinity: ClientIP` a client address keeps going to the
+//! endpoint it last reached until `timeoutSeconds` pass (default 3 h), as the userspace
+//! load balancer's affinity did.
 //!
 //! One task follows the store's events and re-reads Services and EndpointSlices when they
 //! change; listeners come and go with their service ports, and all of them stop on shutdown.
 //! A port that cannot be bound (another emulator holds the address) is logged and retried at
 //! the next change. Not proxied: UDP/SCTP ports, cluster IPs outside 127/8 (admission keeps
-//! chosen ones inside the loopback ServiceCIDR), sessionAffinity ClientIP, NodePorts.
+//! chosen ones inside the loopback ServiceCIDR), NodePorts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -36,11 +38,15 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// A service port: namespace, Service name, port name.
 type PortKey = (String, String, String);
 
-/// The endpoints of one service port and the round-robin cursor over them.
+/// The endpoints of one service port, the round-robin cursor over them, and with
+/// `sessionAffinity: ClientIP` the endpoint each client address last went to.
 #[derive(Debug, Default)]
 struct Backends {
     endpoints: Vec<SocketAddr>,
     next: usize,
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` when affinity is on.
+    affinity: Option<Duration>,
+    sticky: HashMap<IpAddr, (SocketAddr, Instant)>,
 }
 
 /// One listening service port.
@@ -126,6 +132,21 @@ fn lock_backends(b: &Mutex<Backends>) -> MutexGuard<'_, Backends> {
 struct Desired {
     addr: SocketAddr,
     endpoints: Vec<SocketAddr>,
+    affinity: Option<Duration>,
+}
+
+/// Upstream's default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
+const AFFINITY_DEFAULT: Duration = Duration::from_secs(10800);
+
+/// The client-IP affinity timeout of a Service with `sessionAffinity: ClientIP`.
+fn affinity(svc: &Value) -> Option<Duration> {
+    if svc.pointer("/spec/sessionAffinity").and_then(Value::as_str) != Some("ClientIP") {
+        return None;
+    }
+    let secs = svc
+        .pointer("/spec/sessionAffinityConfig/clientIP/timeoutSeconds")
+        .and_then(Value::as_u64);
+    Some(secs.map_or(AFFINITY_DEFAULT, Duration::from_secs))
 }
 
 /// The endpoints of the service port `port_name` in the Service's slices: ready ones, or
@@ -220,6 +241,7 @@ fn desired(services: &[Value], slices: &[Value]) -> BTreeMap<PortKey, Desired> {
                 Desired {
                     addr: SocketAddr::from((ip, port)),
                     endpoints: slice_endpoints(&slices, port_name),
+                    affinity: affinity(svc),
                 },
             );
         }
@@ -300,6 +322,12 @@ async fn reconcile(app: &App, proxy: &ServiceProxy) {
                 if b.endpoints != d.endpoints {
                     b.endpoints = d.endpoints.clone();
                     b.next = 0;
+                    let live = b.endpoints.clone();
+                    b.sticky.retain(|_, (ep, _)| live.contains(ep));
+                }
+                if b.affinity != d.affinity {
+                    b.affinity = d.affinity;
+                    b.sticky.clear();
                 }
             }
         }
@@ -317,7 +345,8 @@ async fn reconcile(app: &App, proxy: &ServiceProxy) {
         };
         let backends = Arc::new(Mutex::new(Backends {
             endpoints: d.endpoints,
-            next: 0,
+            affinity: d.affinity,
+            ..Backends::default()
         }));
         let cancel = app.cancel.child_token();
         let task = tokio::spawn(serve(listener, backends.clone(), cancel.clone()));
@@ -348,32 +377,60 @@ async fn serve(listener: TcpListener, backends: Arc<Mutex<Backends>>, cancel: Ca
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((client, _)) => {
-                tokio::spawn(forward(client, backends.clone(), cancel.clone()));
+            Ok((client, peer)) => {
+                tokio::spawn(forward(client, peer.ip(), backends.clone(), cancel.clone()));
             }
             Err(e) => tracing::debug!(error = %e, "service proxy accept failed"),
         }
     }
 }
 
-/// The endpoints in round-robin order from the next one (`roundrobin.go` `NextEndpoint`).
-fn rotation(backends: &Mutex<Backends>) -> Vec<SocketAddr> {
+/// The endpoints to try for a client, in order: its sticky endpoint first while affinity
+/// holds, then round-robin from the next one (`roundrobin.go` `NextEndpoint`).
+fn rotation(backends: &Mutex<Backends>, client: IpAddr, now: Instant) -> Vec<SocketAddr> {
     let mut b = lock_backends(backends);
     let n = b.endpoints.len();
     if n == 0 {
         return Vec::new();
     }
+    let sticky = b.affinity.and_then(|ttl| {
+        b.sticky
+            .get(&client)
+            .filter(|(ep, at)| now.duration_since(*at) < ttl && b.endpoints.contains(ep))
+            .map(|(ep, _)| *ep)
+    });
     let start = b.next % n;
-    b.next = (start + 1) % n;
-    (0..n).map(|i| b.endpoints[(start + i) % n]).collect()
+    let mut order: Vec<SocketAddr> = (0..n).map(|i| b.endpoints[(start + i) % n]).collect();
+    match sticky {
+        Some(ep) => {
+            order.retain(|e| *e != ep);
+            order.insert(0, ep);
+        }
+        None => b.next = (start + 1) % n,
+    }
+    order
+}
+
+/// Records the endpoint a client went to, when the service port has affinity.
+fn remember(backends: &Mutex<Backends>, client: IpAddr, ep: SocketAddr, now: Instant) {
+    let mut b = lock_backends(backends);
+    if b.affinity.is_some() {
+        b.sticky.insert(client, (ep, now));
+    }
 }
 
 /// Connects the client to an endpoint (the next one that accepts) and copies both ways.
-async fn forward(mut client: TcpStream, backends: Arc<Mutex<Backends>>, cancel: CancellationToken) {
+async fn forward(
+    mut client: TcpStream,
+    peer: IpAddr,
+    backends: Arc<Mutex<Backends>>,
+    cancel: CancellationToken,
+) {
     let mut upstream = None;
-    for ep in rotation(&backends) {
+    for ep in rotation(&backends, peer, Instant::now()) {
         match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(ep)).await {
             Ok(Ok(s)) => {
+                remember(&backends, peer, ep, Instant::now());
                 upstream = Some(s);
                 break;
             }
@@ -451,15 +508,30 @@ mod tests {
 
     #[test]
     fn round_robin_starts_at_the_next_endpoint() {
+        let (a, c): (SocketAddr, SocketAddr) = (
+            "127.0.0.2:1".parse().unwrap(),
+            "127.0.0.3:1".parse().unwrap(),
+        );
         let b = Mutex::new(Backends {
-            endpoints: vec![
-                "127.0.0.2:1".parse().unwrap(),
-                "127.0.0.3:1".parse().unwrap(),
-            ],
-            next: 0,
+            endpoints: vec![a, c],
+            ..Backends::default()
         });
-        assert_eq!(rotation(&b)[0], "127.0.0.2:1".parse().unwrap());
-        assert_eq!(rotation(&b)[0], "127.0.0.3:1".parse().unwrap());
-        assert_eq!(rotation(&b)[0], "127.0.0.2:1".parse().unwrap());
+        let client: IpAddr = "127.0.0.9".parse().unwrap();
+        let now = Instant::now();
+        assert_eq!(rotation(&b, client, now), vec![a, c]);
+        assert_eq!(rotation(&b, client, now), vec![c, a]);
+        assert_eq!(rotation(&b, client, now)[0], a);
+        // With client-IP affinity, a client keeps its endpoint until the timeout.
+        lock_backends(&b).affinity = Some(Duration::from_secs(10));
+        remember(&b, client, c, now);
+        assert_eq!(rotation(&b, client, now)[0], c);
+        assert_eq!(rotation(&b, client, now)[0], c);
+        let later = now + Duration::from_secs(11);
+        assert_eq!(
+            rotation(&b, client, later)[0],
+            c,
+            "round-robin resumes at c"
+        );
+        assert_eq!(rotation(&b, client, later)[0], a);
     }
 }
