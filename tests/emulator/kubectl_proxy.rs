@@ -144,6 +144,16 @@ async fn get_raw_through_the_service_and_pod_proxy() {
         .as_str()
         .unwrap()
         .to_string();
+    // Endpoints are served with the apiserver's deprecation warning.
+    let out = kubectl(&emu, &dir, &["get", "endpoints", "web", "-n", NS]).await;
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+        ),
+        "{stderr}"
+    );
     // `kubectl describe` reads the Service's endpoints from its slices.
     let out = kubectl_ok(&emu, &dir, &["describe", "service", "web", "-n", NS]).await;
     assert!(out.contains(&format!("{ip}:8080")), "{out}");

@@ -367,7 +367,8 @@ async fn resource(
         status_write,
         out,
     };
-    match verb {
+    let deprecated = deprecation_warning(&def);
+    let resp = match verb {
         "get" => get_resource(app, &call),
         "list" => list(app, &call.scope, req.params, out),
         "watch" => watch(app, api.bookmark_interval, call.scope, req.params, out),
@@ -377,7 +378,18 @@ async fn resource(
         "delete" => delete_resource(app, &call),
         "deletecollection" => delete_collection(app, &call),
         _ => Err(ApiError::no_route()),
+    };
+    match deprecated {
+        Some(w) => resp.map(|r| with_warnings(r, &[w.to_string()])),
+        None => resp,
     }
+}
+
+/// The warning kube-apiserver adds to every request for a deprecated built-in API
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/deprecation): core/v1 Endpoints since 1.33.
+fn deprecation_warning(def: &ResourceDef) -> Option<&'static str> {
+    (def.group.is_empty() && def.plural == "endpoints")
+        .then_some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
 }
 
 /// `services/{id}/proxy/...` and `pods/{id}/proxy/...` (kube-apiserver's ProxyREST): the
