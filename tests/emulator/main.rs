@@ -14,4 +14,6 @@ mod kubectl;
 mod kubectl_apps;
 mod kubectl_create;
 mod kubectl_node;
+mod kubectl_proxy;
 mod schema_admission;
+mod services;

@@ -189,6 +189,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
     defs.extend(typed_create_kinds());
+    defs.extend(networking());
     defs
 }
 
@@ -358,18 +359,7 @@ fn core_v1() -> Vec<ResourceDef> {
         pods(),
         nodes(),
         sa,
-        builtin(
-            "",
-            "v1",
-            "services",
-            "service",
-            "Service",
-            true,
-            &["svc"],
-            true,
-            false,
-            &[],
-        ),
+        services(),
         builtin(
             "",
             "v1",
@@ -565,14 +555,89 @@ fn pods() -> ResourceDef {
         ],
     );
     pods.categories = vec!["all".into()];
-    pods.subresources = vec![Subresource {
-        name: "log",
+    pods.subresources = vec![
+        Subresource {
+            name: "log",
+            group: "",
+            version: "v1",
+            kind: "Pod",
+            verbs: &["get"],
+        },
+        proxy_subresource("PodProxyOptions"),
+    ];
+    pods
+}
+
+/// The `proxy` subresource of pods and services (kube-apiserver's ProxyREST: every proxied
+/// method, as discovery lists them).
+fn proxy_subresource(kind: &'static str) -> Subresource {
+    Subresource {
+        name: "proxy",
         group: "",
         version: "v1",
-        kind: "Pod",
-        verbs: &["get"],
-    }];
-    pods
+        kind,
+        verbs: &["create", "delete", "get", "patch", "update"],
+    }
+}
+
+/// Services, with the API server's proxy subresource.
+fn services() -> ResourceDef {
+    let mut svc = builtin(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        true,
+        false,
+        &[],
+    );
+    svc.subresources = vec![proxy_subresource("ServiceProxyOptions")];
+    svc
+}
+
+/// What the endpoint controllers write and what allocates Service addresses: core/v1
+/// Endpoints, discovery.k8s.io/v1 EndpointSlices, networking.k8s.io/v1 ServiceCIDRs.
+fn networking() -> Vec<ResourceDef> {
+    let endpoints = builtin(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        false,
+        false,
+        &[],
+    );
+    let slices = builtin(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        true,
+        &[],
+        false,
+        true,
+        &[],
+    );
+    let cidrs = builtin(
+        "networking.k8s.io",
+        "v1",
+        "servicecidrs",
+        "servicecidr",
+        "ServiceCIDR",
+        false,
+        &[],
+        true,
+        true,
+        &[],
+    );
+    vec![endpoints, slices, cidrs]
 }
 
 /// Nodes (core/v1, cluster-scoped; the kubelet registers its own).

@@ -20,6 +20,7 @@ use crate::cluster::{App, Params, SubRequest};
 use crate::discovery;
 use crate::kubelet::Node;
 use crate::protobuf;
+use crate::proxy;
 use crate::registry::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, json_response};
@@ -75,6 +76,7 @@ async fn handle(
         Err(e) => return e.into_response(),
     };
     let req = Incoming {
+        uri: &uri,
         user: &user,
         method: &method,
         params: &params,
@@ -90,6 +92,7 @@ async fn handle(
 
 /// A request as it arrived, after authentication.
 struct Incoming<'a> {
+    uri: &'a Uri,
     user: &'a UserInfo,
     method: &'a Method,
     params: &'a Params,
@@ -377,6 +380,21 @@ async fn resource(
     rest: &[&str],
 ) -> Result<Response, ApiError> {
     let app = &api.app;
+    if let (
+        "",
+        "v1",
+        [
+            "namespaces",
+            ns,
+            plural @ ("services" | "pods"),
+            id,
+            "proxy",
+            ..,
+        ],
+    ) = (group, version, rest)
+    {
+        return proxy_resource(api, req, ns, plural, id).await;
+    }
     let t = parse_target(rest).ok_or_else(ApiError::no_route)?;
     let def = lookup_resource(app, group, version, &t)?;
     let special_sub = t
@@ -408,7 +426,8 @@ async fn resource(
         status_write,
         out,
     };
-    match verb {
+    let deprecated = deprecation_warning(&def);
+    let resp = match verb {
         "get" => get_resource(app, &call),
         "list" => list(app, &call.scope, req.params, out),
         "watch" => watch(app, api.bookmark_interval, call.scope, req.params, out),
@@ -418,7 +437,74 @@ async fn resource(
         "delete" => delete_resource(app, &call),
         "deletecollection" => delete_collection(app, &call),
         _ => Err(ApiError::no_route()),
+    };
+    match deprecated {
+        Some(w) => resp.map(|r| with_warnings(r, &[w.to_string()])),
+        None => resp,
     }
+}
+
+/// The warning kube-apiserver adds to every request for a deprecated built-in API
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/deprecation): core/v1 Endpoints since 1.33.
+fn deprecation_warning(def: &ResourceDef) -> Option<&'static str> {
+    (def.group.is_empty() && def.plural == "endpoints")
+        .then_some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
+}
+
+/// `services/{id}/proxy/...` and `pods/{id}/proxy/...` (kube-apiserver's ProxyREST): the
+/// verb is the method as RequestInfo maps it for a named resource, authorised on the
+/// `proxy` subresource, then answered by [`proxy::serve`] with the raw path and query.
+async fn proxy_resource(
+    api: &Api,
+    req: &Incoming<'_>,
+    namespace: &str,
+    plural: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let app = &api.app;
+    // staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go: a method without a
+    // verb (OPTIONS) is authorised as "", which only a `*` rule grants.
+    let verb = match *req.method {
+        Method::POST => "create",
+        Method::GET | Method::HEAD => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "",
+    };
+    let attrs = Attributes {
+        resource_request: true,
+        verb: verb.into(),
+        api_group: String::new(),
+        api_version: "v1".into(),
+        resource: plural.into(),
+        subresource: "proxy".into(),
+        namespace: namespace.into(),
+        name: id.into(),
+        path: String::new(),
+    };
+    auth::authorize(app, req.user, &attrs)?;
+    count(app, verb, plural, Some("proxy"));
+    // RequestInfo splits the path trimmed of its outer slashes, so inner empty segments stay.
+    let path = req.uri.path();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let tail = parts.get(7..).unwrap_or(&[]);
+    proxy::serve(
+        app,
+        proxy::ProxyRequest {
+            namespace,
+            plural,
+            id,
+            tail,
+            trailing_slash: path.ends_with('/'),
+            request_path: path.trim_end_matches('/'),
+            query: req.uri.query(),
+            method: req.method,
+            headers: req.headers,
+            body: req.body,
+        },
+    )
+    .await
 }
 
 /// The served resource a path names, checking that its scope fits the path.

@@ -187,6 +187,12 @@ impl ApiError {
         Self::new(406, "NotAcceptable", message.into(), None)
     }
 
+    /// 503 ServiceUnavailable (`errors.NewServiceUnavailable`): e.g. a proxied Service without
+    /// a ready endpoint.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message.into(), None)
+    }
+
     /// 500 for a server-side failure that should not happen.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message.into(), None)

@@ -6,6 +6,7 @@
 //! writing objects); contract breaks are applied by the hooks of [`crate::defects`].
 
 pub mod deployment;
+pub mod endpoints;
 pub mod job;
 pub mod objects;
 pub mod profile;
@@ -32,5 +33,7 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
         Box::new(replicaset::ReplicaSetController),
         Box::new(pytorchjob::PyTorchJobController::new(training.clone())),
         Box::new(trainjob::TrainJobController::new(training)),
+        Box::new(endpoints::EndpointsController),
+        Box::new(endpoints::EndpointSliceController),
     ]
 }
