@@ -17,3 +17,4 @@ mod kubectl_node;
 mod kubectl_proxy;
 mod schema_admission;
 mod services;
+mod workloads;
