@@ -589,6 +589,23 @@ spec:
     assert_eq!(row[1], "ClusterIP", "{svc}");
     assert_eq!(row[4], "80/TCP", "{svc}");
 
+    // `get events` shows the pod's lifecycle, as the scheduler and the kubelet report it.
+    let events = k
+        .ok(&["get", "events", "--field-selector", "involvedObject.name=web"])
+        .await;
+    assert!(events.starts_with("LAST SEEN"), "{events}");
+    for needle in [
+        "Scheduled",
+        "Successfully assigned default/web to kfconform-node",
+        "Pulled",
+        "Created",
+        "Created container: main",
+        "Started",
+        "pod/web",
+    ] {
+        assert!(events.contains(needle), "no {needle:?} in:\n{events}");
+    }
+
     let jobs = k.ok(&["get", "jobs"]).await;
     assert!(
         jobs.lines()
