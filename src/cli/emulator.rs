@@ -35,11 +35,20 @@ pub struct EmulatorArgs {
     /// Pods whose container uses this image run as `kfconform` processes (probe pods).
     #[arg(long, default_value = kfconform_core::contract::DEFAULT_PROBE_IMAGE, value_name = "IMAGE")]
     pub probe_image: String,
-    /// Phases pods of other images go through: comma-separated `Phase[=delay]`, each delay
-    /// counted from the previous stage (e.g. `Running,Succeeded=100ms`; `Running` alone keeps
-    /// them running).
-    #[arg(long, default_value = "Running,Succeeded=100ms", value_name = "STAGES")]
-    pub pod_stages: String,
+    /// Simulate pods of images matching IMAGE (`*` matches any run of characters) instead of
+    /// failing their pulls: they go through STAGES, comma-separated `Phase[=delay]` with each
+    /// delay counted from the previous stage (e.g. `nginx:*=Running,Succeeded=100ms`;
+    /// `'*=Running'` keeps every other pod running; an empty STAGES leaves them Pending).
+    /// Repeatable; the first matching rule wins. Without one, a pod whose image is neither
+    /// the probe image nor covered here waits in ErrImagePull, then ImagePullBackOff, as on a
+    /// node that cannot pull it.
+    #[arg(long = "pod-stages", value_name = "IMAGE=STAGES")]
+    pub pod_stages: Vec<String>,
+    /// Delay every pod's start after scheduling by DELAY plus up to JITTER at random (e.g.
+    /// `2s+500ms`), as scheduling and image pulls do on a real cluster; combine with
+    /// `--fault latency=...` to make the cluster the bottleneck.
+    #[arg(long, value_name = "DELAY[+JITTER]")]
+    pub pod_startup: Option<String>,
     /// Binary probe pods run (default: this one).
     #[arg(long, value_name = "FILE", hide = true)]
     pub probe_binary: Option<PathBuf>,
@@ -76,8 +85,16 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
-    let pod_stages =
-        kfconform_emulator::kubelet::parse_stages(&args.pod_stages).map_err(Error::usage)?;
+    let pod_stages = args
+        .pod_stages
+        .iter()
+        .map(|s| kfconform_emulator::kubelet::parse_stage_rule(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::usage)?;
+    let (pod_startup, pod_startup_jitter) = match &args.pod_startup {
+        Some(s) => kfconform_emulator::kubelet::parse_startup(s).map_err(Error::usage)?,
+        None => Default::default(),
+    };
     let mut config = EmulatorConfig {
         tls_listen: args.listen,
         defects,
@@ -86,6 +103,8 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
             probe_image: args.probe_image.clone(),
             probe_binary: args.probe_binary.clone(),
             pod_stages,
+            pod_startup,
+            pod_startup_jitter,
             ..Default::default()
         },
         ..EmulatorConfig::default()

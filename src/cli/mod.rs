@@ -111,6 +111,10 @@ pub struct TargetArgs {
     /// Start the emulator with this API-server trouble (repeatable), e.g. `latency=20ms`.
     #[arg(long = "fault", value_name = "KIND=VALUE", requires = "emulator")]
     pub faults: Vec<String>,
+    /// Delay each emulated pod's start as image pulls and scheduling do on a real cluster:
+    /// `DELAY` or `DELAY+JITTER`, e.g. `2s+500ms` (see `kfconform emulator --pod-startup`).
+    #[arg(long, value_name = "DELAY[+JITTER]", requires = "emulator")]
+    pub pod_startup: Option<String>,
 }
 
 /// A resolved target: the client config, and the emulator kept alive while it is used.
@@ -147,6 +151,12 @@ impl TargetArgs {
             let mut kubelet = kfconform_emulator::kubelet::KubeletConfig::default();
             if let Some(image) = probe_image {
                 kubelet.probe_image = image.to_string();
+            }
+            if let Some(s) = &self.pod_startup {
+                let (delay, jitter) =
+                    kfconform_emulator::kubelet::parse_startup(s).map_err(Error::usage)?;
+                kubelet.pod_startup = delay;
+                kubelet.pod_startup_jitter = jitter;
             }
             let emu = Emulator::start(EmulatorConfig {
                 defects,

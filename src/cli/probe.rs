@@ -47,6 +47,16 @@ enum Role {
         #[arg(long = "port", default_value = "8080")]
         ports: Vec<u16>,
     },
+    /// GET a URL from inside the pod (Services through the hosts map and the service proxy):
+    /// prints `{"url", "status", "body"}` as one JSON line, exits 1 unless the answer is 2xx.
+    Fetch {
+        /// `http://host[:port][/path][?query]`.
+        #[arg(long)]
+        url: String,
+        /// How long to retry connections that fail or close without an answer.
+        #[arg(long, default_value = "10s", value_parser = workload::parse_duration)]
+        timeout: Duration,
+    },
     /// Print the environment as one JSON object line (downward API checks).
     Env {
         /// Only variables whose name starts with this.
@@ -95,6 +105,14 @@ pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
                 .await
                 .map_err(|e| Error::harness(format!("kfconform probe http: {e}")))?;
             Ok(ExitCode::Ok)
+        }
+        Role::Fetch { url, timeout } => {
+            let ok = workload::fetch::run(&workload::fetch::FetchOptions { url, timeout }).await;
+            Ok(if ok {
+                ExitCode::Ok
+            } else {
+                ExitCode::NotConformant
+            })
         }
         Role::Env { prefix } => {
             let vars: std::collections::BTreeMap<String, String> = std::env::vars()

@@ -23,19 +23,19 @@ fn kubectl_path() -> PathBuf {
     })
 }
 
-struct Kubectl {
+pub(crate) struct Kubectl {
     bin: PathBuf,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
 }
 
 impl Kubectl {
-    fn new(emu: &Emulator) -> Self {
+    pub(crate) fn new(emu: &Emulator) -> Self {
         Self::with_kubeconfig(&emu.kubeconfig_yaml())
     }
 
     /// kubectl with its own kubeconfig (e.g. another user's token).
-    fn with_kubeconfig(yaml: &str) -> Self {
+    pub(crate) fn with_kubeconfig(yaml: &str) -> Self {
         let bin = kubectl_path();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = util::write_kubeconfig(dir.path(), yaml);
@@ -46,7 +46,7 @@ impl Kubectl {
         }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
@@ -57,7 +57,7 @@ impl Kubectl {
         c
     }
 
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         let out = self.cmd(args).output();
         tokio::time::timeout(TIMEOUT, out)
             .await
@@ -66,7 +66,7 @@ impl Kubectl {
     }
 
     /// Runs and expects success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
@@ -77,11 +77,11 @@ impl Kubectl {
         stdout
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args).await).unwrap()
     }
 
-    fn file(&self, name: &str, text: &str) -> String {
+    pub(crate) fn file(&self, name: &str, text: &str) -> String {
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         p.to_string_lossy().to_string()
@@ -89,13 +89,13 @@ impl Kubectl {
 }
 
 /// Reads a spawned kubectl's stdout line by line.
-struct Lines {
+pub(crate) struct Lines {
     child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl Lines {
-    fn spawn(k: &Kubectl, args: &[&str]) -> Lines {
+    pub(crate) fn spawn(k: &Kubectl, args: &[&str]) -> Lines {
         let mut child = k
             .cmd(args)
             .stdout(Stdio::piped())
@@ -110,7 +110,7 @@ impl Lines {
     }
 
     /// Reads until a line satisfies `pred`; fails after the timeout or at end of output.
-    async fn until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn until(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let read = async {
             while let Some(line) = self.lines.next_line().await.unwrap() {
                 if pred(&line) {
@@ -124,12 +124,12 @@ impl Lines {
             .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
-    async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
 }
 
-async fn setup() -> (Emulator, Kubectl) {
+pub(crate) async fn setup() -> (Emulator, Kubectl) {
     let emu = util::emulator().await;
     let k = Kubectl::new(&emu);
     (emu, k)
@@ -588,6 +588,23 @@ spec:
     let row = cols(&svc, "web");
     assert_eq!(row[1], "ClusterIP", "{svc}");
     assert_eq!(row[4], "80/TCP", "{svc}");
+
+    // `get events` shows the pod's lifecycle, as the scheduler and the kubelet report it.
+    let events = k
+        .ok(&["get", "events", "--field-selector", "involvedObject.name=web"])
+        .await;
+    assert!(events.starts_with("LAST SEEN"), "{events}");
+    for needle in [
+        "Scheduled",
+        "Successfully assigned default/web to kfconform-node",
+        "Pulled",
+        "Created",
+        "Created container: main",
+        "Started",
+        "pod/web",
+    ] {
+        assert!(events.contains(needle), "no {needle:?} in:\n{events}");
+    }
 
     let jobs = k.ok(&["get", "jobs"]).await;
     assert!(

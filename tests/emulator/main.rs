@@ -5,9 +5,16 @@
 
 mod util;
 
+mod apps;
 mod auth;
 mod emulator_api;
 mod events;
 mod kube_client;
 mod kubectl;
+mod kubectl_apps;
+mod kubectl_create;
+mod kubectl_node;
+mod kubectl_proxy;
 mod schema_admission;
+mod services;
+mod workloads;

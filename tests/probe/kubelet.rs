@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kfconform_emulator::EmulatorConfig;
-use kfconform_emulator::kubelet::{KubeletConfig, PodStage, StagePhase};
+use kfconform_emulator::kubelet::{KubeletConfig, PodStage, StagePhase, StageRule};
 use kfconform_probe::TrainVerdict;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use serde_json::{Value, json};
@@ -373,8 +373,24 @@ async fn namespace_deletion_waits_for_pod_processes() {
 }
 
 #[tokio::test]
-async fn other_images_move_through_stages() {
-    let emu = util::emulator().await;
+async fn images_named_in_pod_stages_move_through_them() {
+    let emu = util::emulator_with(EmulatorConfig {
+        kubelet: KubeletConfig {
+            pod_stages: vec![
+                StageRule::new("nginx:*", kfconform_emulator::kubelet::default_stages()),
+                StageRule::new(
+                    "nginx",
+                    vec![PodStage {
+                        phase: StagePhase::Running,
+                        after: Duration::ZERO,
+                    }],
+                ),
+            ],
+            ..util::probe_kubelet()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await;
     let client = util::client(&emu);
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let pod = json!({"metadata": {"name": "web"},
@@ -389,26 +405,13 @@ async fn other_images_move_through_stages() {
         done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
         "Completed"
     );
-    let emu2 = util::emulator_with(EmulatorConfig {
-        kubelet: KubeletConfig {
-            pod_stages: vec![PodStage {
-                phase: StagePhase::Running,
-                after: Duration::ZERO,
-            }],
-            ..util::probe_kubelet()
-        },
-        ..EmulatorConfig::default()
-    })
-    .await;
-    let client2 = util::client(&emu2);
-    let pods2: Api<Pod> = Api::namespaced(client2, "default");
     create(
-        &pods2,
-        json!({"metadata": {"name": "web"},
+        &pods,
+        json!({"metadata": {"name": "web2"},
                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
     )
     .await;
-    let running = as_json(&wait_phase(&pods2, "web", "Running").await);
+    let running = as_json(&wait_phase(&pods, "web2", "Running").await);
     assert_eq!(running["status"]["containerStatuses"][0]["ready"], true);
     assert_eq!(
         running["spec"]["containers"][0]["imagePullPolicy"],
@@ -696,14 +699,23 @@ async fn init_containers_run_first_and_a_failed_one_fails_the_pod() {
 
 #[test]
 fn emulator_rejects_unknown_pod_stages() {
+    for (arg, want) in [
+        ("nginx=Running,Done=1s", "unknown pod phase \"Done\""),
+        ("Running,Succeeded=100ms", "names no image"),
+        ("Running", "--pod-stages takes IMAGE=STAGES"),
+    ] {
+        let out = std::process::Command::new(util::KFCONFORM)
+            .args(["emulator", "--pod-stages", arg])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{arg}: {stderr}");
+    }
     let out = std::process::Command::new(util::KFCONFORM)
-        .args(["emulator", "--pod-stages", "Running,Done=1s"])
+        .args(["emulator", "--pod-startup", "soon"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown pod phase \"Done\""),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pod-startup takes DELAY[+JITTER]"));
 }

@@ -7,3 +7,4 @@ mod util;
 
 mod kubelet;
 mod probe;
+mod probes;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use kfconform_emulator::kubelet::KubeletConfig;
+use kfconform_emulator::kubelet::{KubeletConfig, StageRule};
 use kfconform_emulator::{Defect, Emulator, EmulatorConfig};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -34,11 +34,12 @@ async fn start(defects: Vec<Defect>) -> (Emulator, kube::Client) {
     (emu, client)
 }
 
-/// Pods of other images move through no stages: after binding them (spec.nodeName, phase
-/// Pending) the kubelet leaves them to the test.
+/// Pods of other images (IMAGE, and the PyTorchJob init container's) move through no
+/// stages: after binding them (spec.nodeName, phase Pending) the kubelet leaves them to the
+/// test.
 fn kubelet_config() -> KubeletConfig {
     KubeletConfig {
-        pod_stages: Vec::new(),
+        pod_stages: vec![StageRule::new("*", Vec::new())],
         ..KubeletConfig::default()
     }
 }

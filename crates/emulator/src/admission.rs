@@ -9,7 +9,7 @@
 //! on create in namespaces labelled `pod-security.kubernetes.io/enforce`. Not modelled: the
 //! projected service-account token volume, AppArmor, SELinux, sysctl and Windows checks.
 //!
-//! Services: type ClusterIP, a clusterIP allocated from 10.96.0.0/12 (kept on update), ports'
+//! Services: type ClusterIP, a clusterIP allocated from the default ServiceCIDR (kept on update), ports'
 //! protocol and targetPort, session affinity, traffic policy and IP families
 //! (pkg/registry/core/service/storage, pkg/apis/core/v1/defaults.go).
 
@@ -25,12 +25,16 @@ use crate::store::{Scope, State, meta_str};
 /// Admits (and may default) a built-in object at the request version; custom resources pass
 /// (their schema is their admission).
 pub fn admit(state: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
+    if scope.def.crd.is_none() && scope.def.group == "apps" {
+        return crate::admission_apps::admit(state, scope, obj);
+    }
     if scope.def.crd.is_some() || !scope.def.group.is_empty() {
         return Ok(());
     }
     match scope.def.plural.as_str() {
         "pods" => admit_pod(state, scope, obj),
         "services" => {
+            check_cluster_ip(state, obj)?;
             admit_service(state, scope, obj);
             Ok(())
         }
@@ -47,7 +51,7 @@ fn obj_mut(v: &mut Value) -> Option<&mut Map<String, Value>> {
     v.as_object_mut()
 }
 
-fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
+pub(crate) fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
     let absent = match map.get(key) {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.is_empty(),
@@ -141,7 +145,7 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
-fn default_containers(spec: &mut Map<String, Value>, key: &str) {
+pub(crate) fn default_containers(spec: &mut Map<String, Value>, key: &str) {
     let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) else {
         return;
     };
@@ -160,6 +164,23 @@ fn default_containers(spec: &mut Map<String, Value>, key: &str) {
                 default(p, "protocol", json!("TCP"));
             }
         }
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
+                default_probe(p);
+            }
+        }
+    }
+}
+
+/// pkg/apis/core/v1/defaults.go SetDefaults_Probe and SetDefaults_HTTPGetAction.
+fn default_probe(p: &mut Map<String, Value>) {
+    default(p, "timeoutSeconds", json!(1));
+    default(p, "periodSeconds", json!(10));
+    default(p, "successThreshold", json!(1));
+    default(p, "failureThreshold", json!(3));
+    if let Some(h) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
+        default(h, "path", json!("/"));
+        default(h, "scheme", json!("HTTP"));
     }
 }
 
@@ -810,7 +831,37 @@ fn pod_security(state: &State, scope: &Scope, obj: &Value) -> Result<(), ApiErro
 
 // ---- Services ------------------------------------------------------------------------
 
-/// The first free address of the service CIDR after the reserved ones, skipping those in use.
+/// The name of the default ServiceCIDR, which the apiserver creates from its
+/// `--service-cluster-ip-range` (pkg/controlplane/controller/defaultservicecidr).
+pub const DEFAULT_SERVICE_CIDR: &str = "kubernetes";
+
+/// The Service address block: the default ServiceCIDR's first range (networking.k8s.io/v1,
+/// installed at start), or kube-apiserver's default 10.96.0.0/12 when there is none.
+fn service_range(state: &State) -> (u32, u32) {
+    let cidr = state
+        .object(
+            "networking.k8s.io",
+            "servicecidrs",
+            "",
+            DEFAULT_SERVICE_CIDR,
+        )
+        .and_then(|o| {
+            o.pointer("/spec/cidrs/0")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let parsed = cidr.split_once('/').and_then(|(ip, len)| {
+        let ip: Ipv4Addr = ip.parse().ok()?;
+        let len: u32 = len.parse().ok().filter(|l| (8..=30).contains(l))?;
+        Some((u32::from(ip), 1u32 << (32 - len)))
+    });
+    parsed.unwrap_or((u32::from(Ipv4Addr::new(10, 96, 0, 0)), 1 << 20))
+}
+
+/// A free address of the Service range, picked at random as upstream's allocator does
+/// (pkg/registry/core/service/ipallocator), skipping the network and broadcast addresses
+/// and the first ten (the `kubernetes` Service takes the first, kubeadm's DNS the tenth).
 fn allocate_cluster_ip(state: &State) -> String {
     let used: BTreeSet<String> = state
         .objects_of("", "services")
@@ -818,12 +869,51 @@ fn allocate_cluster_ip(state: &State) -> String {
         .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str))
         .map(str::to_string)
         .collect();
-    let base = u32::from(Ipv4Addr::new(10, 96, 0, 0));
-    // 10.96.0.1 is the kubernetes Service, .10 the DNS Service in kubeadm clusters.
-    (11..(1u32 << 20))
-        .map(|n| Ipv4Addr::from(base + n).to_string())
+    let (base, size) = service_range(state);
+    let ip = |n: u32| Ipv4Addr::from(base + n).to_string();
+    let mut rng = rand::rng();
+    (0..64)
+        .map(|_| ip(rand::Rng::random_range(&mut rng, 11..size - 1)))
         .find(|ip| !used.contains(ip))
-        .unwrap_or_else(|| "10.96.0.11".into())
+        .or_else(|| (11..size - 1).map(ip).find(|ip| !used.contains(ip)))
+        .unwrap_or_else(|| ip(11))
+}
+
+/// A clusterIP the creator chose must lie in the Service range, as the allocator rejects it
+/// otherwise (pkg/registry/core/service/storage/alloc.go `allocIPs`, ipallocator
+/// `ErrNotInRange`; clients probe the range this way).
+fn check_cluster_ip(state: &State, obj: &Value) -> Result<(), ApiError> {
+    let ip = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if ip.is_empty() || ip == "None" {
+        return Ok(());
+    }
+    let (base, size) = service_range(state);
+    let in_range = ip
+        .parse::<Ipv4Addr>()
+        .ok()
+        .map(u32::from)
+        .is_some_and(|n| n > base && n < base + size - 1);
+    if in_range {
+        return Ok(());
+    }
+    let cidr = format!("{}/{}", Ipv4Addr::from(base), 32 - size.trailing_zeros());
+    let value = serde_json::to_string(&[ip]).unwrap_or_default();
+    let err = FieldError {
+        field: "spec.clusterIPs".into(),
+        reason: crate::schema::INVALID,
+        message: format!(
+            "Invalid value: {value}: failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {cidr}"
+        ),
+    };
+    Err(ApiError::invalid(
+        "Service",
+        "",
+        meta_str(obj, "name"),
+        &[err],
+    ))
 }
 
 fn admit_service(state: &State, scope: &Scope, obj: &mut Value) {

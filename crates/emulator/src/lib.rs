@@ -11,22 +11,27 @@
 //! clients expect; [`schema`] admits custom resources.
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
-//! above it: `schema`, `status`, `names`, `faults`, `registry`, `selectors`, `table` <
-//! `store` < `defects`, `admission`, `discovery`, `cluster`, `runtime` (the controller
-//! framework) < `auth`, `kubelet` < `controllers`, `subresources` < `server`. The store takes
+//! above it: `protobuf`, `schema`, `status`, `names`, `faults`, `registry`, `convert`,
+//! `strategic`, `selectors`, `table` < `store` < `defects`, `admission` (with
+//! `admission_apps`), `discovery`, `cluster`, `runtime` (the controller framework), `events` <
+//! `auth`, `kubelet`, `kubeproxy` (the service proxy) < `controllers`, `subresources` (with
+//! `scale`), `proxy` (the API server's proxy) < `server`. The store takes
 //! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
 //! here. This root wires them
 //! together: it installs the admit hook, starts the controllers' [`runtime::Runtime`], builds
 //! the [`cluster::App`] and the router.
 //!
 //! Deliberate simplifications (each invisible to the suite's probes and to kubectl/kube-rs):
-//! strategic-merge-patch is applied as a JSON merge patch; server-side apply is create-or-merge
+//! strategic-merge-patch merges lists by merge keys looked up by field name ([`strategic`])
+//! for built-in kinds, and is a JSON merge patch for custom resources; server-side apply is create-or-merge
 //! (no managedFields, no field ownership conflicts); `continue` tokens resume by key, not from a
-//! snapshot; request bodies must be JSON or YAML (client-go's protobuf bodies, sent by typed
-//! commands such as `kubectl create namespace`, get 415); one global watch history serves every
+//! snapshot; protobuf ([`protobuf`], the built-in kinds client-go's typed clients send) is
+//! read in request bodies and written only to clients that accept nothing else (watch
+//! streams stay JSON); one global watch history serves every
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
 
 pub mod admission;
+pub mod admission_apps;
 pub mod auth;
 pub mod cluster;
 pub mod controllers;
@@ -36,14 +41,19 @@ pub mod discovery;
 pub mod events;
 pub mod faults;
 pub mod kubelet;
+pub mod kubeproxy;
 pub mod names;
+pub mod protobuf;
+pub mod proxy;
 pub mod registry;
 pub mod runtime;
+pub mod scale;
 pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod strategic;
 pub mod subresources;
 pub mod table;
 
@@ -166,6 +176,8 @@ pub struct Emulator {
     server: JoinHandle<()>,
     reconciler: JoinHandle<()>,
     kubelet: JoinHandle<()>,
+    proxy: Arc<kubeproxy::ServiceProxy>,
+    kubeproxy: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -197,7 +209,62 @@ fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<()
     Ok(())
 }
 
+/// Installs the default ServiceCIDR (networking.k8s.io/v1, as kube-apiserver creates it
+/// from `--service-cluster-ip-range`): a loopback block away from the node's pod block, so
+/// cluster IPs are addresses the service proxy listens on (ARCHITECTURE.md, "Pod network").
+fn bootstrap_service_cidr(
+    state: &mut store::State,
+    node: &kubelet::Node,
+) -> Result<(), EmulatorError> {
+    let cidr = kubelet::network::service_cidr(node.host_ip());
+    let obj = json!({
+        "metadata": {"name": admission::DEFAULT_SERVICE_CIDR},
+        "spec": {"cidrs": [cidr]},
+        "status": {"conditions": [{
+            "type": "Ready", "status": "True", "reason": "",
+            "message": "Kubernetes Service CIDR is ready",
+            "lastTransitionTime": store::now(),
+        }]},
+    });
+    state
+        .bootstrap("networking.k8s.io", "servicecidrs", obj)
+        .map_err(|e| EmulatorError::Fixture {
+            file: "servicecidr kubernetes".into(),
+            message: e.message,
+        })
+}
+
 impl Emulator {
+    /// The Service address block (the default ServiceCIDR), e.g. `127.42.0.0/16`.
+    pub fn service_cidr(&self) -> String {
+        self.app
+            .lock()
+            .object(
+                "networking.k8s.io",
+                "servicecidrs",
+                "",
+                admission::DEFAULT_SERVICE_CIDR,
+            )
+            .and_then(|o| {
+                o.pointer("/spec/cidrs/0")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The addresses the service proxy listens on now.
+    pub fn service_proxy_addresses(&self) -> Vec<SocketAddr> {
+        self.proxy.listening()
+    }
+
+    /// Waits until the service proxy listens on `addr` (a `clusterIP:port`) and forwards to
+    /// exactly `endpoints` endpoints: the proxy follows EndpointSlices asynchronously, as
+    /// kube-proxy does, and tests wait for it instead of polling.
+    pub async fn wait_service_proxy(&self, addr: SocketAddr, endpoints: usize) {
+        self.proxy.wait_serving(addr, endpoints).await;
+    }
+
     /// Binds, loads the fixture CRDs (with defects applied) and starts serving in the background.
     pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
         Self::start_tuned(config, Tuning::default()).await
@@ -223,6 +290,8 @@ impl Emulator {
                     message: e.message,
                 })?;
         }
+        let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
+        bootstrap_service_cidr(&mut state, &node)?;
         auth::bootstrap(&mut state)?;
         for f in kfconform_core::fixtures::crds() {
             let docs = kfconform_core::fixtures::yaml_documents(f.text).map_err(|message| {
@@ -281,13 +350,13 @@ impl Emulator {
             addr,
         };
         let auth = Arc::new(auth::Authenticator::new(config.auth.clone()));
-        let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
+        let version = Arc::new(discovery::version(&config.defects));
         let mut router = server::router(server::Api {
             app: app.clone(),
             auth: auth.clone(),
             node: node.clone(),
             bookmark_interval: tuning.bookmark_interval,
-            version: Arc::new(discovery::version(&config.defects)),
+            version: version.clone(),
         });
         if let Some(latency) = config.faults.latency {
             router = router.layer(axum::middleware::from_fn(
@@ -329,7 +398,13 @@ impl Emulator {
                 controllers.settle(&mut st);
             }
         });
-        let kubelet = kubelet::start(app.clone(), node.clone());
+        let git_version = version["gitVersion"]
+            .as_str()
+            .unwrap_or("v1.34.2")
+            .to_string();
+        let kubelet = kubelet::start(app.clone(), node.clone(), &git_version);
+        let proxy = Arc::new(kubeproxy::ServiceProxy::new());
+        let kubeproxy = kubeproxy::start(app.clone(), proxy.clone());
         tracing::info!(%addr, %tls_addr, "emulator serving");
         Ok(Emulator {
             addr,
@@ -342,6 +417,8 @@ impl Emulator {
             server,
             reconciler,
             kubelet,
+            proxy,
+            kubeproxy,
         })
     }
 
@@ -443,6 +520,8 @@ impl Emulator {
         self.tls_server.abort();
         kubelet::shutdown(&self.node).await;
         let _ = self.kubelet.await;
+        kubeproxy::shutdown(&self.proxy).await;
+        let _ = self.kubeproxy.await;
         // Graceful shutdown waits for open connections; bound it so a stuck client cannot
         // hold the caller forever.
         let server = self.server;

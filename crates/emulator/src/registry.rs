@@ -183,9 +183,87 @@ pub fn builtins() -> Vec<ResourceDef> {
     defs.push(apiextensions_v1());
     defs.push(batch_v1());
     defs.push(events_v1());
+    defs.push(coordination_v1());
+    defs.extend(apps_v1());
+    defs.push(autoscaling_v2());
     defs.extend(rbac_v1());
     defs.extend(reviews_v1());
+    defs.extend(typed_create_kinds());
+    defs.extend(networking());
     defs
+}
+
+/// The kinds `kubectl create <kind>` makes that nothing else here serves: batch/v1 CronJobs,
+/// scheduling.k8s.io PriorityClasses, networking.k8s.io Ingresses and IngressClasses,
+/// policy/v1 PodDisruptionBudgets, apps/v1 Deployments. Short names, categories and which
+/// have status and generation follow upstream's REST storage and strategies
+/// (pkg/registry/{batch/cronjob,scheduling/priorityclass,networking/ingress,
+/// networking/ingressclass,policy/poddisruptionbudget,apps/deployment}/).
+fn typed_create_kinds() -> Vec<ResourceDef> {
+    let mut cronjobs = builtin(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        true,
+        true,
+        &[],
+    );
+    cronjobs.categories = vec!["all".into()];
+    vec![
+        cronjobs,
+        builtin(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "priorityclass",
+            "PriorityClass",
+            false,
+            &["pc"],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            true,
+            &["ing"],
+            true,
+            true,
+            &[],
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingressclasses",
+            "ingressclass",
+            "IngressClass",
+            false,
+            &[],
+            false,
+            true,
+            &[],
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+            true,
+            &[],
+        ),
+    ]
 }
 
 /// The core group ("", v1).
@@ -279,19 +357,9 @@ fn core_v1() -> Vec<ResourceDef> {
             ],
         ),
         pods(),
+        nodes(),
         sa,
-        builtin(
-            "",
-            "v1",
-            "services",
-            "service",
-            "Service",
-            true,
-            &["svc"],
-            true,
-            false,
-            &[],
-        ),
+        services(),
         builtin(
             "",
             "v1",
@@ -357,6 +425,60 @@ fn batch_v1() -> ResourceDef {
         true,
         &["status.successful"],
     )
+}
+
+/// The `scale` subresource (autoscaling/v1 Scale) of deployments and replicasets.
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: &["get", "patch", "update"],
+};
+
+/// Deployments and ReplicaSets (apps/v1), with `status` and `scale` subresources; both in
+/// the `all` category, as `kubectl get all` lists them.
+fn apps_v1() -> Vec<ResourceDef> {
+    let app = |plural: &str, kind: &str, short: &str| {
+        let mut def = builtin(
+            "apps",
+            "v1",
+            plural,
+            &kind.to_lowercase(),
+            kind,
+            true,
+            &[short],
+            true,
+            true,
+            &[],
+        );
+        def.categories = vec!["all".into()];
+        def.subresources = vec![SCALE];
+        def
+    };
+    vec![
+        app("deployments", "Deployment", "deploy"),
+        app("replicasets", "ReplicaSet", "rs"),
+    ]
+}
+
+/// HorizontalPodAutoscalers (autoscaling/v2), stored and served; no metrics pipeline acts on
+/// them.
+fn autoscaling_v2() -> ResourceDef {
+    let mut hpa = builtin(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+        true,
+        &[],
+    );
+    hpa.categories = vec!["all".into()];
+    hpa
 }
 
 /// rbac.authorization.k8s.io/v1.
@@ -433,14 +555,121 @@ fn pods() -> ResourceDef {
         ],
     );
     pods.categories = vec!["all".into()];
-    pods.subresources = vec![Subresource {
-        name: "log",
+    pods.subresources = vec![
+        Subresource {
+            name: "log",
+            group: "",
+            version: "v1",
+            kind: "Pod",
+            verbs: &["get"],
+        },
+        proxy_subresource("PodProxyOptions"),
+    ];
+    pods
+}
+
+/// The `proxy` subresource of pods and services (kube-apiserver's ProxyREST: every proxied
+/// method, as discovery lists them).
+fn proxy_subresource(kind: &'static str) -> Subresource {
+    Subresource {
+        name: "proxy",
         group: "",
         version: "v1",
-        kind: "Pod",
-        verbs: &["get"],
-    }];
-    pods
+        kind,
+        verbs: &["create", "delete", "get", "patch", "update"],
+    }
+}
+
+/// Services, with the API server's proxy subresource.
+fn services() -> ResourceDef {
+    let mut svc = builtin(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        &["svc"],
+        true,
+        false,
+        &[],
+    );
+    svc.subresources = vec![proxy_subresource("ServiceProxyOptions")];
+    svc
+}
+
+/// What the endpoint controllers write and what allocates Service addresses: core/v1
+/// Endpoints, discovery.k8s.io/v1 EndpointSlices, networking.k8s.io/v1 ServiceCIDRs.
+fn networking() -> Vec<ResourceDef> {
+    let endpoints = builtin(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        false,
+        false,
+        &[],
+    );
+    let slices = builtin(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        true,
+        &[],
+        false,
+        true,
+        &[],
+    );
+    let cidrs = builtin(
+        "networking.k8s.io",
+        "v1",
+        "servicecidrs",
+        "servicecidr",
+        "ServiceCIDR",
+        false,
+        &[],
+        true,
+        true,
+        &[],
+    );
+    vec![endpoints, slices, cidrs]
+}
+
+/// Nodes (core/v1, cluster-scoped; the kubelet registers its own).
+fn nodes() -> ResourceDef {
+    builtin(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        false,
+        &["no"],
+        true,
+        false,
+        &["spec.unschedulable"],
+    )
+}
+
+/// Leases (coordination.k8s.io/v1): the node's heartbeat in kube-node-lease.
+fn coordination_v1() -> ResourceDef {
+    builtin(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        &[],
+        false,
+        false,
+        &[],
+    )
 }
 
 fn rbac(plural: &str, kind: &str, namespaced: bool) -> ResourceDef {

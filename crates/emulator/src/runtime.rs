@@ -82,6 +82,15 @@ pub mod builtin {
     pub const SERVICES: Kind = Kind::new("", "services", "Service");
     /// batch/v1 Jobs.
     pub const JOBS: Kind = Kind::new("batch", "jobs", "Job");
+    /// apps/v1 Deployments.
+    pub const DEPLOYMENTS: Kind = Kind::new("apps", "deployments", "Deployment");
+    /// apps/v1 ReplicaSets.
+    pub const REPLICASETS: Kind = Kind::new("apps", "replicasets", "ReplicaSet");
+    /// core/v1 Endpoints.
+    pub const ENDPOINTS: Kind = Kind::new("", "endpoints", "Endpoints");
+    /// discovery.k8s.io/v1 EndpointSlices.
+    pub const ENDPOINTSLICES: Kind =
+        Kind::new("discovery.k8s.io", "endpointslices", "EndpointSlice");
 }
 
 /// What a controller reconciles: an object's namespace ("" when cluster-scoped) and name.

@@ -179,6 +179,51 @@ impl FieldSelector {
     }
 }
 
+/// A metav1.LabelSelector as `LabelSelectorAsSelector(..).String()` renders it: requirements
+/// sorted by key, set values sorted; "" for an empty selector, None when an operator is
+/// unknown.
+pub fn format_label_selector(sel: &Value) -> Option<String> {
+    let mut parts: Vec<(String, String)> = sel
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))))
+        .collect();
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let mut values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        values.sort_unstable();
+        let text = match e.get("operator").and_then(Value::as_str)? {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => return None,
+        };
+        parts.push((key.to_string(), text));
+    }
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(
+        parts
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +251,15 @@ mod tests {
         assert!(f.matches(&o));
         assert_eq!(f.pinned_name(), Some("x"));
         assert!(FieldSelector::parse("spec.x=1", &[]).is_err());
+    }
+
+    #[test]
+    fn selectors_render_sorted_by_key() {
+        let sel = serde_json::json!({"matchLabels": {"z": "1"},
+            "matchExpressions": [{"key": "b", "operator": "In", "values": ["y", "x"]}]});
+        assert_eq!(
+            format_label_selector(&sel).as_deref(),
+            Some("b in (x,y),z=1")
+        );
     }
 }

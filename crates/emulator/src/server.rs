@@ -19,6 +19,8 @@ use crate::auth::{self, Attributes, Authenticator, UserInfo};
 use crate::cluster::{App, Params, SubRequest};
 use crate::discovery;
 use crate::kubelet::Node;
+use crate::protobuf;
+use crate::proxy;
 use crate::registry::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, json_response};
@@ -74,20 +76,23 @@ async fn handle(
         Err(e) => return e.into_response(),
     };
     let req = Incoming {
+        uri: &uri,
         user: &user,
         method: &method,
         params: &params,
         headers: &headers,
         body: &body,
     };
-    match route(&api, &req, &segs).await {
+    let resp = match route(&api, &req, &segs).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    negotiate(resp, &headers, &params, &segs).await
 }
 
 /// A request as it arrived, after authentication.
 struct Incoming<'a> {
+    uri: &'a Uri,
     user: &'a UserInfo,
     method: &'a Method,
     params: &'a Params,
@@ -243,7 +248,9 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Decodes a create/update body by its Content-Type. Protobuf (which client-go's typed
-/// clients use for built-in kinds) is not implemented: answer 415 so the cause is plain.
+/// clients use for built-in kinds) is decoded from the upstream schema; custom resources have
+/// no protobuf form, so a protobuf body of one gets 415 as from apiextensions-apiserver
+/// (apiserver/pkg/endpoints/handlers/negotiation/errors.go `NewUnsupportedMediaTypeError`).
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -257,12 +264,73 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
             serde_saphyr::from_str(text)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
-        "application/vnd.kubernetes.protobuf" | "application/cbor" => {
-            Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the kfconform emulator does not decode {base})"
-            )))
-        }
+        protobuf::CONTENT_TYPE => parse_protobuf(body),
+        "application/cbor" => Err(unsupported_media_type()),
         _ => parse_json(body),
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::unsupported_media_type(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+    )
+}
+
+fn parse_protobuf(body: &[u8]) -> Result<Value, ApiError> {
+    protobuf::decode(body).map_err(|e| match e {
+        protobuf::ProtoError::NotBuiltin { .. } => unsupported_media_type(),
+        other => ApiError::bad_request(format!(
+            "the body of the request could not be decoded: {other}"
+        )),
+    })
+}
+
+/// Re-encodes a JSON response as protobuf when the client accepts nothing else
+/// (apimachinery/pkg/runtime/serializer negotiation: the first acceptable type wins, and
+/// client-go's usual `application/vnd.kubernetes.protobuf, */*` admits JSON). Documents
+/// without a kind (`/version`, OpenAPI) stay JSON as kube-apiserver writes them; an object
+/// without a protobuf form (a custom resource) gets 406. Watch streams stay JSON.
+async fn negotiate(
+    resp: Response,
+    headers: &HeaderMap,
+    params: &Params,
+    segs: &[&str],
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let watch = is_true(params, "watch") || segs.contains(&"watch");
+    if !protobuf::accepts_only_protobuf(accept) || !is_json || watch {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::internal("response body unreadable").into_response();
+    };
+    let obj: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if obj.get("kind").is_none() {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    match protobuf::encode(&obj) {
+        Ok(pb) => {
+            let mut out = Response::from_parts(parts, axum::body::Body::from(pb));
+            out.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(protobuf::CONTENT_TYPE),
+            );
+            out
+        }
+        Err(protobuf::ProtoError::NotBuiltin { .. }) => ApiError::not_acceptable(
+            "only the following media types are accepted: application/json, application/yaml",
+        )
+        .into_response(),
+        Err(e) => ApiError::internal(format!("cannot encode the response as protobuf: {e}"))
+            .into_response(),
     }
 }
 
@@ -312,6 +380,21 @@ async fn resource(
     rest: &[&str],
 ) -> Result<Response, ApiError> {
     let app = &api.app;
+    if let (
+        "",
+        "v1",
+        [
+            "namespaces",
+            ns,
+            plural @ ("services" | "pods"),
+            id,
+            "proxy",
+            ..,
+        ],
+    ) = (group, version, rest)
+    {
+        return proxy_resource(api, req, ns, plural, id).await;
+    }
     let t = parse_target(rest).ok_or_else(ApiError::no_route)?;
     let def = lookup_resource(app, group, version, &t)?;
     let special_sub = t
@@ -343,7 +426,8 @@ async fn resource(
         status_write,
         out,
     };
-    match verb {
+    let deprecated = deprecation_warning(&def);
+    let resp = match verb {
         "get" => get_resource(app, &call),
         "list" => list(app, &call.scope, req.params, out),
         "watch" => watch(app, api.bookmark_interval, call.scope, req.params, out),
@@ -353,7 +437,74 @@ async fn resource(
         "delete" => delete_resource(app, &call),
         "deletecollection" => delete_collection(app, &call),
         _ => Err(ApiError::no_route()),
+    };
+    match deprecated {
+        Some(w) => resp.map(|r| with_warnings(r, &[w.to_string()])),
+        None => resp,
     }
+}
+
+/// The warning kube-apiserver adds to every request for a deprecated built-in API
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/deprecation): core/v1 Endpoints since 1.33.
+fn deprecation_warning(def: &ResourceDef) -> Option<&'static str> {
+    (def.group.is_empty() && def.plural == "endpoints")
+        .then_some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
+}
+
+/// `services/{id}/proxy/...` and `pods/{id}/proxy/...` (kube-apiserver's ProxyREST): the
+/// verb is the method as RequestInfo maps it for a named resource, authorised on the
+/// `proxy` subresource, then answered by [`proxy::serve`] with the raw path and query.
+async fn proxy_resource(
+    api: &Api,
+    req: &Incoming<'_>,
+    namespace: &str,
+    plural: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let app = &api.app;
+    // staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go: a method without a
+    // verb (OPTIONS) is authorised as "", which only a `*` rule grants.
+    let verb = match *req.method {
+        Method::POST => "create",
+        Method::GET | Method::HEAD => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "",
+    };
+    let attrs = Attributes {
+        resource_request: true,
+        verb: verb.into(),
+        api_group: String::new(),
+        api_version: "v1".into(),
+        resource: plural.into(),
+        subresource: "proxy".into(),
+        namespace: namespace.into(),
+        name: id.into(),
+        path: String::new(),
+    };
+    auth::authorize(app, req.user, &attrs)?;
+    count(app, verb, plural, Some("proxy"));
+    // RequestInfo splits the path trimmed of its outer slashes, so inner empty segments stay.
+    let path = req.uri.path();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let tail = parts.get(7..).unwrap_or(&[]);
+    proxy::serve(
+        app,
+        proxy::ProxyRequest {
+            namespace,
+            plural,
+            id,
+            tail,
+            trailing_slash: path.ends_with('/'),
+            request_path: path.trim_end_matches('/'),
+            query: req.uri.query(),
+            method: req.method,
+            headers: req.headers,
+            body: req.body,
+        },
+    )
+    .await
 }
 
 /// The served resource a path names, checking that its scope fits the path.
@@ -391,8 +542,19 @@ async fn connect(
     let verb = match *req.method {
         Method::GET => "get",
         Method::POST => "create",
+        // Writable subresources (`deployments/scale`) take updates and patches.
+        Method::PUT if sub.is_some() => "update",
+        Method::PATCH if sub.is_some() => "patch",
         _ => return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED)),
     };
+    let served = sub.is_none_or(|s| {
+        def.subresources
+            .iter()
+            .any(|x| x.name == s && x.verbs.contains(&verb))
+    });
+    if !served && verb != "get" && verb != "create" {
+        return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED));
+    }
     let attrs = Attributes {
         resource_request: true,
         verb: verb.into(),
@@ -699,7 +861,12 @@ fn delete_opts(params: &Params, body: &[u8]) -> Result<DeleteOpts, ApiError> {
         opts.propagation = Some(Propagation::Orphan);
     }
     if body.iter().any(|b| !b.is_ascii_whitespace()) {
-        let b = parse_json(body)?;
+        // client-go's typed clients send DeleteOptions as protobuf.
+        let b = if body.starts_with(b"k8s\x00") {
+            parse_protobuf(body)?
+        } else {
+            parse_json(body)?
+        };
         if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
             opts.propagation = Some(policy(p)?);
         }

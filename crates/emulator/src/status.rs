@@ -181,6 +181,18 @@ impl ApiError {
         Self::new(415, "UnsupportedMediaType", message.into(), None)
     }
 
+    /// 406 when no acceptable media type can be written (apiserver
+    /// endpoints/handlers/negotiation/errors.go `errNotAcceptable`).
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message.into(), None)
+    }
+
+    /// 503 ServiceUnavailable (`errors.NewServiceUnavailable`): e.g. a proxied Service without
+    /// a ready endpoint.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message.into(), None)
+    }
+
     /// 500 for a server-side failure that should not happen.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message.into(), None)

@@ -905,7 +905,12 @@ impl State {
                         "error decoding patch: a merge patch must be a JSON object",
                     ));
                 }
-                json_patch::merge(&mut cur, &p);
+                if kind == PatchKind::StrategicMerge && scope.def.crd.is_none() {
+                    // Built-in kinds have Go struct tags: merge lists by their keys.
+                    crate::strategic::merge(&mut cur, &p);
+                } else {
+                    json_patch::merge(&mut cur, &p);
+                }
                 self.replace(scope, name, cur, status_write, opts)
             }
             PatchKind::Json => {
@@ -1599,7 +1604,8 @@ fn crd_errors(obj: &Value) -> Vec<FieldError> {
 pub enum PatchKind {
     Json,
     Merge,
-    /// Treated as a merge patch: the emulator has no Go struct tags to drive strategic merge.
+    /// Strategic merge for built-in kinds ([`crate::strategic`]); a merge patch for custom
+    /// resources.
     StrategicMerge,
     /// Server-side apply, simplified to create-or-merge.
     Apply,

@@ -3,6 +3,7 @@
 //! The verdict types and the kubelet-to-probe environment contract live in `kfconform-core`,
 //! which the conformance tests and the emulator's kubelet compile too.
 
+pub mod fetch;
 pub mod http;
 pub mod net;
 pub mod train;

@@ -10,7 +10,6 @@
 
 pub mod aggregation;
 pub mod authn;
-pub mod proto;
 pub mod rbac;
 pub mod reviews;
 pub mod tls;

@@ -38,8 +38,8 @@ fn body(req: &SubRequest<'_>) -> Result<Value, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let yaml = ct.starts_with("application/yaml");
-    let v: Value = if ct.starts_with(super::proto::CONTENT_TYPE) {
-        super::proto::decode(req.body).map_err(|e| {
+    let v: Value = if ct.starts_with(crate::protobuf::CONTENT_TYPE) {
+        crate::protobuf::decode(req.body).map_err(|e| {
             ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
         })?
     } else if yaml {

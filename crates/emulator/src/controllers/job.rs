@@ -15,10 +15,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::objects::{
-    controlled, controller_ref, controller_uid, create, delete, deleting, flag_at, has_finalizer,
-    in_namespace, int_at, phase, pod_ready, remove_finalizer, restarts, str_at, terminal,
+    controlled, controller_ref, controller_uid, create_pod_recorded, delete_pod_recorded, deleting,
+    flag_at, has_finalizer, in_namespace, int_at, phase, pod_ready, remove_finalizer, restarts,
+    str_at, terminal,
 };
 use super::status::{Status, condition, is_true};
+use crate::events::{Record, record};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str, now};
 
@@ -33,6 +35,10 @@ const LEGACY_JOB_NAME: &str = "job-name";
 const REACHED_COMPLETIONS: &str = "Reached expected number of succeeded pods";
 
 pub use crate::runtime::builtin::{JOBS, PODS};
+
+/// `source.component` of the Job controller's events (SuccessfulCreate, SuccessfulDelete,
+/// Completed, BackoffLimitExceeded, DeadlineExceeded, Suspended, Resumed).
+pub const COMPONENT: &str = "job-controller";
 
 /// The Job controller (no defects of its own): reconciles a Job when it or one of its pods
 /// changes, and when its activeDeadlineSeconds runs out.
@@ -513,18 +519,31 @@ impl<'a> Sync<'a> {
             if f.failed && has_finalizer(p, TRACKING_FINALIZER) {
                 self.failed += 1;
             }
-            delete(state, "", "pods", p);
+            delete_pod_recorded(state, COMPONENT, self.job, p);
             remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
         }
         let settled = self.terminating_now(state) == 0;
         let conditions = &mut self.status.conditions;
         if f.failed {
             ensure_job_condition(conditions, "FailureTarget", "True", &f.reason, &f.message);
-            if settled {
-                ensure_job_condition(conditions, "Failed", "True", &f.reason, &f.message);
+            if settled && ensure_job_condition(conditions, "Failed", "True", &f.reason, &f.message)
+            {
+                // recordJobFinished: the failure's reason and message.
+                let rec = Record::warning(COMPONENT, self.job, &f.reason, f.message.clone());
+                record(state, rec);
             }
         } else if settled {
-            ensure_job_condition(conditions, "Complete", "True", &f.reason, &f.message);
+            if ensure_job_condition(conditions, "Complete", "True", &f.reason, &f.message) {
+                if self.spec.completions.is_some_and(|c| self.succeeded > c) {
+                    let msg = "Too many succeeded pods running after completion count reached";
+                    let rec = Record::warning(COMPONENT, self.job, "TooManySucceededPods", msg);
+                    record(state, rec);
+                }
+                record(
+                    state,
+                    Record::normal(COMPONENT, self.job, "Completed", "Job completed"),
+                );
+            }
             self.status
                 .fields
                 .insert("completionTime".into(), json!(now()));
@@ -538,25 +557,31 @@ impl<'a> Sync<'a> {
             for p in active {
                 // Suspension releases pods without counting them (deleteJobPods).
                 remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-                delete(state, "", "pods", p);
+                delete_pod_recorded(state, COMPONENT, self.job, p);
             }
-            ensure_job_condition(
+            if ensure_job_condition(
                 &mut self.status.conditions,
                 "Suspended",
                 "True",
                 "JobSuspended",
                 "Job suspended",
-            );
+            ) {
+                let rec = Record::normal(COMPONENT, self.job, "Suspended", "Job suspended");
+                record(state, rec);
+            }
             return;
         }
         if is_true(self.job, "Suspended") {
-            ensure_job_condition(
+            if ensure_job_condition(
                 &mut self.status.conditions,
                 "Suspended",
                 "False",
                 "JobResumed",
                 "Job resumed",
-            );
+            ) {
+                let rec = Record::normal(COMPONENT, self.job, "Resumed", "Job resumed");
+                record(state, rec);
+            }
             self.fields().insert("startTime".into(), json!(now()));
         }
         let mut n_active = active.len() as i64;
@@ -592,7 +617,7 @@ impl<'a> Sync<'a> {
         victims.sort_by_key(|p| (pod_ready(p), phase(p) == "Running"));
         for p in victims.iter().take(n) {
             remove_finalizer(state, "", "pods", p, TRACKING_FINALIZER);
-            delete(state, "", "pods", p);
+            delete_pod_recorded(state, COMPONENT, self.job, p);
         }
     }
 
@@ -611,7 +636,7 @@ impl<'a> Sync<'a> {
         };
         let mut created = 0;
         for ix in indexes {
-            if create(state, "", "pods", pod_for(self.job, ix)) {
+            if create_pod_recorded(state, COMPONENT, self.job, pod_for(self.job, ix)).is_some() {
                 created += 1;
             }
         }
@@ -858,6 +883,20 @@ mod tests {
         );
         assert_eq!(j["status"]["succeeded"], 1);
         assert!(!has_finalizer(&pods(&s)[0], TRACKING_FINALIZER));
+        let events: Vec<(String, String)> = s
+            .objects_of("", "events")
+            .iter()
+            .filter(|e| e["source"]["component"] == COMPONENT)
+            .map(|e| (str_at(e, "/reason").into(), str_at(e, "/message").into()))
+            .collect();
+        let created = format!("Created pod: {}", meta_str(&p[0], "name"));
+        assert_eq!(
+            events,
+            [
+                ("SuccessfulCreate".to_string(), created),
+                ("Completed".to_string(), "Job completed".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! Shared steps live in [`status`] (status and conditions) and [`objects`] (reading and
 //! writing objects); contract breaks are applied by the hooks of [`crate::defects`].
 
+pub mod deployment;
+pub mod endpoints;
 pub mod job;
 pub mod objects;
 pub mod profile;
 pub mod pytorchjob;
+pub mod replicaset;
 pub mod status;
 pub mod trainjob;
 
@@ -26,7 +29,11 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
         )),
         Box::new(job::JobController),
         Box::new(job::OrphanPods),
+        Box::new(deployment::DeploymentController),
+        Box::new(replicaset::ReplicaSetController),
         Box::new(pytorchjob::PyTorchJobController::new(training.clone())),
         Box::new(trainjob::TrainJobController::new(training)),
+        Box::new(endpoints::EndpointsController),
+        Box::new(endpoints::EndpointSliceController),
     ]
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::events::{Record, record};
 use crate::store::{State, meta_str};
 
 /// The string at a JSON pointer, or "".
@@ -122,19 +123,6 @@ pub(crate) fn restarts(pod: &Value) -> i64 {
         .sum()
 }
 
-/// Creates an object, logging (not failing) a rejection as the controllers' event
-/// recorders do; returns whether it was created.
-pub(crate) fn create(state: &mut State, group: &str, plural: &str, obj: Value) -> bool {
-    let name = meta_str(&obj, "name").to_string();
-    match state.create_object(group, plural, obj) {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::debug!(%group, %plural, %name, error = %e.message, "create failed");
-            false
-        }
-    }
-}
-
 /// Removes `finalizer` from a stored object; returns whether it wrote.
 pub(crate) fn remove_finalizer(
     state: &mut State,
@@ -177,4 +165,123 @@ pub(crate) fn delete(state: &mut State, group: &str, plural: &str, obj: &Value) 
             meta_str(obj, "name"),
         )
         .is_ok()
+}
+
+/// The event reasons a controller's pod (or service) control records, and the noun of its
+/// messages ("Created pod: NAME").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Control {
+    pub created: &'static str,
+    pub create_failed: &'static str,
+    pub deleted: &'static str,
+    pub delete_failed: &'static str,
+    pub noun: &'static str,
+}
+
+/// kubernetes `pkg/controller/controller_utils.go` (`RealPodControl`): the Job and ReplicaSet
+/// controllers' pods.
+pub(crate) const POD_CONTROL: Control = Control {
+    created: "SuccessfulCreate",
+    create_failed: "FailedCreate",
+    deleted: "SuccessfulDelete",
+    delete_failed: "FailedDelete",
+    noun: "pod",
+};
+
+/// Training Operator `pkg/controller.v1/control/pod_control.go`.
+pub(crate) const TRAINING_POD_CONTROL: Control = Control {
+    created: "SuccessfulCreatePod",
+    create_failed: "FailedCreatePod",
+    deleted: "SuccessfulDeletePod",
+    delete_failed: "FailedDeletePod",
+    noun: "pod",
+};
+
+/// Training Operator `pkg/controller.v1/control/service_control.go`.
+pub(crate) const TRAINING_SERVICE_CONTROL: Control = Control {
+    created: "SuccessfulCreateService",
+    create_failed: "FailedCreateService",
+    deleted: "SuccessfulDeleteService",
+    delete_failed: "FailedDeleteService",
+    noun: "service",
+};
+
+/// Creates a core/v1 object (`plural`) for `owner` through `control`, recording
+/// "Created NOUN: NAME" or "Error creating: ERR" on the owner as `component`; returns it.
+pub(crate) fn create_recorded(
+    state: &mut State,
+    control: &Control,
+    component: &str,
+    owner: &Value,
+    plural: &str,
+    obj: Value,
+) -> Option<Value> {
+    match state.create_object("", plural, obj) {
+        Ok(o) => {
+            let msg = format!("Created {}: {}", control.noun, meta_str(&o, "name"));
+            record(
+                state,
+                Record::normal(component, owner, control.created, msg),
+            );
+            Some(o)
+        }
+        Err(e) => {
+            let msg = format!("Error creating: {}", e.message);
+            let rec = Record::warning(component, owner, control.create_failed, msg);
+            record(state, rec);
+            None
+        }
+    }
+}
+
+/// Deletes a core/v1 object through `control` (nothing when it is already going), recording
+/// "Deleted NOUN: NAME" or "Error deleting: ERR" on the owner; returns whether it deleted.
+pub(crate) fn delete_recorded(
+    state: &mut State,
+    control: &Control,
+    component: &str,
+    owner: &Value,
+    plural: &str,
+    obj: &Value,
+) -> bool {
+    if deleting(obj) {
+        return false;
+    }
+    let name = meta_str(obj, "name").to_string();
+    match state.delete_object("", plural, meta_str(obj, "namespace"), &name) {
+        Ok(_) => {
+            let msg = format!("Deleted {}: {name}", control.noun);
+            record(
+                state,
+                Record::normal(component, owner, control.deleted, msg),
+            );
+            true
+        }
+        Err(e) => {
+            let msg = format!("Error deleting: {}", e.message);
+            let rec = Record::warning(component, owner, control.delete_failed, msg);
+            record(state, rec);
+            false
+        }
+    }
+}
+
+/// [`create_recorded`] of a pod with the Kubernetes pod control's reasons.
+pub(crate) fn create_pod_recorded(
+    state: &mut State,
+    component: &str,
+    owner: &Value,
+    pod: Value,
+) -> Option<Value> {
+    create_recorded(state, &POD_CONTROL, component, owner, "pods", pod)
+}
+
+/// [`delete_recorded`] of a pod with the Kubernetes pod control's reasons.
+pub(crate) fn delete_pod_recorded(
+    state: &mut State,
+    component: &str,
+    owner: &Value,
+    pod: &Value,
+) -> bool {
+    delete_recorded(state, &POD_CONTROL, component, owner, "pods", pod)
 }

@@ -4,6 +4,7 @@
 //! `updateServiceAccount`, `updateRoleBinding`, `updateResourceQuota`), sidecar service-mesh
 //! mode, configured as the Kubeflow manifests configure it (`USERID_HEADER=kubeflow-userid`,
 //! empty `USERID_PREFIX`, the principals' defaults). docs/contracts/profiles.md summarises it.
+//! It records no Events: upstream's `ProfileReconciler` has no EventRecorder.
 //!
 //! For each Profile `P` owned by `O = spec.owner`, in upstream's order, stopping at the first
 //! error as upstream's reconcile returns: the Namespace `P` (annotation `owner`, labels, a

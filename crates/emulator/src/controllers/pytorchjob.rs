@@ -16,11 +16,12 @@
 use serde_json::{Map, Value, json};
 
 use super::objects::{
-    controlled, controller_ref, create, delete, deleting, flag_at, int_at, label, phase, restarts,
-    str_at,
+    TRAINING_POD_CONTROL, TRAINING_SERVICE_CONTROL, controlled, controller_ref, create_recorded,
+    delete_recorded, deleting, flag_at, int_at, label, phase, restarts, str_at,
 };
 use super::status::{Status, find, is_true, transition_time, true_condition};
 use crate::defects::training::{PyTorchEnv, Training};
+use crate::events::{Record, record};
 use crate::names::{REPLICA_INDEX, REPLICA_TYPE};
 use crate::runtime::builtin::{PODS, SERVICES};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
@@ -289,6 +290,14 @@ impl PyTorchJobController {
                 run.update_job_status(&counts);
             }
         }
+        for (warning, reason, message) in std::mem::take(&mut run.events) {
+            let rec = if warning {
+                Record::warning(CONTROLLER_NAME, job, &reason, message)
+            } else {
+                Record::normal(CONTROLLER_NAME, job, &reason, message)
+            };
+            record(state, rec);
+        }
         run.status.write(state, PYTORCHJOBS, job);
     }
 }
@@ -303,6 +312,8 @@ struct Run<'a> {
     status: Status,
     pods: Vec<Value>,
     services: Vec<Value>,
+    /// Events to record on the job (warning, reason, message), in order.
+    events: Vec<(bool, String, String)>,
 }
 
 impl<'a> Run<'a> {
@@ -328,7 +339,14 @@ impl<'a> Run<'a> {
             pods: controlled(state, "", "pods", ns, uid),
             services: controlled(state, "", "services", ns, uid),
             name,
+            events: Vec::new(),
         }
+    }
+
+    /// Queues an event `<Kind><why>` (`commonutil.NewReason`) on the job.
+    fn event(&mut self, warning: bool, why: &str, message: &str) {
+        self.events
+            .push((warning, reason(why), message.to_string()));
     }
 
     fn condition(&mut self, ctype: &str, status: &str, why: &str, message: &str) {
@@ -350,11 +368,12 @@ impl<'a> Run<'a> {
 
     /// `DeletePodsAndServices` and the pods' Services, which all go.
     fn delete_all(&self, state: &mut State) {
+        let (c, job) = (CONTROLLER_NAME, self.job);
         for p in &self.pods {
-            delete(state, "", "pods", p);
+            delete_recorded(state, &TRAINING_POD_CONTROL, c, job, "pods", p);
         }
         for s in &self.services {
-            delete(state, "", "services", s);
+            delete_recorded(state, &TRAINING_SERVICE_CONTROL, c, job, "services", s);
         }
     }
 
@@ -365,7 +384,7 @@ impl<'a> Run<'a> {
             "" => "None",
             p => p,
         };
-        clean_up(state, policy, &self.pods, &self.services);
+        clean_up(state, self.job, policy, &self.pods, &self.services);
         if !is_true(self.job, "Succeeded") {
             return;
         }
@@ -411,6 +430,7 @@ impl<'a> Run<'a> {
         if !is_true(self.job, "Suspended") {
             self.condition("Suspended", "True", "Suspended", &msg);
         }
+        self.event(false, "Suspended", &msg);
     }
 
     /// A suspended job resumed: Suspended turns False and the job starts again.
@@ -418,6 +438,7 @@ impl<'a> Run<'a> {
         if is_true(self.job, "Suspended") {
             let msg = format!("{KIND} {} is resumed.", self.name);
             self.condition("Suspended", "False", "Resumed", &msg);
+            self.event(false, "Resumed", &msg);
             self.status.fields.insert("startTime".into(), json!(now()));
         }
     }
@@ -457,6 +478,7 @@ impl<'a> Run<'a> {
             "Job {} has failed because it has reached the specified backoff limit",
             self.name
         );
+        self.event(false, "Failed", &msg);
         self.condition("Failed", "True", "Failed", &msg);
     }
 
@@ -475,10 +497,19 @@ impl<'a> Run<'a> {
             match existing {
                 None => {
                     if let Some(pod) = self.ctl.pod_for(self.job, &self.specs, r, index) {
-                        create(state, "", "pods", pod);
+                        let c = &TRAINING_POD_CONTROL;
+                        create_recorded(state, c, CONTROLLER_NAME, self.job, "pods", pod);
                     }
                 }
                 Some(p) => {
+                    if let Some(code) = exit_code(&p) {
+                        let msg = format!(
+                            "Pod: {}.{} exited with code {code}",
+                            meta_str(&p, "namespace"),
+                            meta_str(&p, "name")
+                        );
+                        self.events.push((false, "ExitedWithCode".into(), msg));
+                    }
                     if phase(&p) == "Failed" && !deleting(&p) {
                         self.restart_failed(state, r, &p);
                     }
@@ -494,7 +525,8 @@ impl<'a> Run<'a> {
                 .and_then(|s| s.parse::<i64>().ok())
                 && ix >= r.replicas
             {
-                delete(state, "", "pods", p);
+                let c = &TRAINING_POD_CONTROL;
+                delete_recorded(state, c, CONTROLLER_NAME, self.job, "pods", p);
             }
         }
         c
@@ -510,11 +542,13 @@ impl<'a> Run<'a> {
             _ => return,
         };
         if restarting {
-            delete(state, "", "pods", p);
+            let c = &TRAINING_POD_CONTROL;
+            delete_recorded(state, c, CONTROLLER_NAME, self.job, "pods", p);
             let msg = format!(
                 "{KIND} {} is restarting because 1 {} replica(s) failed.",
                 self.name, r.rtype
             );
+            self.event(true, "Restarting", &msg);
             self.condition("Restarting", "True", "Restarting", &msg);
         } else {
             self.completion_time();
@@ -522,6 +556,7 @@ impl<'a> Run<'a> {
                 "job {:?} is failing because {:?} replica(s) failed.",
                 self.name, r.rtype
             );
+            self.event(false, "Failed", &msg);
             self.condition("Failed", "True", "Failed", &msg);
         }
     }
@@ -535,12 +570,9 @@ impl<'a> Run<'a> {
                 .iter()
                 .any(|s| meta_str(s, "name") == svc_name)
             {
-                create(
-                    state,
-                    "",
-                    "services",
-                    self.ctl.service_for(self.job, r, index),
-                );
+                let svc = self.ctl.service_for(self.job, r, index);
+                let c = &TRAINING_SERVICE_CONTROL;
+                create_recorded(state, c, CONTROLLER_NAME, self.job, "services", svc);
             }
         }
     }
@@ -603,6 +635,7 @@ impl<'a> Run<'a> {
         }
         self.completion_time();
         let msg = format!("{KIND} {} is successfully completed.", self.name);
+        self.event(false, "Succeeded", &msg);
         self.condition("Succeeded", "True", "Succeeded", &msg);
         true
     }
@@ -614,6 +647,7 @@ impl<'a> Run<'a> {
         if expected == 0 || (elastic && c.succeeded > 0) {
             self.completion_time();
             let msg = format!("{KIND} {ns}/{} successfully completed.", self.name);
+            self.event(false, "Succeeded", &msg);
             self.condition("Succeeded", "True", "Succeeded", &msg);
         } else if c.active > 0 {
             let msg = format!("{KIND} {ns}/{} is running.", self.name);
@@ -628,6 +662,7 @@ impl<'a> Run<'a> {
                 "{KIND} {} is restarting because {} {} replica(s) failed.",
                 self.name, c.failed, r.rtype
             );
+            self.event(true, "Restarting", &msg);
             self.condition("Restarting", "True", "Restarting", &msg);
         } else {
             self.completion_time();
@@ -635,6 +670,7 @@ impl<'a> Run<'a> {
                 "{KIND} {} is failed because {} {} replica(s) failed.",
                 self.name, c.failed, r.rtype
             );
+            self.event(false, "Failed", &msg);
             self.condition("Failed", "True", "Failed", &msg);
         }
     }
@@ -902,7 +938,13 @@ fn exit_code(pod: &Value) -> Option<i64> {
 }
 
 /// `DeletePodsAndServices` for a finished job under its cleanPodPolicy.
-fn clean_up(state: &mut State, policy: &str, pods: &[Value], services: &[Value]) -> bool {
+fn clean_up(
+    state: &mut State,
+    job: &Value,
+    policy: &str,
+    pods: &[Value],
+    services: &[Value],
+) -> bool {
     let mut changed = false;
     if policy == "None" {
         return false;
@@ -911,12 +953,20 @@ fn clean_up(state: &mut State, policy: &str, pods: &[Value], services: &[Value])
         if policy == "Running" && !matches!(phase(p), "Running" | "Pending") {
             continue;
         }
-        changed |= delete(state, "", "pods", p);
+        changed |= delete_recorded(
+            state,
+            &TRAINING_POD_CONTROL,
+            CONTROLLER_NAME,
+            job,
+            "pods",
+            p,
+        );
         if let Some(s) = services
             .iter()
             .find(|s| meta_str(s, "name") == meta_str(p, "name"))
         {
-            changed |= delete(state, "", "services", s);
+            let c = &TRAINING_SERVICE_CONTROL;
+            changed |= delete_recorded(state, c, CONTROLLER_NAME, job, "services", s);
         }
     }
     changed

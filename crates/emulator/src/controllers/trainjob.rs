@@ -20,9 +20,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::objects::{controlled, controller_ref, create, deleting, flag_at, label, str_at};
+use super::objects::{controlled, controller_ref, deleting, flag_at, label, str_at};
 use super::status::{Status, condition, is_true, set_condition};
 use crate::defects::training::Training;
+use crate::events::{Record, record};
 use crate::runtime::builtin::{JOBS, SERVICES};
 use crate::runtime::{Action, Kind, Mapper, ObjectKey, Reconciler, Watch};
 use crate::store::{State, meta_str};
@@ -176,9 +177,18 @@ impl TrainJobController {
         let mut status = Status::of(tj);
         let runtime = match lookup_runtime(state, tj) {
             Ok(Some(runtime)) => runtime,
-            // A runtime that vanished after admission: upstream records a Warning event
-            // (TrainJobResourcesCreationFailed) and sets no condition.
-            Ok(None) => return,
+            // A runtime that vanished after admission: a Warning event and no condition.
+            Ok(None) => {
+                let (kind, _, name) = runtime_ref(tj);
+                let plural = if kind == "ClusterTrainingRuntime" {
+                    "clustertrainingruntimes"
+                } else {
+                    "trainingruntimes"
+                };
+                let err = format!("{plural}.{GROUP} {name:?} not found");
+                resources_creation_failed(state, tj, &err);
+                return;
+            }
             Err(message) => {
                 let reason = "TrainingRuntimeNotSupported";
                 set_condition(&mut status.conditions, "Failed", "True", reason, &message);
@@ -194,8 +204,10 @@ impl TrainJobController {
             any_failed: jobs.iter().any(|j| is_true(j, "Failed")),
         };
         let completed = jobs.iter().filter(|j| is_true(j, "Complete")).count() as i64;
-        if !(run.any_failed || (run.expected > 0 && completed >= run.expected)) {
-            self.reconcile_objects(state, tj, &runtime, &rjobs, &jobs, run.expected);
+        if !(run.any_failed || (run.expected > 0 && completed >= run.expected))
+            && let Err(e) = self.reconcile_objects(state, tj, &runtime, &rjobs, &jobs, run.expected)
+        {
+            resources_creation_failed(state, tj, &e);
         }
         let jobs = controlled(state, "batch", "jobs", ns, uid);
         set_suspended_condition(tj, &mut status.conditions);
@@ -213,10 +225,10 @@ impl TrainJobController {
         rjobs: &[ReplicatedJob<'_>],
         jobs: &[Value],
         global_replicas: i64,
-    ) {
+    ) -> Result<(), String> {
         let (name, ns) = (meta_str(tj, "name"), meta_str(tj, "namespace"));
         if state.object("", "services", ns, name).is_none() {
-            create(state, "", "services", self.service_for(tj));
+            apply(state, "", "services", self.service_for(tj))?;
         }
         let suspended = flag_at(tj, "/spec/suspend");
         let mut global_index = 0i64;
@@ -226,13 +238,14 @@ impl TrainJobController {
                 match jobs.iter().find(|j| meta_str(j, "name") == job_name) {
                     None => {
                         let job = self.job_for(tj, runtime, r, idx, global_index, global_replicas);
-                        create(state, "batch", "jobs", job);
+                        apply(state, "batch", "jobs", job)?;
                     }
                     Some(j) => propagate_suspend(state, j, suspended),
                 }
                 global_index += 1;
             }
         }
+        Ok(())
     }
 
     /// `setTrainJobStatus` through the jobset plugin's `Status`: Complete when every Job
@@ -294,6 +307,31 @@ struct JobSetRun {
     expected: i64,
     /// Whether one of its Jobs had failed.
     any_failed: bool,
+}
+
+/// `source.component` of the TrainJob controller's events (its manager's recorder name).
+pub const COMPONENT: &str = "trainer-trainjob-controller";
+
+/// Creates an object `reconcileObjects` applies; the error is the apiserver's message.
+fn apply(state: &mut State, group: &str, plural: &str, obj: Value) -> Result<(), String> {
+    state
+        .create_object(group, plural, obj)
+        .map(drop)
+        .map_err(|e| e.message)
+}
+
+/// `Reconcile`'s Warning when `reconcileObjects` fails: `TrainJobResourcesCreationFailed`,
+/// the error cut at 950 characters.
+fn resources_creation_failed(state: &mut State, tj: &Value, err: &str) {
+    let mut message = format!(
+        "TrainJob resources reconciliation failed: {}",
+        err.chars().take(950).collect::<String>()
+    );
+    if err.chars().count() > 950 {
+        message.push_str(" ...");
+    }
+    let rec = Record::warning(COMPONENT, tj, "TrainJobResourcesCreationFailed", message);
+    record(state, rec);
 }
 
 /// The runtime `runtimeRef` names: Err for an unsupported kind, None when it is gone.

@@ -1,6 +1,13 @@
 //! The kubelet: runs pods whose image is the probe image as child processes of the kfconform
-//! binary, and walks other pods through configurable phases. See ARCHITECTURE.md (network
-//! model).
+//! binary (with their probes, `prober.rs`), walks pods of images named in `--pod-stages`
+//! through configurable phases, and fails the pulls of every other image, as a node that
+//! cannot pull them does. It records the kubelet's (and the scheduler's `Scheduled`) events
+//! (`recorder.rs`) and keeps the Node object and its Lease (`node.rs`). See ARCHITECTURE.md
+//! (network model).
+//!
+//! Pods that use the probe image may have containers of other images: those are stand-ins
+//! (an init one succeeds at once, a regular one idles), so a PyTorchJob's init container
+//! does not keep its probe pod from running.
 //!
 //! One task watches the store's events; for every pod it has not seen (and that is not bound
 //! to another node) it starts a pod worker (`pod.rs`), which binds the pod (spec.nodeName, a
@@ -17,8 +24,11 @@
 mod logbuf;
 mod logs;
 pub mod network;
+pub mod node;
 mod pod;
+mod prober;
 pub mod process;
+mod recorder;
 pub mod status;
 
 use std::collections::HashMap;
@@ -74,7 +84,7 @@ impl StagePhase {
     }
 }
 
-/// Parses `--pod-stages`: comma-separated `Phase[=delay]`, e.g. `Running,Succeeded=100ms`.
+/// Parses a list of stages: comma-separated `Phase[=delay]`, e.g. `Running,Succeeded=100ms`.
 pub fn parse_stages(s: &str) -> Result<Vec<PodStage>, String> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -102,7 +112,80 @@ pub fn parse_stages(s: &str) -> Result<Vec<PodStage>, String> {
     Ok(out)
 }
 
-/// The default stages: Running at once, Succeeded 100 ms later.
+/// Pods of the images `image` matches walk through `stages` instead of failing to pull
+/// (`--pod-stages IMAGE=STAGES`). No stages: bound and left Pending for someone else to
+/// drive (a test playing the kubelet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRule {
+    /// An image reference; `*` matches any run of characters (`*` alone: every image).
+    pub image: String,
+    pub stages: Vec<PodStage>,
+}
+
+impl StageRule {
+    /// A rule for `image` (a pattern) with `stages`.
+    pub fn new(image: impl Into<String>, stages: Vec<PodStage>) -> Self {
+        StageRule {
+            image: image.into(),
+            stages,
+        }
+    }
+
+    /// Whether the rule covers `image`.
+    pub fn matches(&self, image: &str) -> bool {
+        glob_match(&self.image, image)
+    }
+}
+
+/// `*`-only glob matching (no other metacharacters: image references contain none).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text.ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Parses one `--pod-stages` value: `IMAGE=STAGES`, e.g. `nginx:*=Running,Succeeded=100ms`
+/// or `*=Running` (the image part ends at the first `=`; images contain none).
+pub fn parse_stage_rule(s: &str) -> Result<StageRule, String> {
+    let usage = "--pod-stages takes IMAGE=STAGES, e.g. 'nginx:*=Running,Succeeded=100ms' or \
+                 '*=Running' (STAGES: comma-separated Phase[=delay]; empty: leave the pods Pending)";
+    let Some((image, stages)) = s.split_once('=') else {
+        return Err(format!("{usage}; got {s:?}"));
+    };
+    let image = image.trim();
+    if image.is_empty() {
+        return Err(format!("{usage}; got no image in {s:?}"));
+    }
+    if image.contains(',') || parse_stages(image).is_ok() {
+        return Err(format!(
+            "{usage}; {s:?} names no image (the stages now follow an image pattern, e.g. '*={s}')"
+        ));
+    }
+    Ok(StageRule::new(image, parse_stages(stages)?))
+}
+
+/// The stages of the first rule that covers `image`.
+pub fn stages_for<'a>(rules: &'a [StageRule], image: &str) -> Option<&'a [PodStage]> {
+    rules
+        .iter()
+        .find(|r| r.matches(image))
+        .map(|r| r.stages.as_slice())
+}
+
+/// The walk `--pod-stages IMAGE=Running,Succeeded=100ms` gives.
 pub fn default_stages() -> Vec<PodStage> {
     vec![
         PodStage {
@@ -116,6 +199,18 @@ pub fn default_stages() -> Vec<PodStage> {
     ]
 }
 
+/// Parses `--pod-startup`: `DELAY` or `DELAY+JITTER` (e.g. `2s`, `2s+500ms`).
+pub fn parse_startup(s: &str) -> Result<(Duration, Duration), String> {
+    let parse = |d: &str| {
+        kfconform_core::contract::parse_duration(d.trim())
+            .map_err(|e| format!("--pod-startup takes DELAY[+JITTER], e.g. 2s+500ms: {e}"))
+    };
+    match s.split_once('+') {
+        Some((d, j)) => Ok((parse(d)?, parse(j)?)),
+        None => Ok((parse(s)?, Duration::ZERO)),
+    }
+}
+
 /// How the kubelet runs pods.
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
@@ -125,8 +220,18 @@ pub struct KubeletConfig {
     /// `kfconform`, else a `kfconform` next to or above it, as in cargo's target dir; test
     /// harnesses should pass the built `kfconform`).
     pub probe_binary: Option<PathBuf>,
-    /// Phases other pods go through.
-    pub pod_stages: Vec<PodStage>,
+    /// Pods of other images: the first rule covering a container's image walks the pod
+    /// through its stages; a pod with an image no rule covers fails to pull it
+    /// (`ErrImagePull`, then `ImagePullBackOff`), as on a node that cannot pull it.
+    pub pod_stages: Vec<StageRule>,
+    /// Added to every pod's start after binding (scheduling, sandbox and image pull on a real
+    /// cluster), so the cluster, not the emulator's CPU, sets the pace.
+    pub pod_startup: Duration,
+    /// Up to this much more, uniformly at random, per pod.
+    pub pod_startup_jitter: Duration,
+    /// How often the node renews its Lease and refreshes its status heartbeat
+    /// (upstream: 10 s).
+    pub heartbeat: Duration,
     /// First restart back-off; doubles per restart (upstream: 10 s).
     pub restart_backoff: Duration,
     /// Back-off cap (upstream: 5 min).
@@ -142,7 +247,10 @@ impl Default for KubeletConfig {
         Self {
             probe_image: kfconform_core::contract::DEFAULT_PROBE_IMAGE.to_string(),
             probe_binary: None,
-            pod_stages: default_stages(),
+            pod_stages: Vec::new(),
+            pod_startup: Duration::ZERO,
+            pod_startup_jitter: Duration::ZERO,
+            heartbeat: Duration::from_secs(10),
             restart_backoff: Duration::from_millis(10),
             restart_backoff_max: Duration::from_secs(1),
             max_grace: Duration::from_secs(2),
@@ -174,6 +282,8 @@ pub(crate) struct NodeInner {
     pub pool: network::IpPool,
     pub hosts: String,
     pub shutting_down: bool,
+    /// Images pulled on this node (IfNotPresent pulls each once).
+    pub images: std::collections::HashSet<String>,
 }
 
 /// Node state shared between the kubelet task and the HTTP layer (logs).
@@ -182,6 +292,8 @@ pub struct Node {
     config: KubeletConfig,
     dir: PathBuf,
     binary: Result<PathBuf, String>,
+    /// The served gitVersion (kubeletVersion; the probes' User-Agent).
+    version: std::sync::OnceLock<String>,
     pub(crate) inner: Mutex<NodeInner>,
 }
 
@@ -218,6 +330,7 @@ impl Node {
             config,
             dir,
             binary,
+            version: std::sync::OnceLock::new(),
             inner: Mutex::new(NodeInner::default()),
         }
     }
@@ -225,6 +338,13 @@ impl Node {
     /// The configuration.
     pub fn config(&self) -> &KubeletConfig {
         &self.config
+    }
+
+    /// The probes' User-Agent, `kube-probe/<major>.<minor>` (pkg/probe/http/request.go).
+    pub(crate) fn probe_agent(&self) -> String {
+        let v = self.version.get().map_or("v1.34", String::as_str);
+        let mm: Vec<&str> = v.trim_start_matches('v').split('.').take(2).collect();
+        format!("kube-probe/{}", mm.join("."))
     }
 
     /// The node's address (status.hostIP of its pods).
@@ -299,9 +419,56 @@ fn is_probe_pod(pod: &Value, probe_image: &str) -> bool {
         })
 }
 
-/// Starts the kubelet loop on `node`; it ends when the emulator is cancelled.
-pub fn start(app: App, node: Arc<Node>) -> JoinHandle<()> {
+/// The images of every container of `pod`, init containers first.
+fn images(pod: &Value) -> Vec<String> {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+        .flatten()
+        .map(|c| {
+            c.get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// How the kubelet runs a pod.
+fn plan(pod: &Value, config: &KubeletConfig) -> pod::Plan {
+    if is_probe_pod(pod, &config.probe_image) {
+        return pod::Plan::Probe;
+    }
+    let imgs = images(pod);
+    if imgs
+        .iter()
+        .any(|i| stages_for(&config.pod_stages, i).is_none())
+    {
+        return pod::Plan::Unpullable;
+    }
+    // The stages of the first regular container's image (every image is covered).
+    let first = pod
+        .pointer("/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    pod::Plan::Staged(
+        stages_for(&config.pod_stages, first)
+            .unwrap_or_default()
+            .to_vec(),
+    )
+}
+
+/// Starts the kubelet loop on `node`, and the Node's registration and heartbeat; they end
+/// when the emulator is cancelled. `kubelet_version` is the served gitVersion.
+pub fn start(app: App, node: Arc<Node>, kubelet_version: &str) -> JoinHandle<()> {
     node.prepare();
+    let _ = node.version.set(kubelet_version.to_string());
+    let object = self::node::node_object(
+        &self::node::HostFacts::read(),
+        node.host_ip(),
+        kubelet_version,
+    );
+    tokio::spawn(self::node::run(app.clone(), object, node.config.heartbeat));
     let mut rx = app.lock().subscribe();
     tokio::spawn(async move {
         sync(&app, &node);
@@ -371,12 +538,14 @@ fn sync(app: &App, node: &Arc<Node>) {
             });
         }
     }
+    let mut stopping = Vec::new();
     for p in &pods {
         let uid = meta_str(p, "uid").to_string();
         let deleting = p.pointer("/metadata/deletionTimestamp").is_some();
         if let Some(e) = g.pods.get(&uid) {
-            if deleting {
+            if deleting && !e.cancel.is_cancelled() {
                 e.cancel.cancel();
+                stopping.push(p);
             }
             continue;
         }
@@ -398,7 +567,7 @@ fn sync(app: &App, node: &Arc<Node>) {
         let workdir = node.dir.join("pods").join(&uid);
         let cancel = CancellationToken::new();
         let logs = Arc::new(Mutex::new(HashMap::new()));
-        let probe = is_probe_pod(p, &node.config.probe_image);
+        let plan = plan(p, &node.config);
         let ctx = pod::PodCtx {
             app: app.clone(),
             node: node.clone(),
@@ -411,13 +580,7 @@ fn sync(app: &App, node: &Arc<Node>) {
             logs: logs.clone(),
             workdir: workdir.clone(),
         };
-        let task = tokio::spawn(async move {
-            if probe {
-                ctx.run_probe_pod().await;
-            } else {
-                ctx.run_staged_pod().await;
-            }
-        });
+        let task = tokio::spawn(ctx.run(plan));
         g.pods.insert(
             uid,
             PodEntry {
@@ -428,6 +591,42 @@ fn sync(app: &App, node: &Arc<Node>) {
                 workdir,
             },
         );
+    }
+    drop(g);
+    if !stopping.is_empty() {
+        let mut st = app.lock();
+        for p in stopping {
+            stopping_events(&mut st, p);
+        }
+    }
+}
+
+/// Killing events for the running containers of a pod being deleted (kuberuntime_container.go
+/// killContainer: "Stopping container %s").
+fn stopping_events(st: &mut crate::store::State, pod: &Value) {
+    for (key, init) in [
+        ("initContainerStatuses", true),
+        ("containerStatuses", false),
+    ] {
+        let statuses = pod
+            .pointer(&format!("/status/{key}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for c in statuses {
+            if c.pointer("/state/running").is_none() {
+                continue;
+            }
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+            recorder::kubelet_event(
+                st,
+                pod,
+                crate::events::EventType::Normal,
+                "Killing",
+                Some(recorder::container_path(name, init)),
+                format!("Stopping container {name}"),
+            );
+        }
     }
 }
 
@@ -476,5 +675,46 @@ mod tests {
         );
         assert!(parse_stages("Done").is_err());
         assert!(parse_stages("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn stage_rules_name_an_image_pattern() {
+        let r = parse_stage_rule("nginx:*=Running,Succeeded=100ms").unwrap();
+        assert_eq!(r.image, "nginx:*");
+        assert_eq!(r.stages, default_stages());
+        assert!(r.matches("nginx:1.27") && !r.matches("nginx") && !r.matches("my/nginx:1"));
+        assert!(parse_stage_rule("*=").unwrap().stages.is_empty());
+        assert!(StageRule::new("*", vec![]).matches("anything/at:all"));
+        assert!(StageRule::new("ghcr.io/*/app:*", vec![]).matches("ghcr.io/org/app:v1"));
+        assert!(!StageRule::new("ghcr.io/*/app:*", vec![]).matches("ghcr.io/org/db:v1"));
+        let err = parse_stage_rule("Running,Succeeded=100ms").unwrap_err();
+        assert!(err.contains("names no image"), "{err}");
+        assert!(parse_stage_rule("Running").is_err());
+        assert!(parse_stage_rule("=Running").is_err());
+        assert!(
+            parse_stage_rule("x=Done")
+                .unwrap_err()
+                .contains("unknown pod phase")
+        );
+        let rules = [
+            StageRule::new("a", vec![]),
+            StageRule::new("*", default_stages()),
+        ];
+        assert_eq!(stages_for(&rules, "a"), Some(&[][..]));
+        assert_eq!(stages_for(&rules, "b"), Some(&default_stages()[..]));
+        assert_eq!(stages_for(&rules[..1], "b"), None);
+    }
+
+    #[test]
+    fn startup_takes_a_delay_and_a_jitter() {
+        assert_eq!(
+            parse_startup("2s").unwrap(),
+            (Duration::from_secs(2), Duration::ZERO)
+        );
+        assert_eq!(
+            parse_startup("2s+500ms").unwrap(),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
+        assert!(parse_startup("soon").is_err());
     }
 }

@@ -59,6 +59,22 @@ impl IpPool {
     }
 }
 
+/// The prefix length of the Service address block.
+pub const SERVICE_PREFIX: u8 = 16;
+
+/// A random Service address block (`127.c.0.0/16`) outside the pod block of the node whose
+/// address is `host_ip`: Services get loopback cluster IPs the service proxy can listen on,
+/// reachable from pods and from the host alike.
+pub fn service_cidr(host_ip: Ipv4Addr) -> String {
+    let pods = host_ip.octets()[1];
+    let mut rng = rand::rng();
+    let mut c: u8 = rng.random_range(1..=253);
+    if c >= pods {
+        c += 1;
+    }
+    format!("{}/{SERVICE_PREFIX}", Ipv4Addr::new(127, c, 0, 0))
+}
+
 impl Default for IpPool {
     fn default() -> Self {
         Self::new()
@@ -102,10 +118,11 @@ pub fn labels_match(selector: &BTreeMap<String, String>, obj: &Value) -> bool {
         .all(|(k, v)| labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v.as_str()))
 }
 
-/// The hosts map text for the current pods and services: for a selector-based service `s` in
-/// `ns`, `s.ns.svc.cluster.local` maps to its endpoints' IPs (a ClusterIP service to one of
-/// them: there is no service proxy); a headless service additionally gives each endpoint pod
-/// with `hostname` and `subdomain: s` the name `hostname.s.ns.svc.cluster.local`.
+/// The hosts map text for the current pods and services, as cluster DNS answers (the
+/// kubernetes/dns specification): a Service `s` in `ns` with a cluster IP gets
+/// `s.ns.svc.cluster.local` → that IP (the service proxy listens there); a headless Service
+/// with a selector maps the name to its endpoints' IPs and additionally gives each endpoint
+/// pod with `hostname` and `subdomain: s` the name `hostname.s.ns.svc.cluster.local`.
 pub fn hosts_map(pods: &[Value], services: &[Value]) -> String {
     let mut by_ns: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for p in pods {
@@ -115,6 +132,17 @@ pub fn hosts_map(pods: &[Value], services: &[Value]) -> String {
     for svc in services {
         let ns = meta_str(svc, "namespace");
         let name = meta_str(svc, "name");
+        let fqdn = format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}");
+        let cluster_ip = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if cluster_ip != "None" {
+            if cluster_ip.parse::<Ipv4Addr>().is_ok() {
+                entries.insert((cluster_ip.to_string(), fqdn));
+            }
+            continue;
+        }
         let Some(selector) = svc.pointer("/spec/selector").and_then(Value::as_object) else {
             continue;
         };
@@ -125,23 +153,16 @@ pub fn hosts_map(pods: &[Value], services: &[Value]) -> String {
             .iter()
             .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
             .collect();
-        let headless = svc.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None");
         let publish = svc
             .pointer("/spec/publishNotReadyAddresses")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let fqdn = format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}");
-        let mut members: Vec<&Value> = by_ns
+        let members = by_ns
             .get(ns)
             .into_iter()
             .flatten()
             .copied()
-            .filter(|p| labels_match(&labels, p) && is_endpoint(p, publish))
-            .collect();
-        members.sort_by_key(|p| meta_str(p, "name").to_string());
-        if !headless {
-            members.truncate(1);
-        }
+            .filter(|p| labels_match(&labels, p) && is_endpoint(p, publish));
         for p in members {
             let Some(ip) = p.pointer("/status/podIP").and_then(Value::as_str) else {
                 continue;
@@ -149,8 +170,7 @@ pub fn hosts_map(pods: &[Value], services: &[Value]) -> String {
             entries.insert((ip.to_string(), fqdn.clone()));
             let hostname = p.pointer("/spec/hostname").and_then(Value::as_str);
             let subdomain = p.pointer("/spec/subdomain").and_then(Value::as_str);
-            if headless
-                && let (Some(h), Some(sub)) = (hostname, subdomain)
+            if let (Some(h), Some(sub)) = (hostname, subdomain)
                 && sub == name
                 && !h.is_empty()
             {
@@ -206,7 +226,7 @@ mod tests {
             json!({"metadata": {"name": "h", "namespace": "ns"},
                    "spec": {"clusterIP": "None", "selector": {"app": "x"}}}),
             json!({"metadata": {"name": "c", "namespace": "ns"},
-                   "spec": {"clusterIP": "10.96.0.11", "selector": {"app": "x"}}}),
+                   "spec": {"clusterIP": "127.9.0.11", "selector": {"app": "x"}}}),
             json!({"metadata": {"name": "n", "namespace": "ns"},
                    "spec": {"clusterIP": "None", "publishNotReadyAddresses": true,
                             "selector": {"app": "x"}}}),
@@ -216,13 +236,13 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "127.0.0.2\tc.ns.svc.cluster.local",
                 "127.0.0.2\th.ns.svc.cluster.local",
                 "127.0.0.2\tn.ns.svc.cluster.local",
                 "127.0.0.3\tb.h.ns.svc.cluster.local",
                 "127.0.0.3\th.ns.svc.cluster.local",
                 "127.0.0.3\tn.ns.svc.cluster.local",
                 "127.0.0.4\tn.ns.svc.cluster.local",
+                "127.9.0.11\tc.ns.svc.cluster.local",
             ]
         );
     }

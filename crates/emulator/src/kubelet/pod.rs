@@ -14,12 +14,25 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::logbuf::LogBuffer;
+use super::prober::{self, Probing, Report, Reported};
 use super::process::{self, Launch, Placement};
+use super::recorder::{PodRef, container_path};
 use super::status::{self, CState, Slot, Term};
-use super::{ContainerLogs, FINALIZER, NODE_NAME, Node, StagePhase, network};
+use super::{ContainerLogs, FINALIZER, NODE_NAME, Node, PodStage, StagePhase, network};
 use crate::cluster::App;
+use crate::events::{EventType, Record};
 use crate::store::{meta_str, now};
 use kfconform_core::contract as workload;
+
+/// How the kubelet runs a pod (decided from its images).
+pub(crate) enum Plan {
+    /// Some container uses the probe image: processes.
+    Probe,
+    /// Every image is covered by `--pod-stages`: this walk.
+    Staged(Vec<PodStage>),
+    /// Some image can be neither run nor simulated: its pull fails.
+    Unpullable,
+}
 
 /// The pod is gone (deleted, or replaced by another with the same name).
 struct Gone;
@@ -45,7 +58,9 @@ fn container_id() -> String {
 
 /// Go's time.Duration formatting for the back-off message (10ms, 1.28s).
 fn go_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
+    if d.is_zero() {
+        "0s".into()
+    } else if d < Duration::from_secs(1) {
         format!("{}ms", d.as_millis())
     } else {
         let s = d.as_secs_f64();
@@ -99,10 +114,44 @@ impl PodCtx {
         Ok(pod)
     }
 
-    /// Scheduling: spec.nodeName (and the finalizer while processes may run).
+    fn pod_ref(&self) -> PodRef {
+        PodRef {
+            app: self.app.clone(),
+            ns: self.ns.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+        }
+    }
+
+    /// Records a kubelet event about container `slot` of the pod.
+    fn container_event(&self, slot: &Slot, type_: EventType, reason: &str, message: String) {
+        self.pod_ref().event(
+            type_,
+            reason,
+            Some(container_path(&slot.name, slot.init)),
+            message,
+        );
+    }
+
+    /// Runs the pod as `plan` says.
+    pub(crate) async fn run(self, plan: Plan) {
+        match plan {
+            Plan::Probe => self.run_probe_pod().await,
+            Plan::Staged(stages) => self.run_staged_pod(stages).await,
+            Plan::Unpullable => self.run_unpullable_pod().await,
+        }
+    }
+
+    /// Scheduling: spec.nodeName (and the finalizer while processes may run), with the
+    /// scheduler's Scheduled event (pkg/scheduler/schedule_one.go: "Successfully assigned
+    /// %v/%v to %v", from default-scheduler) when this binds it.
     fn bind(&self, finalizer: bool) -> Result<Value, Gone> {
         let mut st = self.app.lock();
         let mut pod = self.current(&st)?;
+        let unbound = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), json!(NODE_NAME));
         }
@@ -115,9 +164,96 @@ impl PodCtx {
             }
         }
         let pod = st.update_object("", "pods", pod, false).map_err(|_| Gone)?;
+        if unbound {
+            let msg = format!(
+                "Successfully assigned {}/{} to {NODE_NAME}",
+                self.ns, self.name
+            );
+            crate::events::record(
+                &mut st,
+                Record::normal("default-scheduler", &pod, "Scheduled", msg),
+            );
+        }
         drop(st);
         self.notify();
         Ok(pod)
+    }
+
+    /// Waits out the configured pod start-up time (`--pod-startup`, with its jitter): what
+    /// scheduling, sandbox creation and image pulls take on a real cluster. False when the
+    /// pod was deleted meanwhile. Returns the time waited.
+    async fn startup_pause(&self) -> Result<Duration, Gone> {
+        let cfg = self.node.config();
+        let jitter = if cfg.pod_startup_jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            let frac = f64::from(rand::random::<u32>()) / f64::from(u32::MAX);
+            cfg.pod_startup_jitter.mul_f64(frac)
+        };
+        let wait = cfg.pod_startup + jitter;
+        if wait.is_zero() {
+            return Ok(wait);
+        }
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(Gone),
+            _ = tokio::time::sleep(wait) => Ok(wait),
+        }
+    }
+
+    /// The image manager's events for starting container `slot` (pkg/kubelet/images/
+    /// image_manager.go EnsureImageExists): "already present on machine" when the policy
+    /// does not ask for a pull and the node has the image, else Pulling and Pulled, the
+    /// pull taking `pulled_in` (the start-up pause, for a pod's first start).
+    fn ensure_image(&self, slot: &Slot, spec: &Value, pulled_in: Duration) {
+        let policy = spec
+            .get("imagePullPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("IfNotPresent");
+        let present = {
+            let mut g = self.node.lock();
+            let had = g.images.contains(&slot.image);
+            g.images.insert(slot.image.clone());
+            had
+        };
+        if policy == "Never" || (policy != "Always" && present) {
+            self.container_event(
+                slot,
+                EventType::Normal,
+                "Pulled",
+                format!(
+                    "Container image {:?} already present on machine",
+                    slot.image
+                ),
+            );
+            return;
+        }
+        self.container_event(
+            slot,
+            EventType::Normal,
+            "Pulling",
+            format!("Pulling image {:?}", slot.image),
+        );
+        // The probe image is the probe binary; a simulated image has no size to report.
+        let size = if slot.image == self.node.config().probe_image {
+            self.node
+                .binary
+                .as_ref()
+                .ok()
+                .and_then(|b| std::fs::metadata(b).ok())
+                .map_or(0, |m| m.len())
+        } else {
+            0
+        };
+        let took = go_duration(Duration::from_millis(pulled_in.as_millis() as u64));
+        self.container_event(
+            slot,
+            EventType::Normal,
+            "Pulled",
+            format!(
+                "Successfully pulled image {:?} in {took} ({took} including waiting). Image size: {size} bytes.",
+                slot.image
+            ),
+        );
     }
 
     /// Writes the status built from `slots` (no write when nothing changed).
@@ -290,6 +426,10 @@ impl PodCtx {
         let mut gone = self
             .write_status(&run.slots, "Pending", &run.start)
             .is_err();
+        match self.startup_pause().await {
+            Ok(waited) => run.pull_wait = waited,
+            Err(Gone) => gone = true,
+        }
         loop {
             if gone {
                 break;
@@ -329,6 +469,9 @@ impl PodCtx {
                     let Ok((idx, term)) = res else { continue };
                     self.container_exited(&mut run, idx, term);
                 }
+                Some(report) = run.probe_rx.recv(), if !run.instances.is_empty() => {
+                    self.probe_report(&mut run, report);
+                }
                 else => { gone = true; }
             }
         }
@@ -350,6 +493,13 @@ impl PodCtx {
         }
         match self.launch(&run.specs[idx]) {
             Err(msg) => {
+                // kuberuntime_container.go startContainer: "Error: %v" (reason Failed).
+                self.container_event(
+                    &run.slots[idx],
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
                 run.slots[idx].state = CState::Waiting {
                     reason: "CreateContainerConfigError".into(),
                     message: Some(msg),
@@ -404,6 +554,12 @@ impl PodCtx {
 
     /// Runs a new instance of container `idx` as a process with its own log.
     fn start_process(&self, run: &mut ProbeRun, idx: usize, launch: &Launch) {
+        let pulled_in = if run.ran[idx] {
+            Duration::ZERO
+        } else {
+            run.pull_wait
+        };
+        self.ensure_image(&run.slots[idx], &run.specs[idx], pulled_in);
         let slot = &mut run.slots[idx];
         if run.ran[idx] {
             slot.restart_count += 1;
@@ -433,22 +589,94 @@ impl PodCtx {
                     finished_at: started,
                     container_id: id,
                 };
+                let msg = term.message.clone().unwrap_or_default();
                 run.instances.spawn(async move { (idx, term) });
+                self.container_event(
+                    &run.slots[idx],
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {msg}"),
+                );
             }
             Ok(child) => {
                 slot.state = CState::Running {
                     started_at: started.clone(),
                     container_id: id.clone(),
                 };
+                let spec = &run.specs[idx];
+                slot.probe_ready = prober::Spec::of(spec, prober::Kind::Readiness).map(|_| false);
+                slot.probe_started = prober::Spec::of(spec, prober::Kind::Startup).map(|_| false);
+                // The instance's own stop: the pod's deletion, or a failed liveness probe.
+                let kill = self.cancel.child_token();
+                if prober::any(spec) && !slot.init {
+                    let probing = Probing {
+                        pod: self.pod_ref(),
+                        idx,
+                        id: id.clone(),
+                        spec: spec.clone(),
+                        pod_ip: self.ip.to_string(),
+                        started: tokio::time::Instant::now(),
+                        agent: self.node.probe_agent(),
+                        tx: run.probe_tx.clone(),
+                        cancel: kill.clone(),
+                    };
+                    tokio::spawn(probing.run());
+                }
+                run.kills[idx] = Some(kill.clone());
                 let instance = Instance {
                     log,
                     started,
                     id,
                     fallback,
                 };
-                let (cancel, grace) = (self.cancel.clone(), run.grace);
+                let grace = run.grace;
                 run.instances
-                    .spawn(async move { (idx, instance.wait(child, cancel, grace).await) });
+                    .spawn(async move { (idx, instance.wait(child, kill, grace).await) });
+                // kuberuntime_container.go startContainer: Created, then Started.
+                let slot = &run.slots[idx];
+                let name = slot.name.clone();
+                self.container_event(
+                    slot,
+                    EventType::Normal,
+                    "Created",
+                    format!("Created container: {name}"),
+                );
+                self.container_event(
+                    slot,
+                    EventType::Normal,
+                    "Started",
+                    format!("Started container {name}"),
+                );
+            }
+        }
+    }
+
+    /// A probe's verdict on the current instance of a container (a stale instance's is
+    /// dropped): readiness and startup change the status; a failed liveness or startup
+    /// probe kills the instance (kuberuntime_manager.go computePodActions: "Container %s
+    /// failed %s probe, will be restarted"), which then restarts as its policy says.
+    fn probe_report(&self, run: &mut ProbeRun, report: Report) {
+        let Some(slot) = run.slots.get_mut(report.idx) else {
+            return;
+        };
+        let current = matches!(&slot.state, CState::Running { container_id, .. } if *container_id == report.id);
+        if !current {
+            return;
+        }
+        match report.what {
+            Reported::Ready(ok) => slot.probe_ready = Some(ok),
+            Reported::Started => slot.probe_started = Some(true),
+            Reported::Kill(kind) => {
+                let msg = format!(
+                    "Container {} failed {} probe, will be restarted",
+                    slot.name,
+                    kind.lower()
+                );
+                slot.probe_ready = slot.probe_ready.map(|_| false);
+                self.container_event(&run.slots[report.idx], EventType::Normal, "Killing", msg);
+                if let Some(k) = run.kills[report.idx].take() {
+                    k.cancel();
+                }
             }
         }
     }
@@ -479,8 +707,23 @@ impl PodCtx {
                 "Always" if !init => true,
                 _ => failed,
             };
+        if let Some(k) = run.kills[idx].take() {
+            // The instance is gone: its probes stop.
+            k.cancel();
+        }
         if restart {
             let delay = self.back_off(run, idx);
+            // kuberuntime_manager.go doBackOff.
+            let slot = &run.slots[idx];
+            self.container_event(
+                slot,
+                EventType::Warning,
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    slot.name, self.name, self.ns, self.uid
+                ),
+            );
             let slot = &mut run.slots[idx];
             slot.state = CState::Waiting {
                 reason: "CrashLoopBackOff".into(),
@@ -502,19 +745,22 @@ impl PodCtx {
         }
     }
 
-    /// Runs a pod of other images through the configured stages.
-    pub async fn run_staged_pod(self) {
+    /// Runs a pod of other images through `stages` (its images are covered by
+    /// `--pod-stages`), with the image, Created and Started events at Running.
+    async fn run_staged_pod(self, stages: Vec<PodStage>) {
         let Ok(pod) = self.bind(false) else {
             self.release_ip();
             return;
         };
         let start = now();
-        let (mut slots, _) = slots_of(&pod);
+        let (mut slots, specs) = slots_of(&pod);
         if self.write_status(&slots, "Pending", &start).is_err() {
             self.release_ip();
             return;
         }
-        let stages = self.node.config().pod_stages.clone();
+        let Ok(pulled_in) = self.startup_pause().await else {
+            return;
+        };
         for stage in stages {
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
@@ -530,7 +776,8 @@ impl PodCtx {
                 finished_at: t.clone(),
                 container_id: container_id(),
             };
-            for s in slots.iter_mut() {
+            for (s, spec) in slots.iter_mut().zip(&specs) {
+                let was_running = matches!(s.state, CState::Running { .. });
                 s.state = match (stage.phase, s.init) {
                     (StagePhase::Pending, _) => s.state.clone(),
                     (_, true) => CState::Terminated(term(0)),
@@ -541,6 +788,22 @@ impl PodCtx {
                     (StagePhase::Succeeded, false) => CState::Terminated(term(0)),
                     (StagePhase::Failed, false) => CState::Terminated(term(1)),
                 };
+                if stage.phase == StagePhase::Running && !s.init && !was_running {
+                    self.ensure_image(s, spec, pulled_in);
+                    let name = s.name.clone();
+                    self.container_event(
+                        s,
+                        EventType::Normal,
+                        "Created",
+                        format!("Created container: {name}"),
+                    );
+                    self.container_event(
+                        s,
+                        EventType::Normal,
+                        "Started",
+                        format!("Started container {name}"),
+                    );
+                }
             }
             if self
                 .write_status(&slots, stage.phase.as_str(), &start)
@@ -560,6 +823,119 @@ impl PodCtx {
             self.release_ip();
         }
     }
+
+    /// A pod with an image this node can neither run nor simulate: every pull of it fails,
+    /// as on a node that cannot pull it (image_manager.go EnsureImageExists and its pull
+    /// back-off; kuberuntime_container.go startContainer "Error: %v"), so the pod stays
+    /// Pending with the container waiting in ErrImagePull, then ImagePullBackOff, retried
+    /// after a back-off that doubles up to its cap. Containers of covered images wait in
+    /// ContainerCreating (this node starts none of a pod it cannot fully pull).
+    async fn run_unpullable_pod(self) {
+        let Ok(pod) = self.bind(false) else {
+            self.release_ip();
+            return;
+        };
+        let start = now();
+        let (mut slots, _) = slots_of(&pod);
+        if self.write_status(&slots, "Pending", &start).is_err()
+            || self.startup_pause().await.is_err()
+        {
+            self.release_ip();
+            return;
+        }
+        let rules = self.node.config().pod_stages.clone();
+        let probe_image = self.node.config().probe_image.clone();
+        let failing: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.image != probe_image && super::stages_for(&rules, &s.image).is_none()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut attempts = 0u32;
+        loop {
+            for &i in &failing {
+                let err = pull_error(&slots[i].image);
+                let s = &mut slots[i];
+                let image = s.image.clone();
+                self.container_event(
+                    s,
+                    EventType::Normal,
+                    "Pulling",
+                    format!("Pulling image {image:?}"),
+                );
+                self.container_event(
+                    s,
+                    EventType::Warning,
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {err}"),
+                );
+                self.container_event(
+                    s,
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ErrImagePull".into(),
+                );
+                s.state = CState::Waiting {
+                    reason: "ErrImagePull".into(),
+                    message: Some(err),
+                };
+            }
+            if self.write_status(&slots, "Pending", &start).is_err()
+                || !self.pause(self.node.config().restart_backoff).await
+            {
+                break;
+            }
+            for &i in &failing {
+                let err = pull_error(&slots[i].image);
+                let s = &mut slots[i];
+                let image = s.image.clone();
+                self.container_event(
+                    s,
+                    EventType::Normal,
+                    "BackOff",
+                    format!("Back-off pulling image {image:?}"),
+                );
+                self.container_event(
+                    s,
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ImagePullBackOff".into(),
+                );
+                s.state = CState::Waiting {
+                    reason: "ImagePullBackOff".into(),
+                    message: Some(format!(
+                        "Back-off pulling image {image:?}: ErrImagePull: {err}"
+                    )),
+                };
+            }
+            let delay = self.backoff(attempts);
+            attempts += 1;
+            if self.write_status(&slots, "Pending", &start).is_err() || !self.pause(delay).await {
+                break;
+            }
+        }
+        self.release_ip();
+    }
+
+    /// Sleeps `d`; false when the pod is being deleted.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+}
+
+/// Why a pull fails on this node, worded as containerd's NotFound (what `kubectl describe`
+/// shows on a node that cannot pull an image), naming the way out.
+fn pull_error(image: &str) -> String {
+    format!(
+        "rpc error: code = NotFound desc = failed to pull and unpack image {image:?}: the \
+         kfconform emulator's node runs only the probe image and images named in --pod-stages \
+         (e.g. --pod-stages '{image}=Running')"
+    )
 }
 
 /// What the worker of a probe pod tracks between syncs.
@@ -575,6 +951,13 @@ struct ProbeRun {
     failures: Vec<u32>,
     /// Whether the container has run before (a new instance is a restart).
     ran: Vec<bool>,
+    /// Stops the running instance of each container (and its probes).
+    kills: Vec<Option<CancellationToken>>,
+    /// Probe verdicts from the probing tasks.
+    probe_tx: tokio::sync::mpsc::UnboundedSender<Report>,
+    probe_rx: tokio::sync::mpsc::UnboundedReceiver<Report>,
+    /// The start-up pause, reported as the first pull's duration.
+    pull_wait: Duration,
     /// Running instances, each ending with its container's index and termination.
     instances: JoinSet<(usize, Term)>,
     /// Back-offs, each ending with the index of the container to start again.
@@ -594,6 +977,7 @@ impl ProbeRun {
             .unwrap_or("Always")
             .to_string();
         let (slots, specs) = slots_of(pod);
+        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
         let first_regular = slots.iter().position(|s| !s.init).unwrap_or(slots.len());
         // Init containers run one at a time, first to last; regular ones all at once after.
         let (to_start, regulars_started) = if first_regular > 0 {
@@ -608,6 +992,10 @@ impl ProbeRun {
             start: now(),
             failures: vec![0; slots.len()],
             ran: vec![false; slots.len()],
+            kills: vec![None; slots.len()],
+            probe_tx,
+            probe_rx,
+            pull_wait: Duration::ZERO,
             slots,
             specs,
             instances: JoinSet::new(),

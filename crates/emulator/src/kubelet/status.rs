@@ -59,6 +59,10 @@ pub struct Slot {
     pub state: CState,
     pub last: Option<Term>,
     pub restart_count: u32,
+    /// The readiness probe's verdict on the running instance (None: no readiness probe).
+    pub probe_ready: Option<bool>,
+    /// Whether the startup probe succeeded on the running instance (None: no startup probe).
+    pub probe_started: Option<bool>,
 }
 
 impl Slot {
@@ -80,6 +84,8 @@ impl Slot {
             },
             last: None,
             restart_count: 0,
+            probe_ready: None,
+            probe_started: None,
         }
     }
 
@@ -87,12 +93,18 @@ impl Slot {
         matches!(self.state, CState::Running { .. })
     }
 
-    /// Ready: running (no readiness probes are run); an init container once it succeeded.
+    /// `started`: running, and past its startup probe if it has one.
+    fn started(&self) -> bool {
+        self.running() && self.probe_started.unwrap_or(true)
+    }
+
+    /// Ready: started and passing its readiness probe if it has one (pkg/kubelet/prober
+    /// prober_manager.go UpdatePodStatus); an init container once it succeeded.
     fn ready(&self) -> bool {
         if self.init {
             matches!(&self.state, CState::Terminated(t) if t.exit_code == 0)
         } else {
-            self.running()
+            self.started() && self.probe_ready.unwrap_or(true)
         }
     }
 
@@ -118,7 +130,7 @@ impl Slot {
             "image": self.image,
             "imageID": "",
             "ready": self.ready(),
-            "started": self.running(),
+            "started": self.started(),
             "restartCount": self.restart_count,
             "state": state,
             "lastState": last,
@@ -356,6 +368,8 @@ mod tests {
             state,
             last,
             restart_count: 0,
+            probe_ready: None,
+            probe_started: None,
         }
     }
 

@@ -269,12 +269,7 @@ pub fn table(
         .zip(cells)
         .map(|(o, cells)| {
             let mut row = json!({"cells": cells});
-            let object = match include {
-                Include::None => None,
-                Include::Metadata => Some(partial(o)),
-                Include::Object => Some(o.clone()),
-            };
-            if let (Some(obj), Some(r)) = (object, row.as_object_mut()) {
+            if let (Some(obj), Some(r)) = (included(o, include), row.as_object_mut()) {
                 r.insert("object".into(), obj);
             }
             row
@@ -287,6 +282,15 @@ pub fn table(
         "columnDefinitions": defs,
         "rows": rows,
     })
+}
+
+/// The object as a Table row's `object` field, per `includeObject`.
+fn included(o: &Value, include: Include) -> Option<Value> {
+    match include {
+        Include::None => None,
+        Include::Metadata => Some(partial(o)),
+        Include::Object => Some(o.clone()),
+    }
 }
 
 #[cfg(test)]

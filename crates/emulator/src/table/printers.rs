@@ -332,32 +332,12 @@ fn label_map(m: Option<&Value>) -> String {
         .join(",")
 }
 
-/// A LabelSelector as metav1.LabelSelectorAsSelector renders it.
+/// A LabelSelector as metav1.LabelSelectorAsSelector renders it, `<none>` when absent.
 fn selector(sel: Option<&Value>) -> String {
-    let Some(sel) = sel else {
-        return "<none>".into();
-    };
-    let mut parts: Vec<String> = label_map(sel.get("matchLabels"))
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    for e in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = s(e, "/key");
-        let vals: Vec<&str> = arr(e, "/values").iter().filter_map(Value::as_str).collect();
-        parts.push(match s(e, "/operator") {
-            "In" => format!("{key} in ({})", vals.join(",")),
-            "NotIn" => format!("{key} notin ({})", vals.join(",")),
-            "Exists" => key.to_string(),
-            _ => format!("!{key}"),
-        });
-    }
-    or_none(parts.join(","))
+    or_none(
+        sel.and_then(crate::selectors::format_label_selector)
+            .unwrap_or_default(),
+    )
 }
 
 /// Containers and images of a pod template, comma-joined.
