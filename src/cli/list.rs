@@ -58,7 +58,12 @@ fn list_profiles(catalog: &Catalog, format: ListFormat) {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
-    let width = catalog.profiles.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let width = catalog
+        .profiles
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0);
     for p in &catalog.profiles {
         let state = if p.certifiable() {
             format!("certifiable ({} must tests)", must_tests(p))

@@ -7,10 +7,10 @@ use std::fs::{self, File};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use crate::util::CERTIFIABLE_PROFILE;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use crate::util::CERTIFIABLE_PROFILE;
 use kfconform_suite::report::bundle::{
     MAX_UNPACKED_BYTES, PRODUCT_YAML, Product, ProductType, REPRODUCE_TXT, load_product, pack,
     unpack,

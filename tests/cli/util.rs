@@ -38,11 +38,7 @@ pub fn run_emulator(out: &Path, args: &[&str], code: i32) -> Output {
     if !args.contains(&"--profile") {
         cmd.args(["--profile", CERTIFIABLE_PROFILE]);
     }
-    cmd
-        .assert()
-        .code(code)
-        .get_output()
-        .clone()
+    cmd.assert().code(code).get_output().clone()
 }
 
 /// [`run_emulator`], returning the report it wrote.

@@ -7,9 +7,9 @@ use crate::util;
 use std::fs;
 use std::path::Path;
 
+use crate::util::CERTIFIABLE_PROFILE;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use crate::util::CERTIFIABLE_PROFILE;
 use kfconform_suite::catalog::{Catalog, Level};
 use kfconform_suite::report::dsse::{
     DSSE_JSON, Envelope, add_signature, read_envelope, sign, statement_for, write_envelope,

@@ -591,7 +591,12 @@ spec:
 
     // `get events` shows the pod's lifecycle, as the scheduler and the kubelet report it.
     let events = k
-        .ok(&["get", "events", "--field-selector", "involvedObject.name=web"])
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web",
+        ])
         .await;
     assert!(events.starts_with("LAST SEEN"), "{events}");
     for needle in [

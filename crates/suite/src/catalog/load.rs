@@ -553,7 +553,11 @@ fn load_suite(
 /// than the platform, whose API checks need no feature) that the release requires features of
 /// and that has no `must` test, and each such required feature no `must` test of that
 /// component exercises.
-fn gaps(members: &[String], components: &[(String, Vec<String>)], tests: &[TestSpec]) -> Vec<String> {
+fn gaps(
+    members: &[String],
+    components: &[(String, Vec<String>)],
+    tests: &[TestSpec],
+) -> Vec<String> {
     let mut out = Vec::new();
     for (component, features) in components {
         if component == PLATFORM || !members.contains(component) {

@@ -388,7 +388,11 @@ fn results(md: &mut String) {
     );
     let _ = writeln!(
         md,
-        "A run is **conformant** to a profile when every `must` test of the profile whose \
+        "A profile is **certifiable** when every component it requires has at least one \
+         `must` test and every feature it requires of a component is exercised by one of \
+         them (`kfconform list --profiles`); until then its verdict is *not certifiable*, \
+         never conformant, whatever the tests did. A run is **conformant** to a certifiable \
+         profile when every `must` test of the profile whose \
          features are all required by the profile has `passed`. A skipped, failed or errored \
          test of that kind therefore breaks conformance, including one skipped because a \
          required feature is not supported or because the selection left it out: use a \
