@@ -13,7 +13,7 @@
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
 //! above it: `protobuf`, `schema`, `status`, `names`, `faults`, `registry`, `convert`,
 //! `strategic`, `selectors`, `table` < `store` < `defects`, `admission` (with
-//! `admission_apps`), `discovery`, `cluster`, `runtime` (the controller framework), `events` <
+//! `admission::apps`), `discovery`, `cluster`, `runtime` (the controller framework), `events` <
 //! `auth`, `kubelet`, `kubeproxy` (the service proxy) < `controllers`, `subresources` (with
 //! `scale`), `proxy` (the API server's proxy) < `server`. The store takes
 //! what it must not know (admission, a defect's say on CRD establishment) as hooks installed
@@ -31,7 +31,6 @@
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
 
 pub mod admission;
-pub mod admission_apps;
 pub mod auth;
 pub mod cluster;
 pub mod controllers;

@@ -13,6 +13,8 @@
 //! protocol and targetPort, session affinity, traffic policy and IP families
 //! (pkg/registry/core/service/storage, pkg/apis/core/v1/defaults.go).
 
+pub mod apps;
+
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -26,7 +28,7 @@ use crate::store::{Scope, State, meta_str};
 /// (their schema is their admission).
 pub fn admit(state: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
     if scope.def.crd.is_none() && scope.def.group == "apps" {
-        return crate::admission_apps::admit(state, scope, obj);
+        return apps::admit(state, scope, obj);
     }
     if scope.def.crd.is_some() || !scope.def.group.is_empty() {
         return Ok(());
