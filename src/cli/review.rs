@@ -26,6 +26,10 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Accept a run made against the kfconform emulator (or with defects) as authentic: for
+    /// demonstrations only, such a run never certifies a product.
+    #[arg(long)]
+    pub accept_emulator: bool,
 }
 
 /// Arguments of `kfconform bundle`.
@@ -57,7 +61,10 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|k| PublicKey::load(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let v = verify::verify_path(&args.path, &trusted)?;
+    let mut v = verify::verify_path(&args.path, &trusted)?;
+    if args.accept_emulator {
+        v.accept_demonstration();
+    }
     match args.format {
         Format::Json => println!("{}", to_json(&v)?),
         Format::Table => {

@@ -61,12 +61,27 @@ fn keygen_run_bundle_verify() {
         d,
     ));
 
+    // An emulator run is authentic but not a certification; a demonstration may accept it.
+    let refused = kfconform(
+        &[
+            "verify",
+            "submission.tar.gz",
+            "--key",
+            "vendor/kfconform.pub",
+        ],
+        d,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert!(text.contains("problem: not a certification: "), "{text}");
+    assert!(text.contains("VERIFICATION FAILED"), "{text}");
     let text = ok(kfconform(
         &[
             "verify",
             "submission.tar.gz",
             "--key",
             "vendor/kfconform.pub",
+            "--accept-emulator",
         ],
         d,
     ));
@@ -77,6 +92,7 @@ fn keygen_run_bundle_verify() {
             "results",
             "--key",
             "vendor/kfconform.pub",
+            "--accept-emulator",
             "--format",
             "json",
         ],
@@ -103,7 +119,13 @@ fn keygen_run_bundle_verify() {
         d,
     ));
     ok(kfconform(
-        &["verify", "results", "--key", "other/kfconform.pub"],
+        &[
+            "verify",
+            "results",
+            "--key",
+            "other/kfconform.pub",
+            "--accept-emulator",
+        ],
         d,
     ));
 

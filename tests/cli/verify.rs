@@ -104,7 +104,8 @@ fn a_signed_conformant_run_verifies() {
             "schema",
             "statement",
             "junit",
-            "verdict"
+            "verdict",
+            "certification"
         ]
     );
     // A directory given to verify_path is verified in place.
@@ -557,13 +558,20 @@ fn a_bundle_path_that_does_not_exist_is_an_error() {
 }
 
 #[test]
-fn a_real_emulator_run_signed_by_the_library_verifies() {
+fn a_real_emulator_run_is_authentic_but_not_a_certification() {
     let work = TempDir::new().unwrap();
     let out = work.path().join("results");
     util::run_emulator(&out, &[], 0);
     let key = generate();
     util::resign(&out, &key, None);
-    let v = verify_results(&out, &trusted(&key));
+    let mut v = verify_results(&out, &trusted(&key));
+    util::assert_problem(
+        &v,
+        "not a certification: the run was made against the kfconform emulator",
+    );
+    assert_eq!(v.problems.len(), 1, "{:#?}", v.problems);
+    // Accepted for a demonstration, it verifies.
+    v.accept_demonstration();
     assert_ok(&v);
     assert!(v.verdicts[0].conformant);
 

@@ -420,8 +420,10 @@ fn reports(md: &mut String) {
     let _ = writeln!(
         md,
         "`kfconform verify` re-checks a report or a submitted bundle without a cluster: schema, \
-         digests, signature, and that every test the claimed profile requires is present and \
-         passed.\n"
+         digests, signature, that every test the claimed profile requires is present and \
+         passed, and that the run was made against a real cluster: a run against the kfconform \
+         emulator (or with injected defects) is authentic but *not a certification*, and \
+         verifies only with `--accept-emulator`, for demonstrations.\n"
     );
 }
 

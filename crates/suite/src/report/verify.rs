@@ -38,6 +38,11 @@ pub const CHECK_JUNIT: &str = "junit";
 pub const CHECK_VERDICT: &str = "verdict";
 /// Bundle layout and PRODUCT.yaml (bundles only).
 pub const CHECK_BUNDLE: &str = "bundle";
+/// The run was made against a real cluster, so it can certify: not the emulator, no defects.
+pub const CHECK_CERTIFICATION: &str = "certification";
+
+/// The prefix of the problem a run against the emulator gets: authentic, not a certification.
+pub const NOT_A_CERTIFICATION: &str = "not a certification: ";
 
 /// One verification step.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -68,6 +73,25 @@ impl Verification {
     /// to the claimed profile by this kfconform's catalog.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Accepts a run that is authentic but not a certification (an emulator or defect run),
+    /// for demonstrations: its certification problems become the check's note.
+    pub fn accept_demonstration(&mut self) {
+        let before = self.problems.len();
+        self.problems
+            .retain(|p| !p.starts_with(NOT_A_CERTIFICATION));
+        if before == self.problems.len() {
+            return;
+        }
+        if let Some(c) = self
+            .checks
+            .iter_mut()
+            .find(|c| c.name == CHECK_CERTIFICATION)
+        {
+            c.ok = true;
+            c.detail = format!("accepted as a demonstration: {}", c.detail);
+        }
     }
 
     /// Records a check that ran: ok when it found no problems.
@@ -200,7 +224,33 @@ pub fn verify_results(dir: &Path, trusted: &[PublicKey]) -> Verification {
     let (problems, verdicts, detail) = verdict_problems(&report);
     v.verdicts = verdicts;
     v.record(CHECK_VERDICT, problems, detail);
+
+    // 8. Made against a real cluster: an emulator run proves the tooling, never a product.
+    v.record(
+        CHECK_CERTIFICATION,
+        certification_problems(&report),
+        format!("run against {}", report.target.server),
+    );
     v
+}
+
+/// Why a run cannot certify a product even when authentic and passing: it ran against the
+/// kfconform emulator, or with injected defects.
+fn certification_problems(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    if report.config.emulator {
+        out.push(format!(
+            "{NOT_A_CERTIFICATION}the run was made against the kfconform emulator, not a \
+             distribution's cluster"
+        ));
+    }
+    if !report.config.defects.is_empty() {
+        out.push(format!(
+            "{NOT_A_CERTIFICATION}the run injected defects ({})",
+            report.config.defects.join(", ")
+        ));
+    }
+    out
 }
 
 /// Verifies a results directory, or a bundle (`.tar.gz` made by [`bundle::pack`]): the bundle
