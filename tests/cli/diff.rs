@@ -90,7 +90,7 @@ fn defect_run_regresses_exactly_its_failing_tests() {
         d.kubernetes_version,
         Some(VersionChange {
             a: clean.target.kubernetes_version.clone(),
-            b: "v1.27.16".into(),
+            b: "v1.27.16+kfconform-emulator".into(),
         })
     );
     assert!(d.tests_only_in_a.is_empty() && d.tests_only_in_b.is_empty());
@@ -202,7 +202,7 @@ fn diff_serialises_to_json() {
     let v = serde_json::to_value(diff(clean, old)).unwrap();
     assert_eq!(v["regressions"][0]["id"], "platform/kubernetes-version");
     assert_eq!(v["regressions"][0]["status_b"], "failed");
-    assert_eq!(v["kubernetes_version"]["b"], "v1.27.16");
+    assert_eq!(v["kubernetes_version"]["b"], "v1.27.16+kfconform-emulator");
     assert_eq!(v["profile"], util::CERTIFIABLE_PROFILE);
 }
 

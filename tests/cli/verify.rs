@@ -586,3 +586,18 @@ fn a_real_emulator_run_is_authentic_but_not_a_certification() {
     let v = verify_results(&out, &trusted(&key));
     util::assert_problem(&v, &format!("required test {required} error"));
 }
+
+/// A run against an emulator started as its own process (`kfconform emulator`) records no
+/// emulator flag, but the target's version says what it is: still not a certification.
+#[test]
+fn a_run_against_a_separate_emulator_is_not_a_certification() {
+    let key = generate();
+    let mut report = conformant_report();
+    report.target.kubernetes_version = "v1.34.2+kfconform-emulator".into();
+    let dir = signed_dir(&report, &key);
+    let mut v = verify_results(dir.path(), &trusted(&key));
+    util::assert_problem(&v, "the target identifies itself as the kfconform emulator");
+    assert_eq!(v.problems.len(), 1, "{:#?}", v.problems);
+    v.accept_demonstration();
+    assert_ok(&v);
+}

@@ -150,7 +150,7 @@ async fn version_health_and_discovery() {
     let h = Http::new(&emu);
     let (code, v) = h.get("/version").await;
     assert_eq!(code, 200);
-    assert_eq!(v["gitVersion"], "v1.34.2");
+    assert_eq!(v["gitVersion"], "v1.34.2+kfconform-emulator");
     assert_eq!(v["major"], "1");
     assert_eq!(v["minor"], "34");
     for p in ["/healthz", "/readyz", "/livez"] {

@@ -366,7 +366,7 @@ async fn the_node_is_registered_and_heartbeats() {
     assert_eq!(status["conditions"][3]["reason"], "KubeletReady");
     assert_eq!(status["addresses"][0]["type"], "InternalIP");
     let info = &status["nodeInfo"];
-    assert_eq!(info["kubeletVersion"], "v1.34.2");
+    assert_eq!(info["kubeletVersion"], "v1.34.2+kfconform-emulator");
     assert!(
         info["containerRuntimeVersion"]
             .as_str()

@@ -39,3 +39,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     };
     std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
+
+/// The build metadata of the emulator's `gitVersion` (`v1.34.2+kfconform-emulator`): what the
+/// emulator says it is, as a distribution's build does (`+k3s1`), so a report made against it
+/// records so and `kfconform verify` refuses it as a certification.
+pub const EMULATOR_BUILD: &str = "kfconform-emulator";

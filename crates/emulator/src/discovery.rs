@@ -12,7 +12,11 @@ use crate::store::State;
 
 /// `/version`.
 pub fn version(defects: &[Defect]) -> Value {
-    let (minor, git) = super::defects::platform::reported_version(defects, ("34", "v1.34.2"));
+    let (minor, release) = super::defects::platform::reported_version(defects, ("34", "v1.34.2"));
+    // The build metadata says what serves the API, as distributions' builds do
+    // (`v1.29.4+k3s1`): a report then records that it was made against the emulator, even
+    // one started as its own process, and `kfconform verify` can tell.
+    let git = format!("{release}+{}", kfconform_core::contract::EMULATOR_BUILD);
     json!({
         "major": "1",
         "minor": minor,

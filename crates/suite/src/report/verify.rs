@@ -244,6 +244,14 @@ fn certification_problems(report: &Report) -> Vec<String> {
              distribution's cluster"
         ));
     }
+    let build = format!("+{}", kfconform_core::contract::EMULATOR_BUILD);
+    if !report.config.emulator && report.target.kubernetes_version.contains(&build) {
+        out.push(format!(
+            "{NOT_A_CERTIFICATION}the target identifies itself as the kfconform emulator \
+             (version {})",
+            report.target.kubernetes_version
+        ));
+    }
     if !report.config.defects.is_empty() {
         out.push(format!(
             "{NOT_A_CERTIFICATION}the run injected defects ({})",
