@@ -1404,7 +1404,7 @@ async fn defects_are_observable() {
     .await;
     let h = Http::new(&emu);
     let (_, v) = h.get("/version").await;
-    assert_eq!(v["gitVersion"], "v1.27.16");
+    assert_eq!(v["gitVersion"], "v1.27.16+kfconform-emulator");
     assert_eq!(v["minor"], "27");
 
     let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
