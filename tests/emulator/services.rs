@@ -54,19 +54,12 @@ fn service(name: &str, app: &str, target_port: Value) -> Service {
     .unwrap()
 }
 
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// Creates an HTTP pod and waits until it is Ready and its server listens (without a
 /// readiness probe a pod is Ready as soon as its process runs, before it has bound its port).
 async fn run_pod(pods: &Api<Pod>, pod: Pod) -> Pod {
     let name = pod.metadata.name.clone().unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let p = util::wait_for(pods, &name, ready).await;
+    let p = util::wait_for(pods, &name, util::pod_ready).await;
     wait_listening(pods, &name).await;
     p
 }

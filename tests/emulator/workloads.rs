@@ -14,13 +14,6 @@ use serde_json::{Value, json};
 
 const IMAGE: &str = kfconform_probe::DEFAULT_PROBE_IMAGE;
 
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn restarts(p: &Pod) -> i32 {
     p.status
         .as_ref()
@@ -104,7 +97,7 @@ async fn a_deployment_serves_through_its_service_and_recovers_from_a_crash() {
     let pod = listed.items.first().expect("the Deployment's pod").clone();
     let name = pod.metadata.name.clone().unwrap();
     let since = pod.metadata.resource_version.clone().unwrap();
-    assert!(ready(&pod) && restarts(&pod) == 0);
+    assert!(util::pod_ready(&pod) && restarts(&pod) == 0);
 
     // The server's process dies: from the pod's resourceVersion on, the watch must show it
     // unready, then restarted and ready again.
@@ -122,8 +115,8 @@ async fn a_deployment_serves_through_its_service_and_recovers_from_a_crash() {
             let (WatchEvent::Added(p) | WatchEvent::Modified(p)) = ev else {
                 continue;
             };
-            seen_unready |= !ready(&p);
-            if seen_unready && ready(&p) && restarts(&p) >= 1 {
+            seen_unready |= !util::pod_ready(&p);
+            if seen_unready && util::pod_ready(&p) && restarts(&p) >= 1 {
                 return p;
             }
         }

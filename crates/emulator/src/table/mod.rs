@@ -172,6 +172,11 @@ pub fn human_age(ts: &str) -> String {
     if secs < -1 {
         return "<invalid>".into();
     }
+    human_duration(secs)
+}
+
+/// `duration.HumanDuration` of `secs` seconds.
+pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
     let (m, h, d) = (s / 60, s / 3600, s / 86400);
     if s < 120 {
@@ -224,6 +229,12 @@ fn cell(obj: &Value, col: &Column) -> Value {
     }
 }
 
+/// A Table's `columnDefinitions` entry.
+fn column_def(name: &str, type_: &str, format: &str, description: &str, priority: i64) -> Value {
+    json!({"name": name, "type": type_, "format": format,
+           "description": description, "priority": priority})
+}
+
 /// Column definitions and one row of cells per object: a built-in kind's printer, else the
 /// CRD's printer columns (or NAME and AGE).
 fn rows_of(def: &ResourceDef, version: &str, objects: &[Value]) -> (Vec<Value>, Vec<Vec<Value>>) {
@@ -233,20 +244,14 @@ fn rows_of(def: &ResourceDef, version: &str, objects: &[Value]) -> (Vec<Value>, 
         let defs = p
             .columns
             .iter()
-            .map(|c| {
-                json!({"name": c.name, "type": c.type_, "format": c.format,
-                       "description": c.description, "priority": c.priority})
-            })
+            .map(|c| column_def(c.name, c.type_, c.format, c.description, c.priority))
             .collect();
         return (defs, objects.iter().map(p.cells).collect());
     }
     let cols = columns(def, version);
     let defs = cols
         .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": c.type_, "format": c.format,
-                   "description": c.description, "priority": c.priority})
-        })
+        .map(|c| column_def(&c.name, &c.type_, &c.format, &c.description, c.priority))
         .collect();
     let rows = objects
         .iter()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::human_age;
+use super::{human_age, human_duration};
 
 /// One column definition of a built-in printer.
 #[derive(Debug, Clone, Copy)]
@@ -557,11 +557,7 @@ fn job_status(o: &Value) -> &'static str {
 fn span(from: &str, to: &str) -> String {
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
     match (parse(from), parse(to)) {
-        (Some(a), Some(b)) => {
-            let secs = (b - a).num_seconds().max(0);
-            let start = chrono::Utc::now() - chrono::Duration::seconds(secs);
-            human_age(&start.to_rfc3339())
-        }
+        (Some(a), Some(b)) => human_duration((b - a).num_seconds()),
         _ => String::new(),
     }
 }
