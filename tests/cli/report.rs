@@ -793,4 +793,6 @@ fn example_report_is_current_and_valid() {
     let junit = std::fs::read_to_string(dir.join(JUNIT_XML)).unwrap();
     assert_eq!(junit, to_junit(&read), "{hint}");
     assert_valid_junit(&junit);
+    let html = std::fs::read_to_string(dir.join(kfconform_suite::report::REPORT_HTML)).unwrap();
+    assert_eq!(html, kfconform_suite::report::to_html(&read), "{hint}");
 }
