@@ -191,6 +191,7 @@ async fn measure(
         emulator: args.target.emulator,
         defects: args.target.defects.clone(),
         command: super::command_line(),
+        ..RunOptions::default()
     };
     let mut tests = Vec::new();
     for id in &ids {

@@ -23,12 +23,20 @@ pub(super) async fn cleanup(args: CleanupArgs) -> Result<ExitCode, Error> {
         let client = kfconform_suite::cluster::connect(&target.config).await?;
         // Profiles before namespaces: a tenant's namespace belongs to its Profile. A failure
         // with Profiles must not keep the namespaces from being cleaned up.
-        let profiles =
-            kfconform_suite::cluster::delete_labelled_profiles(&client, run_id, CLEANUP_TIMEOUT)
-                .await;
-        let namespaces =
-            kfconform_suite::cluster::delete_labelled_namespaces(&client, run_id, CLEANUP_TIMEOUT)
-                .await?;
+        let profiles = kfconform_suite::cluster::delete_labelled_profiles(
+            &client,
+            run_id,
+            &Default::default(),
+            CLEANUP_TIMEOUT,
+        )
+        .await;
+        let namespaces = kfconform_suite::cluster::delete_labelled_namespaces(
+            &client,
+            run_id,
+            &Default::default(),
+            CLEANUP_TIMEOUT,
+        )
+        .await?;
         Ok::<_, Error>((profiles?, namespaces))
     }
     .await;

@@ -1,13 +1,13 @@
 //! `kfconform run`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::progress::Progress;
 use super::{SelectionArgs, TargetArgs};
 use crate::{Error, ExitCode};
-use kfconform_suite::report::Status;
+use kfconform_suite::report::{Report, Status};
 use kfconform_suite::runner::{self, RunOptions};
 
 pub use kfconform_core::contract::DEFAULT_PROBE_IMAGE;
@@ -45,6 +45,27 @@ pub struct RunArgs {
     /// with exit 3 listing what is missing).
     #[arg(long)]
     pub skip_preflight: bool,
+    /// Replace an earlier run in the output directory (its report.json, junit.xml,
+    /// report.html, report.dsse.json and evidence/; nothing else is touched). Without it a
+    /// directory holding an earlier run is refused.
+    #[arg(long)]
+    pub replace: bool,
+    /// Leave the namespaces (and tenant Profiles) of tests that failed or errored in place for
+    /// debugging; the run prints the `kfconform cleanup` command that removes them.
+    #[arg(long, conflicts_with = "emulator")]
+    pub keep_namespaces: bool,
+    /// Run again only the failed and errored tests of the run in RESULTS_DIR, against the
+    /// same target, and write a merged report whose verdict covers that run's whole profile.
+    #[arg(
+        long,
+        value_name = "RESULTS_DIR",
+        conflicts_with_all = ["profile", "components", "focus", "skip"]
+    )]
+    pub rerun_failed: Option<PathBuf>,
+    /// Connect, check permissions and discover, then print which tests would run and why each
+    /// other would be skipped; creates nothing and writes no report.
+    #[arg(long, conflicts_with_all = ["sign_key", "keep_namespaces"])]
+    pub dry_run: bool,
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
@@ -60,8 +81,30 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     if let Some(f) = &args.features {
         catalog.validate_features(f)?;
     }
-    runner::check_output(&args.output)?;
     args.target.parse_defects()?;
+    let rerun = args.rerun_failed.as_deref().map(earlier_run).transpose()?;
+    let opts = RunOptions {
+        selection: args.selection.selection(),
+        features: args.features.clone(),
+        parallel: usize::from(args.parallel),
+        timeout_scale: args.timeout_scale,
+        output: args.output.clone(),
+        probe_image: args.probe_image.clone(),
+        emulator: args.target.emulator,
+        defects: args.target.defects.clone(),
+        command: super::command_line(),
+        replace: args.replace,
+        keep_namespaces: args.keep_namespaces,
+        rerun,
+    };
+    if let Some(earlier) = &opts.rerun {
+        // Before any target is reached: whether the two runs can merge at all.
+        runner::rerun::selection(earlier, catalog, &opts)?;
+    }
+    if args.dry_run {
+        return dry_run(&args, &opts).await;
+    }
+    runner::check_output(&args.output, args.replace)?;
     let sign_key = args
         .sign_key
         .as_deref()
@@ -73,17 +116,6 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .map(super::sign::load_product)
         .transpose()?;
 
-    let opts = RunOptions {
-        selection: args.selection.selection(),
-        features: args.features.clone(),
-        parallel: usize::from(args.parallel),
-        timeout_scale: args.timeout_scale,
-        output: args.output.clone(),
-        probe_image: args.probe_image.clone(),
-        emulator: args.target.emulator,
-        defects: args.target.defects.clone(),
-        command: super::command_line(),
-    };
     let target = args.target.resolve_with(Some(&args.probe_image)).await?;
     let cancel = super::cancel_on_signal();
     let progress = Progress::new();
@@ -97,26 +129,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     progress.finish();
     target.shutdown().await;
     let outcome = outcome?;
-
-    let r = &outcome.report;
-    let s = &r.summary;
-    println!(
-        "{} passed, {} failed, {} skipped, {} error",
-        s.passed, s.failed, s.skipped, s.error
-    );
-    for v in &r.verdicts {
-        println!(
-            "profile {}: {}",
-            v.profile,
-            kfconform_suite::report::verdict_word(v)
-        );
-        for reason in &v.reasons {
-            println!("  - {reason}");
-        }
-    }
-    for f in &outcome.files {
-        println!("wrote {}", f.display());
-    }
+    print_outcome(&outcome);
     if let Some(key) = &sign_key {
         let path = super::sign::sign_results(&args.output, key, product.clone())?;
         println!(
@@ -125,6 +138,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
             key.public().key_id()
         );
     }
+    let r = &outcome.report;
     if r.results
         .iter()
         .any(|t| t.status == Status::Failed || t.status == Status::Error)
@@ -141,4 +155,98 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::NotConformant
     })
+}
+
+/// The earlier run `--rerun-failed` repeats; a missing or malformed report is the user's.
+fn earlier_run(dir: &Path) -> Result<Report, Error> {
+    kfconform_suite::report::read_report(&dir.join(kfconform_suite::report::REPORT_JSON))
+        .map_err(|e| Error::usage(format!("--rerun-failed {}: {e}", dir.display())))
+}
+
+/// The summary, the verdicts, the merge and the files written.
+fn print_outcome(outcome: &runner::RunOutcome) {
+    let r = &outcome.report;
+    let s = &r.summary;
+    println!(
+        "{} passed, {} failed, {} skipped, {} error",
+        s.passed, s.failed, s.skipped, s.error
+    );
+    if let Some(m) = &r.merged {
+        println!(
+            "merged with run {}: {} test(s) run again, every other result is that run's",
+            m.from_run_id,
+            m.rerun.len()
+        );
+    }
+    for v in &r.verdicts {
+        println!(
+            "profile {}: {}",
+            v.profile,
+            kfconform_suite::report::verdict_word(v)
+        );
+        for reason in &v.reasons {
+            println!("  - {reason}");
+        }
+    }
+    for f in &outcome.files {
+        println!("wrote {}", f.display());
+    }
+    if !outcome.kept.is_empty() {
+        println!("kept for debugging (--keep-namespaces):");
+        for (ns, test) in &outcome.kept {
+            println!("  namespace {ns} ({test})");
+        }
+        println!(
+            "delete them with: kfconform cleanup --run-id {}",
+            outcome.report.run_id
+        );
+    }
+}
+
+/// `run --dry-run`: the plan against the target, nothing created.
+async fn dry_run(args: &RunArgs, opts: &RunOptions) -> Result<ExitCode, Error> {
+    let target = args.target.resolve_with(Some(&args.probe_image)).await?;
+    let checks = runner::Checks {
+        preflight: !args.skip_preflight,
+    };
+    let plan = runner::dry_run(target.config.clone(), opts, checks).await;
+    target.shutdown().await;
+    let plan = plan?;
+    let t = &plan.target;
+    println!(
+        "target {} (Kubernetes {}); features: {}",
+        t.server,
+        t.kubernetes_version,
+        if t.features.is_empty() {
+            "none".to_string()
+        } else {
+            t.features.join(", ")
+        }
+    );
+    println!("profile {}:", plan.profile);
+    let width = plan
+        .tests
+        .iter()
+        .map(|(t, _)| t.spec.id.len())
+        .max()
+        .unwrap_or(0);
+    let mut to_run = 0;
+    for (test, skip) in &plan.tests {
+        let level = test.spec.level.as_str();
+        match skip {
+            None => {
+                to_run += 1;
+                println!("  run   {:<width$}  {level}", test.spec.id);
+            }
+            Some(why) => println!("  skip  {:<width$}  {level}  {why}", test.spec.id),
+        }
+    }
+    for gap in &plan.gaps {
+        println!("not certifiable: {gap}");
+    }
+    println!(
+        "dry run: {to_run} of {} tests would run; nothing was created",
+        plan.tests.len()
+    );
+    Ok(ExitCode::Ok)
 }

@@ -27,6 +27,7 @@ fn result(id: &str, level: Level, status: Status, message: &str) -> TestResult {
         attempts: 1,
         evidence: Vec::new(),
         api_requests: BTreeMap::new(),
+        previous: Vec::new(),
     }
 }
 
@@ -114,6 +115,7 @@ fn sample_report() -> Report {
         summary: summarize(&results),
         verdicts: vec![verdict],
         results,
+        merged: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod dockerfile;
 mod html;
 mod recipe;
 mod report;
+mod rerun;
 mod review_cli;
 mod signing;
 mod verify;

@@ -36,6 +36,7 @@ fn result(id: &str, level: Level, features: &[&str], status: Status, message: &s
         attempts: 1,
         evidence: Vec::new(),
         api_requests: BTreeMap::new(),
+        previous: Vec::new(),
     }
 }
 
@@ -129,6 +130,7 @@ fn sample_report() -> Report {
         summary: summarize(&results),
         verdicts: vec![verdict],
         results,
+        merged: None,
     }
 }
 

@@ -102,6 +102,7 @@ pub fn conformant_report(run_id: &str, command: &str) -> Report {
             attempts: 1,
             evidence: Vec::new(),
             api_requests: BTreeMap::from([("get".to_string(), 3)]),
+            previous: Vec::new(),
         })
         .collect();
     let verdict = compute_verdict(&profile, &results, true);
@@ -137,5 +138,6 @@ pub fn conformant_report(run_id: &str, command: &str) -> Report {
         summary: summarize(&results),
         verdicts: vec![verdict],
         results,
+        merged: None,
     }
 }

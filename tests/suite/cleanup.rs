@@ -120,3 +120,58 @@ async fn cleanup_deletes_only_labelled_profiles_and_their_namespaces() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_namespaces_leaves_failed_tests_namespaces_until_cleanup() {
+    let emu =
+        util::emulator_with_defects(vec![kfconform_emulator::Defect::ProfilesNoOwnerReference])
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = util::kubeconfig(&emu, dir.path());
+    let mut cmd = util::kfconform();
+    cmd.args(["run", "--keep-namespaces", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--profile", "kubeflow-26.03/profiles", "--focus"])
+        .args(["profiles/namespace-owned|profiles/roles-aggregate", "-o"])
+        .arg(dir.path().join("results"));
+    let out = util::output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: kfconform_suite::report::Report = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("results/report.json")).unwrap(),
+    )
+    .unwrap();
+    let run_id = &report.run_id;
+    let index = report
+        .results
+        .iter()
+        .position(|r| r.id == "profiles/namespace-owned")
+        .unwrap();
+    let kept = format!("kfconform-{run_id}-{}", index + 1);
+    assert!(
+        stdout.contains(&format!("namespace {kept} (profiles/namespace-owned)"))
+            && stdout.contains(&format!("kfconform cleanup --run-id {run_id}")),
+        "{stdout}"
+    );
+    let client = util::client(&emu);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let selector = kfconform_suite::cluster::run_selector(Some(run_id));
+    let left: Vec<String> = namespaces
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert_eq!(
+        left,
+        vec![kept.clone()],
+        "only the failed test's namespace is kept"
+    );
+
+    let out = cleanup(&kubeconfig, &["--run-id", run_id]).await;
+    util::assert_success(&out);
+    assert!(namespaces.get_opt(&kept).await.unwrap().is_none());
+}

@@ -47,6 +47,7 @@ pub fn run_options(dir: &Path) -> RunOptions {
         emulator: true,
         defects: vec![],
         command: "kfconform run --emulator".into(),
+        ..RunOptions::default()
     }
 }
 

@@ -57,6 +57,16 @@ pub enum Level {
     Should,
 }
 
+impl Level {
+    /// The word as the catalog and reports spell it: `must` or `should`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "must",
+            Level::Should => "should",
+        }
+    }
+}
+
 /// One conformance test as the catalog describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestSpec {

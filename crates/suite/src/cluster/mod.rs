@@ -184,11 +184,13 @@ pub fn run_selector(run_id: Option<&str>) -> String {
     }
 }
 
-/// Deletes every namespace carrying the run label (never an unlabelled one) and waits, with a
-/// watch, until they are gone or `timeout` passes. Returns the names deleted.
+/// Deletes every namespace carrying the run label (never an unlabelled one) except those named
+/// in `keep`, and waits, with a watch, until they are gone or `timeout` passes. Returns the
+/// names deleted.
 pub async fn delete_labelled_namespaces(
     client: &kube::Client,
     run_id: Option<&str>,
+    keep: &BTreeSet<String>,
     timeout: Duration,
 ) -> Result<Vec<String>, ClusterError> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -197,10 +199,11 @@ pub async fn delete_labelled_namespaces(
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|e| ClusterError::Api(flatten(&e)))?;
-    let names: Vec<String> = list
+    let names: BTreeSet<String> = list
         .items
         .iter()
         .filter_map(|n| n.metadata.name.clone())
+        .filter(|n| !keep.contains(n))
         .collect();
     for name in &names {
         delete_namespace(&api, name).await?;
@@ -208,12 +211,12 @@ pub async fn delete_labelled_namespaces(
     wait_gone(
         api,
         watcher::Config::default().labels(&selector),
-        None,
+        Some(&names),
         timeout,
         &format!("namespaces labelled {selector}"),
     )
     .await?;
-    Ok(names)
+    Ok(names.into_iter().collect())
 }
 
 async fn delete_namespace(api: &Api<Namespace>, name: &str) -> Result<(), ClusterError> {
@@ -242,10 +245,11 @@ pub fn profile_resource() -> ApiResource {
 /// until they are gone, then until their namespaces are gone. A namespace the Profile
 /// controller left behind is deleted when its `owner` annotation names the Profile's owner:
 /// the runner's synthetic users own nothing else. A target that does not serve Profiles has
-/// none to delete. Returns the Profiles deleted.
+/// none to delete. Profiles named in `keep` are left alone. Returns the Profiles deleted.
 pub async fn delete_labelled_profiles(
     client: &kube::Client,
     run_id: Option<&str>,
+    keep: &BTreeSet<String>,
     timeout: Duration,
 ) -> Result<Vec<String>, ClusterError> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -263,7 +267,7 @@ pub async fn delete_labelled_profiles(
         }
     };
     let mut owners = std::collections::BTreeMap::new();
-    for p in &list.items {
+    for p in list.items.iter().filter(|p| !keep.contains(&p.name_any())) {
         let owner = p.data["spec"]["owner"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -286,10 +290,11 @@ pub async fn delete_labelled_profiles(
         return Ok(Vec::new());
     }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let deleting: BTreeSet<String> = owners.keys().cloned().collect();
     wait_gone(
         api,
         watcher::Config::default().labels(&selector),
-        None,
+        Some(&deleting),
         left,
         &format!("profiles labelled {selector}"),
     )

@@ -84,6 +84,30 @@ pub struct TestResult {
     /// API requests the test issued, by verb.
     #[serde(default)]
     pub api_requests: BTreeMap<String, u64>,
+    /// Earlier results of this test that a `--rerun-failed` run superseded, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<PreviousAttempt>,
+}
+
+/// A result a rerun superseded: which run produced it and what it said.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PreviousAttempt {
+    pub run_id: String,
+    pub status: Status,
+    #[serde(default)]
+    pub message: String,
+    pub duration_seconds: f64,
+}
+
+/// How a `--rerun-failed` report came about: the run it completes and the tests run again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Merge {
+    /// Run id of the earlier report this one was merged from.
+    pub from_run_id: String,
+    /// When that earlier run started.
+    pub from_started_at: DateTime<Utc>,
+    /// Ids of the tests this run executed again; every other result is the earlier run's.
+    pub rerun: Vec<String>,
 }
 
 /// Facts about the target cluster, from discovery.
@@ -164,6 +188,9 @@ pub struct Report {
     pub summary: Summary,
     pub verdicts: Vec<ProfileVerdict>,
     pub results: Vec<TestResult>,
+    /// Set when this report merges a `--rerun-failed` run into an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merge>,
 }
 
 /// The `$schema` value written into report.json.

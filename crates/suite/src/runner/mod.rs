@@ -3,12 +3,16 @@
 //! evidence of failures, and always delete what the run created.
 
 mod evidence;
+mod output;
 pub mod preflight;
 pub mod rbac;
+pub mod rerun;
 pub mod tenant;
 
+pub use output::{EARLIER_RUN_FILES, check_output, clear_earlier_run};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,7 +36,7 @@ pub const TEST_LABEL: &str = "kfconform.io/test";
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Options of one run, as the user gave them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub selection: Selection,
     /// `--features`: overrides discovery of supported features.
@@ -45,6 +49,14 @@ pub struct RunOptions {
     pub defects: Vec<String>,
     /// The command line that reproduces the run.
     pub command: String,
+    /// `--replace`: an earlier run's files in `output` are replaced (otherwise refused).
+    pub replace: bool,
+    /// `--keep-namespaces`: the namespaces (and Profiles) of tests that did not pass are left
+    /// in place for debugging.
+    pub keep_namespaces: bool,
+    /// `--rerun-failed`: the earlier run whose failed and errored tests this run repeats; the
+    /// report merges the two.
+    pub rerun: Option<Report>,
 }
 
 /// Progress of a run, for the live display.
@@ -119,24 +131,13 @@ pub struct Execution {
     pub results: Vec<TestResult>,
     /// False when the run was cancelled before every selected test finished.
     pub complete: bool,
+    /// Namespaces left in place by `--keep-namespaces`, with the test each belongs to.
+    pub kept: Vec<(String, String)>,
 }
 
 /// A fresh run id: short, random, valid inside a namespace name.
 pub fn new_run_id() -> String {
     format!("{:08x}", rand::random::<u32>())
-}
-
-/// Checks the output directory can be written before anything touches the cluster.
-pub fn check_output(dir: &Path) -> Result<(), report::ReportError> {
-    let fail = |e: std::io::Error| report::ReportError::Output {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let check = dir.join(".kfconform-write-check");
-    std::fs::write(&check, b"").map_err(fail)?;
-    let _ = std::fs::remove_file(check);
-    Ok(())
 }
 
 /// Runs the selected tests of `plan` against `target`; cancelling stops the tests in flight,
@@ -210,18 +211,26 @@ pub async fn execute(
         });
     }
     on_event(Event::CleaningUp);
+    let kept = if opts.keep_namespaces {
+        kept_namespaces(run_id, &runnable, &results)
+    } else {
+        Vec::new()
+    };
+    let keep: std::collections::BTreeSet<String> = kept.iter().map(|(ns, _)| ns.clone()).collect();
     // Profiles first: deleting a tenant's namespace while its Profile exists would only make
     // the Profile controller re-create it.
     if shared.tenants_created.load(Ordering::SeqCst)
         && let Err(e) =
-            cluster::delete_labelled_profiles(&target.client, Some(run_id), CLEANUP_TIMEOUT).await
+            cluster::delete_labelled_profiles(&target.client, Some(run_id), &keep, CLEANUP_TIMEOUT)
+                .await
     {
         tracing::warn!(
             "cleanup of run {run_id}'s profiles: {e}; run `kfconform cleanup --run-id {run_id}`"
         );
     }
     if let Err(e) =
-        cluster::delete_labelled_namespaces(&target.client, Some(run_id), CLEANUP_TIMEOUT).await
+        cluster::delete_labelled_namespaces(&target.client, Some(run_id), &keep, CLEANUP_TIMEOUT)
+            .await
     {
         tracing::warn!("cleanup of run {run_id}: {e}; run `kfconform cleanup --run-id {run_id}`");
     }
@@ -229,7 +238,31 @@ pub async fn execute(
         run_id: run_id.to_string(),
         results: results.into_values().collect(),
         complete,
+        kept,
     }
+}
+
+/// The namespaces `--keep-namespaces` leaves: those of tests that ran and did not pass, with
+/// the test id. A test stopped by an interrupt is not kept: the user asked to stop.
+fn kept_namespaces(
+    run_id: &str,
+    runnable: &[(usize, &PlannedTest)],
+    results: &BTreeMap<usize, TestResult>,
+) -> Vec<(String, String)> {
+    runnable
+        .iter()
+        .filter_map(|(i, t)| {
+            let r = results.get(i)?;
+            let ran = r.attempts > 0 || r.message.starts_with("set-up");
+            let kept = matches!(r.status, Status::Failed | Status::Error) && ran;
+            kept.then(|| (namespace_name(run_id, *i), t.spec.id.clone()))
+        })
+        .collect()
+}
+
+/// The namespace (or tenant Profile) of the test at `index` of the plan.
+fn namespace_name(run_id: &str, index: usize) -> String {
+    format!("kfconform-{run_id}-{}", index + 1)
 }
 
 struct Shared<'a> {
@@ -260,7 +293,7 @@ impl Shared<'_> {
                 0,
             );
         };
-        let namespace = format!("kfconform-{}-{}", self.run_id, index + 1);
+        let namespace = namespace_name(self.run_id, index);
         let scale = self.opts.timeout_scale.max(0.01);
         let timeout = spec.timeout.mul_f64(scale);
         let counter = RequestCounter::default();
@@ -279,7 +312,11 @@ impl Shared<'_> {
             {
                 Ok(tenant) => Some(tenant),
                 Err(e) => {
-                    return result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
+                    let mut r =
+                        result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
+                    let recorded = self.profile_evidence(&namespace).await;
+                    r.evidence = self.save_evidence(&spec.id, &namespace, recorded).await;
+                    return r;
                 }
             }
         } else {
@@ -324,13 +361,34 @@ impl Shared<'_> {
         let mut r = result_of(t, status, message, start.elapsed(), 1);
         r.api_requests = counter.snapshot();
         if status != Status::Passed {
+            let mut recorded = ctx.evidence.take();
             if spec.tenant {
-                self.record_profile(&ctx, &namespace).await;
+                recorded.extend(self.profile_evidence(&namespace).await);
             }
-            r.evidence =
-                evidence::save(&self.opts.output, &spec.id, &ctx, &self.target.client).await;
+            r.evidence = self.save_evidence(&spec.id, &namespace, recorded).await;
         }
         r
+    }
+
+    /// Saves a test's evidence: what it recorded and what its namespace holds.
+    async fn save_evidence(
+        &self,
+        test_id: &str,
+        namespace: &str,
+        recorded: Vec<(String, serde_json::Value)>,
+    ) -> Vec<String> {
+        let place = evidence::Place {
+            output: &self.opts.output,
+            test_id,
+            namespace,
+        };
+        evidence::save(
+            place,
+            recorded,
+            &self.target.discovered,
+            &self.target.client,
+        )
+        .await
     }
 
     /// The labels of everything the runner creates for a test.
@@ -364,15 +422,16 @@ impl Shared<'_> {
         Ok(Tenant { owner, as_owner })
     }
 
-    /// Keeps the tenant's Profile as evidence of a failed test.
-    async fn record_profile(&self, ctx: &TestContext, name: &str) {
+    /// The tenant's Profile, as evidence of a test that did not pass.
+    async fn profile_evidence(&self, name: &str) -> Vec<(String, serde_json::Value)> {
         let api: Api<kube::api::DynamicObject> =
             Api::all_with(self.target.client.clone(), &cluster::profile_resource());
-        if let Ok(Some(p)) = api.get_opt(name).await {
-            ctx.evidence.record(
+        match api.get_opt(name).await {
+            Ok(Some(p)) => vec![(
                 format!("profile-{name}"),
                 serde_json::to_value(&p).unwrap_or_default(),
-            );
+            )],
+            _ => Vec::new(),
         }
     }
 
@@ -434,6 +493,7 @@ fn result_of(
         attempts,
         evidence: Vec::new(),
         api_requests: BTreeMap::new(),
+        previous: Vec::new(),
     }
 }
 
@@ -442,6 +502,8 @@ fn result_of(
 pub struct RunOutcome {
     pub report: Report,
     pub files: Vec<PathBuf>,
+    /// Namespaces left in place by `--keep-namespaces`, with the test each belongs to.
+    pub kept: Vec<(String, String)>,
 }
 
 /// The whole run: plan, connect, permission preflight, execute, report. `config` is the
@@ -478,24 +540,110 @@ pub async fn run_with(
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<RunOutcome, Error> {
     let catalog = Catalog::embedded()?;
-    let plan = catalog.plan(&opts.selection)?;
-    check_output(&opts.output)?;
+    let selection = selection_of(catalog, opts)?;
+    let plan = catalog.plan(&selection)?;
+    check_output(&opts.output, opts.replace)?;
     let started_at = Utc::now();
+    let target = reach(config, catalog, &selection, &plan, opts, checks).await?;
+    if opts.replace {
+        clear_earlier_run(&opts.output)?;
+    }
+    let run_id = new_run_id();
+    let exec = execute(&target, catalog, &plan, opts, &run_id, cancel, on_event).await;
+    let kept = exec.kept.clone();
+    let mut report = build_report(catalog, &plan, &target, opts, exec, started_at);
+    if let Some(earlier) = &opts.rerun {
+        report = rerun::merge(earlier, report, &plan);
+    }
+    let files = report::write_report(&opts.output, &report)?;
+    Ok(RunOutcome {
+        report,
+        files,
+        kept,
+    })
+}
+
+/// The selection a run executes: the user's, or for `--rerun-failed` the earlier run's failed
+/// and errored tests.
+fn selection_of(catalog: &Catalog, opts: &RunOptions) -> Result<Selection, Error> {
+    match &opts.rerun {
+        Some(earlier) => rerun::selection(earlier, catalog, opts),
+        None => Ok(opts.selection.clone()),
+    }
+}
+
+/// Connects, checks the runner's permissions (unless told not to) and discovers the target;
+/// a rerun must reach the target its earlier run was made against.
+async fn reach(
+    config: kube::Config,
+    catalog: &'static Catalog,
+    selection: &Selection,
+    plan: &Plan,
+    opts: &RunOptions,
+    checks: Checks,
+) -> Result<Target, Error> {
     let client = cluster::connect(&config).await?;
     if checks.preflight {
         preflight::check(
             &client,
-            &rbac::rules_for(&plan),
-            &rbac_flags(&opts.selection, &plan),
+            &rbac::rules_for(plan),
+            &rbac_flags(selection, plan),
         )
         .await?;
     }
     let target = Target::discover(config, client, catalog, opts.features.clone()).await?;
-    let run_id = new_run_id();
-    let exec = execute(&target, catalog, &plan, opts, &run_id, cancel, on_event).await;
-    let report = build_report(catalog, &plan, &target, opts, exec, started_at);
-    let files = report::write_report(&opts.output, &report)?;
-    Ok(RunOutcome { report, files })
+    if let Some(earlier) = &opts.rerun {
+        let facts = target.discovered.facts(
+            &target.config.cluster_url.to_string(),
+            catalog,
+            target.features.clone(),
+            target.features_overridden,
+        );
+        rerun::same_target(earlier, &facts)?;
+    }
+    Ok(target)
+}
+
+/// What `run --dry-run` prints: the plan resolved against the target, nothing created.
+#[derive(Debug)]
+pub struct DryRun {
+    pub profile: String,
+    /// Why the profile is not certifiable (empty when it is).
+    pub gaps: Vec<String>,
+    pub target: report::TargetFacts,
+    /// Every test of the plan with `None` when it would run, or why it would be skipped.
+    pub tests: Vec<(PlannedTest, Option<String>)>,
+}
+
+/// Connects, checks permissions and discovers as a run does, then resolves the plan: which
+/// tests would run and why each other is skipped. Creates nothing on the target (the
+/// preflight's SelfSubjectAccessReviews are not stored).
+pub async fn dry_run(
+    config: kube::Config,
+    opts: &RunOptions,
+    checks: Checks,
+) -> Result<DryRun, Error> {
+    let catalog = Catalog::embedded()?;
+    let selection = selection_of(catalog, opts)?;
+    let plan = catalog.plan(&selection)?;
+    let target = reach(config, catalog, &selection, &plan, opts, checks).await?;
+    let facts = target.discovered.facts(
+        &target.config.cluster_url.to_string(),
+        catalog,
+        target.features.clone(),
+        target.features_overridden,
+    );
+    let tests = plan
+        .tests
+        .iter()
+        .map(|t| (t.clone(), skip_reason(t, &target.features)))
+        .collect();
+    Ok(DryRun {
+        profile: plan.profile.name.clone(),
+        gaps: plan.profile.gaps.clone(),
+        target: facts,
+        tests,
+    })
 }
 
 /// The `kfconform rbac` flags that print the rules of this selection.
@@ -545,6 +693,7 @@ fn build_report(
         summary: report::summarize(&exec.results),
         verdicts: vec![verdict],
         results: exec.results,
+        merged: None,
     }
 }
 

@@ -97,10 +97,60 @@ pub const RULES: &[Rule] = &[
     ),
     resource(
         &[""],
-        &["events"],
+        &["events", "pods", "services", "endpoints"],
         &["list"],
         &[Need::Always],
-        "evidence of a failed test: the events of its namespace",
+        "evidence of a test that did not pass (failed, errored or timed out): the events and \
+         objects of its namespace (never Secrets)",
+    ),
+    resource(
+        &[""],
+        &["configmaps", "serviceaccounts", "persistentvolumeclaims"],
+        &["list"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the configuration and volumes of its namespace",
+    ),
+    resource(
+        &[""],
+        &["pods/log"],
+        &["get"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the end of its pods' logs",
+    ),
+    resource(
+        &["apps"],
+        &["deployments", "replicasets"],
+        &["list"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the workloads of its namespace",
+    ),
+    resource(
+        &["batch"],
+        &["jobs"],
+        &["list"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the Jobs of its namespace",
+    ),
+    resource(
+        &["kubeflow.org"],
+        &["pytorchjobs", "experiments", "trials", "suggestions"],
+        &["list"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the Kubeflow objects of its namespace",
+    ),
+    resource(
+        &["trainer.kubeflow.org"],
+        &["trainjobs"],
+        &["list"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the TrainJobs of its namespace",
+    ),
+    resource(
+        &["serving.kserve.io"],
+        &["inferenceservices"],
+        &["list"],
+        &[Need::Always],
+        "evidence of a test that did not pass: the InferenceServices of its namespace",
     ),
     resource(
         &["apiextensions.k8s.io"],
@@ -547,6 +597,25 @@ mod tests {
                 };
                 assert!(granted.contains(&want), "{} lacks {want}", f.path);
             }
+        }
+    }
+
+    #[test]
+    fn every_evidence_kind_may_be_listed() {
+        let always: Vec<Permission> = RULES
+            .iter()
+            .filter(|r| r.needs.contains(&Need::Always))
+            .flat_map(|r| r.permissions())
+            .collect();
+        for (group, _, plural) in super::super::evidence::EVIDENCE_KINDS {
+            let p = Permission::Resource {
+                verb: "list".into(),
+                group: group.to_string(),
+                resource: plural.to_string(),
+                subresource: String::new(),
+                name: String::new(),
+            };
+            assert!(always.contains(&p), "no rule grants {p}");
         }
     }
 
