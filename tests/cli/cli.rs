@@ -173,6 +173,16 @@ fn clap_usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--defect needs --emulator");
+    for args in [
+        ["run", "--fault", "latency=20ms"],
+        ["run", "--pod-startup", "2s"],
+        ["bench", "--fault", "latency=20ms"],
+    ] {
+        let out = util::kfconform().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} needs --emulator");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--emulator"), "{args:?}: {stderr}");
+    }
     let out = util::kfconform().args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
