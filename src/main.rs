@@ -1,6 +1,34 @@
 //! The `kfconform` binary: parse the command line, run the command, map errors to the
 //! documented exit codes (0 conformant, 1 not conformant, 2 usage, 3 harness).
 
+/// `println!` that never panics: a closed stdout (`kfconform run | head -1`) must not stop a
+/// run before it cleans up and writes its report, so write errors are ignored.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics on a closed stdout (see [`outln!`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed stderr (see [`outln!`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod error;
 
@@ -52,7 +80,7 @@ fn main() {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             std::process::exit(ExitCode::Harness as i32);
         }
     };
@@ -66,6 +94,6 @@ fn main() {
 }
 
 fn report(e: &Error) -> ExitCode {
-    eprintln!("error: {e}");
+    crate::errln!("error: {e}");
     e.exit_code()
 }

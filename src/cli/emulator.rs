@@ -71,7 +71,7 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
             .max()
             .unwrap_or(0);
         for d in Defect::ALL {
-            println!("{:width$}  {}", d.name(), d.description());
+            crate::outln!("{:width$}  {}", d.name(), d.description());
         }
         return Ok(ExitCode::Ok);
     }
@@ -122,19 +122,19 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         path: args.kubeconfig_out.display().to_string(),
         message: e.to_string(),
     })?;
-    println!("kfconform emulator serving at {}", emu.tls_url());
-    println!(
+    crate::outln!("kfconform emulator serving at {}", emu.tls_url());
+    crate::outln!(
         "kubeconfig written to {} (user {})",
         args.kubeconfig_out.display(),
         args.user
             .as_deref()
             .unwrap_or("kubernetes-admin, group system:masters")
     );
-    println!(
+    crate::outln!(
         "try: KUBECONFIG={} kubectl api-resources",
         args.kubeconfig_out.display()
     );
-    println!("press Ctrl-C to stop");
+    crate::outln!("press Ctrl-C to stop");
     let cancel = super::cancel_on_signal();
     cancel.cancelled().await;
     emu.shutdown().await;

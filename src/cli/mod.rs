@@ -209,34 +209,83 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// A token cancelled on the first Ctrl-C or SIGTERM, so runs can clean up before exiting.
+/// The id of the run in progress, once planned: what a second Ctrl-C tells the user to clean up.
+pub(crate) static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A token cancelled on the first Ctrl-C or SIGTERM, so runs can clean up before exiting. A
+/// second one stops waiting for the cleanup: it prints the `kfconform cleanup` command that
+/// finishes the job and exits 3.
 pub(crate) fn cancel_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
+        // One set of listeners for both signals: a second signal arriving while the first is
+        // reported is kept, not lost.
+        let mut signals = Interrupts::new();
+        signals.next().await;
+        crate::errln!("interrupted: stopping tests and deleting what this run created ...");
+        t.cancel();
+        signals.next().await;
+        match RUN_ID.get() {
+            Some(id) => crate::errln!(
+                "interrupted again: not waiting for the cleanup; finish it with \
+                 `kfconform cleanup --run-id {id}`"
+            ),
+            None => crate::errln!("interrupted again: stopping now"),
+        }
+        std::process::exit(ExitCode::Harness as i32);
+    });
+    token
+}
+
+/// Ctrl-C and SIGTERM as one stream.
+struct Interrupts {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
+            Interrupts {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Interrupts {}
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
                     }
+                    None => std::future::pending().await,
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            }
+            if self.int.is_none() && self.term.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = recv(&mut self.int) => {}
+                _ = recv(&mut self.term) => {}
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
         }
-        eprintln!("interrupted: stopping tests and deleting what this run created ...");
-        t.cancel();
-    });
-    token
+    }
 }
 
 /// The command line as typed, for the report's reproduce command.

@@ -37,7 +37,7 @@ impl Progress {
     fn line(&self, s: String) {
         match &self.bar {
             Some(b) => b.println(s),
-            None => eprintln!("{s}"),
+            None => crate::errln!("{s}"),
         }
     }
 

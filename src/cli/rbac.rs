@@ -49,7 +49,7 @@ pub fn rbac(args: RbacArgs) -> Result<ExitCode, Error> {
             what.push_str(&format!(" --{flag} {v}"));
         }
     }
-    print!(
+    crate::out!(
         "{}",
         rbac::manifests(&rbac::rules_for(&plan), subject.as_ref(), &what)
     );

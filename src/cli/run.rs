@@ -123,16 +123,22 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         preflight: !args.skip_preflight,
     };
     let outcome = runner::run_with(target.config.clone(), &opts, checks, &cancel, &|e| {
+        if let runner::Event::Planned { run_id, .. } = &e {
+            let _ = super::RUN_ID.set(run_id.clone());
+        }
         progress.event(e)
     })
     .await;
     progress.finish();
     target.shutdown().await;
     let outcome = outcome?;
+    if let Some(why) = &outcome.lost {
+        crate::errln!("error: lost the cluster during the run ({why}); the report is incomplete");
+    }
     print_outcome(&outcome);
     if let Some(key) = &sign_key {
         let path = super::sign::sign_results(&args.output, key, product.clone())?;
-        println!(
+        crate::outln!(
             "wrote {} (signed by key {})",
             path.display(),
             key.public().key_id()
@@ -143,7 +149,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .iter()
         .any(|t| t.status == Status::Failed || t.status == Status::Error)
     {
-        println!(
+        crate::outln!(
             "evidence of failures: {}",
             args.output.join("evidence").display()
         );
@@ -167,36 +173,39 @@ fn earlier_run(dir: &Path) -> Result<Report, Error> {
 fn print_outcome(outcome: &runner::RunOutcome) {
     let r = &outcome.report;
     let s = &r.summary;
-    println!(
+    crate::outln!(
         "{} passed, {} failed, {} skipped, {} error",
-        s.passed, s.failed, s.skipped, s.error
+        s.passed,
+        s.failed,
+        s.skipped,
+        s.error
     );
     if let Some(m) = &r.merged {
-        println!(
+        crate::outln!(
             "merged with run {}: {} test(s) run again, every other result is that run's",
             m.from_run_id,
             m.rerun.len()
         );
     }
     for v in &r.verdicts {
-        println!(
+        crate::outln!(
             "profile {}: {}",
             v.profile,
             kfconform_suite::report::verdict_word(v)
         );
         for reason in &v.reasons {
-            println!("  - {reason}");
+            crate::outln!("  - {reason}");
         }
     }
     for f in &outcome.files {
-        println!("wrote {}", f.display());
+        crate::outln!("wrote {}", f.display());
     }
     if !outcome.kept.is_empty() {
-        println!("kept for debugging (--keep-namespaces):");
+        crate::outln!("kept for debugging (--keep-namespaces):");
         for (ns, test) in &outcome.kept {
-            println!("  namespace {ns} ({test})");
+            crate::outln!("  namespace {ns} ({test})");
         }
-        println!(
+        crate::outln!(
             "delete them with: kfconform cleanup --run-id {}",
             outcome.report.run_id
         );
@@ -213,7 +222,7 @@ async fn dry_run(args: &RunArgs, opts: &RunOptions) -> Result<ExitCode, Error> {
     target.shutdown().await;
     let plan = plan?;
     let t = &plan.target;
-    println!(
+    crate::outln!(
         "target {} (Kubernetes {}); features: {}",
         t.server,
         t.kubernetes_version,
@@ -223,7 +232,7 @@ async fn dry_run(args: &RunArgs, opts: &RunOptions) -> Result<ExitCode, Error> {
             t.features.join(", ")
         }
     );
-    println!("profile {}:", plan.profile);
+    crate::outln!("profile {}:", plan.profile);
     let width = plan
         .tests
         .iter()
@@ -236,15 +245,15 @@ async fn dry_run(args: &RunArgs, opts: &RunOptions) -> Result<ExitCode, Error> {
         match skip {
             None => {
                 to_run += 1;
-                println!("  run   {:<width$}  {level}", test.spec.id);
+                crate::outln!("  run   {:<width$}  {level}", test.spec.id);
             }
-            Some(why) => println!("  skip  {:<width$}  {level}  {why}", test.spec.id),
+            Some(why) => crate::outln!("  skip  {:<width$}  {level}  {why}", test.spec.id),
         }
     }
     for gap in &plan.gaps {
-        println!("not certifiable: {gap}");
+        crate::outln!("not certifiable: {gap}");
     }
-    println!(
+    crate::outln!(
         "dry run: {to_run} of {} tests would run; nothing was created",
         plan.tests.len()
     );

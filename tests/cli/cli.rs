@@ -183,6 +183,15 @@ fn clap_usage_errors_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--emulator"), "{args:?}: {stderr}");
     }
+    for id in ["", "=otherrun", "a b", "x,y", "x-", "A1"] {
+        let out = util::kfconform()
+            .args(["cleanup", "--emulator", "--run-id", id])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--run-id {id:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a run id"), "{id:?}: {stderr}");
+    }
     let out = util::kfconform().args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -14,7 +14,6 @@ pub use output::{EARLIER_RUN_FILES, check_output, clear_earlier_run};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -133,6 +132,8 @@ pub struct Execution {
     pub complete: bool,
     /// Namespaces left in place by `--keep-namespaces`, with the test each belongs to.
     pub kept: Vec<(String, String)>,
+    /// Why the target stopped answering during the run, when it did.
+    pub lost: Option<String>,
 }
 
 /// A fresh run id: short, random, valid inside a namespace name.
@@ -178,7 +179,6 @@ pub async fn execute(
         opts,
         run_id,
         on_event,
-        tenants_created: AtomicBool::new(false),
     };
     let shared = &shared;
     let mut stream = futures::stream::iter(
@@ -199,6 +199,12 @@ pub async fn execute(
         }
     }
     drop(stream);
+    let lost = if complete {
+        lost_cluster(target, &results).await
+    } else {
+        None
+    };
+    complete &= lost.is_none();
     for (i, t) in &runnable {
         results.entry(*i).or_insert_with(|| {
             result_of(
@@ -218,8 +224,9 @@ pub async fn execute(
     };
     let keep: std::collections::BTreeSet<String> = kept.iter().map(|(ns, _)| ns.clone()).collect();
     // Profiles first: deleting a tenant's namespace while its Profile exists would only make
-    // the Profile controller re-create it.
-    if shared.tenants_created.load(Ordering::SeqCst)
+    // the Profile controller re-create it. Every labelled Profile, whoever made it (the runner
+    // for a tenant, or a profiles test of its own): a test stopped mid-way cannot delete its own.
+    if tenant::profiles_served(&target.discovered)
         && let Err(e) =
             cluster::delete_labelled_profiles(&target.client, Some(run_id), &keep, CLEANUP_TIMEOUT)
                 .await
@@ -239,7 +246,21 @@ pub async fn execute(
         results: results.into_values().collect(),
         complete,
         kept,
+        lost,
     }
+}
+
+/// Whether the target was lost: asked only when a test errored, since an unreachable API
+/// server shows first as tests that could not decide. A lost cluster makes the run incomplete
+/// (exit 3), not a verdict on the distribution.
+async fn lost_cluster(target: &Target, results: &BTreeMap<usize, TestResult>) -> Option<String> {
+    if !results.values().any(|r| r.status == Status::Error) {
+        return None;
+    }
+    cluster::connect(&target.config)
+        .await
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// The namespaces `--keep-namespaces` leaves: those of tests that ran and did not pass, with
@@ -272,9 +293,6 @@ struct Shared<'a> {
     opts: &'a RunOptions,
     run_id: &'a str,
     on_event: &'a (dyn Fn(Event) + Send + Sync),
-    /// Set before the first Profile is asked for, so cleanup (even of an interrupted run)
-    /// looks for Profiles only when the run may have made some.
-    tenants_created: AtomicBool,
 }
 
 impl Shared<'_> {
@@ -415,7 +433,6 @@ impl Shared<'_> {
             );
         }
         let owner = tenant::owner_of(name);
-        self.tenants_created.store(true, Ordering::SeqCst);
         tenant::create_profile(&self.target.client, name, &owner, &self.labels(test_id)).await?;
         tenant::wait_ready(&self.target.client, name, &owner, budget).await?;
         let as_owner = tenant::owner_client(&self.target.config, &owner, counter.clone())?;
@@ -504,6 +521,8 @@ pub struct RunOutcome {
     pub files: Vec<PathBuf>,
     /// Namespaces left in place by `--keep-namespaces`, with the test each belongs to.
     pub kept: Vec<(String, String)>,
+    /// Why the target stopped answering during the run (the report is then incomplete).
+    pub lost: Option<String>,
 }
 
 /// The whole run: plan, connect, permission preflight, execute, report. `config` is the
@@ -551,6 +570,7 @@ pub async fn run_with(
     let run_id = new_run_id();
     let exec = execute(&target, catalog, &plan, opts, &run_id, cancel, on_event).await;
     let kept = exec.kept.clone();
+    let lost = exec.lost.clone();
     let mut report = build_report(catalog, &plan, &target, opts, exec, started_at);
     if let Some(earlier) = &opts.rerun {
         report = rerun::merge(earlier, report, &plan);
@@ -560,6 +580,7 @@ pub async fn run_with(
         report,
         files,
         kept,
+        lost,
     })
 }
 
