@@ -118,11 +118,18 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         Some(token) => emu.kubeconfig_yaml_for(token),
         None => emu.kubeconfig_yaml(),
     };
-    std::fs::write(&args.kubeconfig_out, kubeconfig).map_err(|e| EmulatorError::Kubeconfig {
+    write_private(&args.kubeconfig_out, &kubeconfig).map_err(|e| EmulatorError::Kubeconfig {
         path: args.kubeconfig_out.display().to_string(),
         message: e.to_string(),
     })?;
     crate::outln!("kfconform emulator serving at {}", emu.tls_url());
+    if !args.listen.ip().is_loopback() {
+        crate::errln!(
+            "warning: serving on {} (not loopback): anyone who can reach it and holds the \
+             kubeconfig's token is cluster admin",
+            args.listen.ip()
+        );
+    }
     crate::outln!(
         "kubeconfig written to {} (user {})",
         args.kubeconfig_out.display(),
@@ -139,4 +146,24 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
     cancel.cancelled().await;
     emu.shutdown().await;
     Ok(ExitCode::Ok)
+}
+
+/// Writes the kubeconfig readable by its owner only (mode 0600, also when it existed): it
+/// holds the emulator's admin token.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        (&file).write_all(text.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)?.write_all(text.as_bytes())
+    }
 }

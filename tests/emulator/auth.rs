@@ -8,7 +8,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kfconform_emulator::{ADMIN_TOKEN, Emulator, EmulatorConfig};
+use kfconform_emulator::{Emulator, EmulatorConfig};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
@@ -86,7 +86,8 @@ impl Ctx {
 
     /// POST as the admin; must succeed.
     async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let r = self.post(path, ADMIN_TOKEN, body).await;
+        let admin = self.emu.admin_token();
+        let r = self.post(path, &admin, body).await;
         assert!(
             r.code == 201 || r.code == 200,
             "{path}: {} {}",
@@ -518,7 +519,7 @@ async fn impersonation_needs_the_impersonate_verb() {
     let ctx = Ctx::start().await;
     // The admin may impersonate anyone; the impersonated user gets system:authenticated.
     let r = ctx
-        .whoami(ADMIN_TOKEN, &[("Impersonate-User", "alice")])
+        .whoami(&ctx.emu.admin_token(), &[("Impersonate-User", "alice")])
         .await;
     assert_eq!(r.code, 201, "{}", r.body);
     assert_eq!(
@@ -527,7 +528,7 @@ async fn impersonation_needs_the_impersonate_verb() {
     );
     let r = ctx
         .whoami(
-            ADMIN_TOKEN,
+            &ctx.emu.admin_token(),
             &[
                 ("Impersonate-User", "alice"),
                 ("Impersonate-Group", "devs"),
@@ -545,7 +546,7 @@ async fn impersonation_needs_the_impersonate_verb() {
     );
     let r = ctx
         .whoami(
-            ADMIN_TOKEN,
+            &ctx.emu.admin_token(),
             &[("Impersonate-User", "system:serviceaccount:team-a:robot")],
         )
         .await;
@@ -630,7 +631,7 @@ async fn impersonation_needs_the_impersonate_verb() {
         .send(
             reqwest::Method::GET,
             "/api/v1/namespaces/team-a/configmaps",
-            Some(ADMIN_TOKEN),
+            Some(&ctx.emu.admin_token()),
             &[("Impersonate-User", "alice")],
             None,
         )
@@ -644,7 +645,7 @@ async fn impersonation_needs_the_impersonate_verb() {
     );
     // Groups without a user are refused.
     let r = ctx
-        .whoami(ADMIN_TOKEN, &[("Impersonate-Group", "devs")])
+        .whoami(&ctx.emu.admin_token(), &[("Impersonate-Group", "devs")])
         .await;
     assert_eq!(r.code, 500);
     ctx.emu.shutdown().await;
@@ -720,7 +721,7 @@ async fn token_request_tokens_live_and_die_with_their_service_account() {
         .send(
             reqwest::Method::DELETE,
             "/api/v1/namespaces/team-a/serviceaccounts/robot",
-            Some(ADMIN_TOKEN),
+            Some(&ctx.emu.admin_token()),
             &[],
             None,
         )
@@ -745,7 +746,7 @@ async fn token_request_tokens_live_and_die_with_their_service_account() {
     let r = ctx
         .post(
             token_path,
-            ADMIN_TOKEN,
+            &ctx.emu.admin_token(),
             json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                    "spec": {"expirationSeconds": 60}}),
         )
@@ -760,7 +761,7 @@ async fn token_request_tokens_live_and_die_with_their_service_account() {
     let r = ctx
         .post(
             "/api/v1/namespaces/team-a/serviceaccounts/nobody/token",
-            ADMIN_TOKEN,
+            &ctx.emu.admin_token(),
             json!({"spec": {}}),
         )
         .await;
@@ -975,11 +976,11 @@ async fn access_reviews_answer_for_the_right_subject() {
                    {"namespace": ns, "verb": "create", "group": "kubeflow.org", "resource": "pytorchjobs"}}})
     };
     let path = "/apis/authorization.k8s.io/v1/namespaces/team-a/localsubjectaccessreviews";
-    let r = ctx.post(path, ADMIN_TOKEN, lsar("team-a")).await;
+    let r = ctx.post(path, &ctx.emu.admin_token(), lsar("team-a")).await;
     assert_eq!(r.code, 201);
     assert_eq!(r.body["status"]["allowed"], true);
     assert_eq!(r.body["spec"]["user"], "alice");
-    let r = ctx.post(path, ADMIN_TOKEN, lsar("team-b")).await;
+    let r = ctx.post(path, &ctx.emu.admin_token(), lsar("team-b")).await;
     assert_eq!(r.code, 400);
     assert_eq!(
         r.body["message"],
@@ -989,7 +990,7 @@ async fn access_reviews_answer_for_the_right_subject() {
     let r = ctx
         .post(
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-            ADMIN_TOKEN,
+            &ctx.emu.admin_token(),
             json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
                    "spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}}),
         )
@@ -1023,7 +1024,7 @@ async fn access_reviews_answer_for_the_right_subject() {
         .send(
             reqwest::Method::POST,
             "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
-            Some(ADMIN_TOKEN),
+            Some(&ctx.emu.admin_token()),
             &[("Impersonate-User", "alice")],
             Some(
                 json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
@@ -1077,7 +1078,7 @@ async fn kubeconfigs_for_other_identities_use_tls() {
     // The default kubeconfig is the admin's.
     assert!(
         emu.kubeconfig_yaml()
-            .contains(&format!("token: {ADMIN_TOKEN}"))
+            .contains(&format!("token: {}", emu.admin_token()))
     );
     emu.shutdown().await;
 }

@@ -20,7 +20,11 @@ impl Http {
             c: reqwest::Client::builder()
                 .default_headers(reqwest::header::HeaderMap::from_iter([(
                     reqwest::header::AUTHORIZATION,
-                    reqwest::header::HeaderValue::from_static("Bearer kfconform-admin"),
+                    reqwest::header::HeaderValue::from_str(&format!(
+                        "Bearer {}",
+                        emu.admin_token()
+                    ))
+                    .unwrap(),
                 )]))
                 .build()
                 .unwrap(),

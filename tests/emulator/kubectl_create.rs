@@ -533,8 +533,9 @@ async fn create_from_yaml_file() {
     emu.shutdown().await;
 }
 
-fn http() -> reqwest::Client {
-    let auth = reqwest::header::HeaderValue::from_static("Bearer kfconform-admin");
+fn http(emu: &kfconform_emulator::Emulator) -> reqwest::Client {
+    let auth =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", emu.admin_token())).unwrap();
     reqwest::Client::builder()
         .default_headers(reqwest::header::HeaderMap::from_iter([(
             reqwest::header::AUTHORIZATION,
@@ -561,7 +562,7 @@ async fn send(rb: reqwest::RequestBuilder) -> (u16, String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_accept_and_custom_resources() {
     let (emu, _k) = setup().await;
-    let (c, base) = (http(), emu.url());
+    let (c, base) = (http(&emu), emu.url());
     let only_pb = protobuf::CONTENT_TYPE;
     let ns = protobuf::encode(&json!({"apiVersion": "v1", "kind": "Namespace",
                                       "metadata": {"name": "pb", "labels": {"a": "b"}}}))

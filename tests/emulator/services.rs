@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kfconform_emulator::{ADMIN_TOKEN, Emulator, EmulatorConfig};
+use kfconform_emulator::{Emulator, EmulatorConfig};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -368,6 +368,7 @@ async fn cluster_ip_forwards_port_80_to_target_port_8080() {
 /// The emulator's plain-HTTP API with the admin's token (and optional impersonation).
 struct ApiHttp {
     base: String,
+    admin: String,
     http: reqwest::Client,
 }
 
@@ -375,6 +376,7 @@ impl ApiHttp {
     fn new(emu: &Emulator) -> Self {
         Self {
             base: emu.url(),
+            admin: emu.admin_token(),
             http: reqwest::Client::new(),
         }
     }
@@ -382,7 +384,7 @@ impl ApiHttp {
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(&self.admin)
     }
 }
 
@@ -459,7 +461,7 @@ async fn service_proxy_passes_methods_query_body_and_status_through() {
         .unwrap();
     let r = no_redirect
         .get(format!("{}{SVC}?a=b", emu.url()))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(emu.admin_token())
         .send()
         .await
         .unwrap();

@@ -719,3 +719,96 @@ fn emulator_rejects_unknown_pod_stages() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pod-startup takes DELAY[+JITTER]"));
 }
+
+#[tokio::test]
+async fn a_probe_image_pod_runs_nothing_but_the_pod_side_commands() {
+    let emu = util::emulator().await;
+    let client = util::client(&emu);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran-on-the-host");
+    let shell = format!("touch {}", marker.display());
+    let cases = [
+        ("shell", json!(["sh", "-c", shell])),
+        (
+            "other-program",
+            json!(["/usr/bin/touch", marker.display().to_string()]),
+        ),
+        ("other-subcommand", json!(["kfconform", "emulator"])),
+    ];
+    for (name, command) in &cases {
+        let mut pod = probe_pod(name, &[], "Never");
+        pod["spec"]["containers"][0]["command"] = command.clone();
+        create(&pods, pod).await;
+    }
+    for (name, _) in &cases {
+        // kuberuntime: a container the runtime cannot start waits in RunContainerError.
+        let p = util::wait_for(&pods, name, |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first())
+                .and_then(|c| c.state.as_ref())
+                .and_then(|s| s.waiting.as_ref())
+                .is_some_and(|w| w.reason.as_deref() == Some("RunContainerError"))
+        })
+        .await;
+        let v = as_json(&p);
+        let msg = v["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            msg.contains("runs only `kfconform probe <role>`"),
+            "{name}: {msg}"
+        );
+        let events: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(client.clone(), "default");
+        let failed = events
+            .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name}")))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("Failed")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("Error: "))
+            });
+        assert!(failed, "{name}: no Failed event");
+    }
+    assert!(!marker.exists(), "a host command ran");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_emulator_has_its_own_admin_token_and_a_private_kubeconfig() {
+    let (a, b) = (util::emulator().await, util::emulator().await);
+    assert_ne!(a.admin_token(), b.admin_token());
+    assert!(a.admin_token().len() >= 32, "a guessable token");
+    // A's token means nothing to B.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces", b.url()))
+        .bearer_auth(a.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    a.shutdown().await;
+    b.shutdown().await;
+
+    let emu = util::EmulatorProcess::start(&["--user", "alice@example.com"]);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&emu.kubeconfig)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "kubeconfig mode {mode:o}");
+    assert!(
+        !std::fs::read_to_string(&emu.kubeconfig)
+            .unwrap()
+            .contains("kfconform-admin"),
+        "no fixed admin token"
+    );
+}

@@ -158,10 +158,8 @@ impl Default for Tuning {
     }
 }
 
-/// The user every emulator kubeconfig names, and its bearer token.
+/// The user every emulator kubeconfig names.
 pub const CONTEXT_NAME: &str = "kfconform-emulator";
-/// Bearer token of the default cluster admin (`kubernetes-admin`, group `system:masters`).
-pub const ADMIN_TOKEN: &str = "kfconform-admin";
 
 /// A running emulator: an API server on loopback, serving until [`Emulator::shutdown`].
 pub struct Emulator {
@@ -498,6 +496,16 @@ impl Emulator {
     }
 
     /// The token of the first configured user (the admin unless configured otherwise).
+    /// The cluster admin's bearer token (random per emulator), for tests and tools that talk
+    /// to the emulator as its admin; empty when no configured user is in `system:masters`.
+    pub fn admin_token(&self) -> String {
+        self.auth
+            .config()
+            .admin_token()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     fn first_token(&self) -> String {
         self.auth
             .config()

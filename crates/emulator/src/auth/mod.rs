@@ -35,6 +35,24 @@ pub struct StaticUser {
     pub groups: Vec<String>,
 }
 
+/// The cluster admin's user name (group `system:masters`).
+pub const ADMIN_USER: &str = "kubernetes-admin";
+
+/// A bearer token nobody can guess: 128 random bits.
+fn random_token() -> String {
+    format!("kfconform-{}", uuid::Uuid::new_v4().simple())
+}
+
+impl AuthConfig {
+    /// The token of the cluster admin (the first user in `system:masters`), if any.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.users
+            .iter()
+            .find(|u| u.groups.iter().any(|g| g == rbac::MASTERS))
+            .map(|u| u.token.as_str())
+    }
+}
+
 /// Who may talk to the emulator. The first user is the one `kubeconfig_yaml` names (by default
 /// the cluster admin, in `system:masters`).
 #[derive(Debug, Clone)]
@@ -43,11 +61,12 @@ pub struct AuthConfig {
 }
 
 impl Default for AuthConfig {
+    /// The cluster admin with a fresh random token: no two emulators share a credential.
     fn default() -> Self {
         Self {
             users: vec![StaticUser {
-                token: crate::ADMIN_TOKEN.to_string(),
-                name: "kubernetes-admin".into(),
+                token: random_token(),
+                name: ADMIN_USER.into(),
                 groups: vec![rbac::MASTERS.into(), authn::AUTHENTICATED.into()],
             }],
         }
@@ -57,7 +76,7 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// Adds a user with a fresh random token and returns the token.
     pub fn add_user(&mut self, name: &str, groups: &[String]) -> String {
-        let token = format!("kfconform-{}", uuid::Uuid::new_v4().simple());
+        let token = random_token();
         self.users.push(StaticUser {
             token: token.clone(),
             name: name.to_string(),

@@ -350,14 +350,17 @@ impl PodCtx {
         log
     }
 
-    /// The environment and command line of a probe container, or a
-    /// CreateContainerConfigError message.
-    fn launch(&self, spec: &Value) -> Result<Launch, String> {
+    /// The environment and command line of a probe container, or why it cannot start: the
+    /// waiting reason (CreateContainerConfigError, RunContainerError) and its message.
+    fn launch(&self, spec: &Value) -> Result<Launch, (&'static str, String)> {
+        const CONFIG: &str = "CreateContainerConfigError";
         let node = self.node.clone();
-        let binary = node.binary.clone()?;
+        let binary = node.binary.clone().map_err(|e| (CONFIG, e))?;
         let (pod, env) = {
             let st = self.app.lock();
-            let pod = self.current(&st).map_err(|_| "pod deleted".to_string())?;
+            let pod = self
+                .current(&st)
+                .map_err(|_| (CONFIG, "pod deleted".to_string()))?;
             let ns = self.ns.clone();
             let lookup = |plural: &str, name: &str| st.object("", plural, &ns, name);
             let place = Placement {
@@ -365,7 +368,8 @@ impl PodCtx {
                 host_ip: self.host_ip.to_string(),
                 node_name: NODE_NAME.into(),
             };
-            let env = process::container_env(&pod, spec, &place, &lookup)?;
+            let env =
+                process::container_env(&pod, spec, &place, &lookup).map_err(|e| (CONFIG, e))?;
             (pod, env)
         };
         let hostname = pod
@@ -403,7 +407,10 @@ impl PodCtx {
             (workload::ENV_POD_IP.into(), self.ip.to_string()),
         ];
         full.extend(env);
-        let (program, args) = process::command_line(spec, &full, &binary);
+        // A runtime that cannot start the process reports RunContainerError (kuberuntime's
+        // ErrRunContainer) with the Failed event below.
+        let (program, args) =
+            process::command_line(spec, &full, &binary).map_err(|e| ("RunContainerError", e))?;
         Ok(Launch {
             program,
             args,
@@ -492,7 +499,7 @@ impl PodCtx {
             return;
         }
         match self.launch(&run.specs[idx]) {
-            Err(msg) => {
+            Err((reason, msg)) => {
                 // kuberuntime_container.go startContainer: "Error: %v" (reason Failed).
                 self.container_event(
                     &run.slots[idx],
@@ -501,7 +508,7 @@ impl PodCtx {
                     format!("Error: {msg}"),
                 );
                 run.slots[idx].state = CState::Waiting {
-                    reason: "CreateContainerConfigError".into(),
+                    reason: reason.into(),
                     message: Some(msg),
                 };
                 self.back_off(run, idx);

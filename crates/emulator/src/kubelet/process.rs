@@ -308,13 +308,18 @@ pub fn container_env(
 /// The image's entrypoint: the probe image runs `kfconform`.
 pub const ENTRYPOINT: &str = "kfconform";
 
+/// The subcommands of the kfconform binary a probe-image pod may run: its pod-side roles.
+pub const POD_COMMANDS: &[&str] = &["probe"];
+
 /// Program and arguments of a probe container: `command` (or the image entrypoint) then
-/// `args`, with `$(VAR)` expanded; a first element naming `kfconform` runs the probe binary.
+/// `args`, with `$(VAR)` expanded. Only the probe binary's pod-side commands
+/// (`kfconform probe <role>`) run: the emulator starts containers as host processes, so any
+/// other program or a shell is refused (the message says why) rather than run on the host.
 pub fn command_line(
     container: &Value,
     env: &[(String, String)],
     binary: &Path,
-) -> (PathBuf, Vec<String>) {
+) -> Result<(PathBuf, Vec<String>), String> {
     let vars: HashMap<String, String> = env.iter().cloned().collect();
     let list = |k: &str| -> Vec<String> {
         container
@@ -336,12 +341,20 @@ pub fn command_line(
         .file_name()
         .and_then(|f| f.to_str())
         .unwrap_or("");
-    let program = if base == ENTRYPOINT {
-        binary.to_path_buf()
-    } else {
-        PathBuf::from(first)
-    };
-    (program, argv)
+    if base != ENTRYPOINT {
+        return Err(format!(
+            "the emulator runs only `kfconform probe <role>` from the probe image, not {first:?} \
+             (it would run on the emulator's host)"
+        ));
+    }
+    match argv.first() {
+        Some(sub) if POD_COMMANDS.contains(&sub.as_str()) => Ok((binary.to_path_buf(), argv)),
+        other => Err(format!(
+            "the emulator runs only `kfconform probe <role>` from the probe image, not \
+             `kfconform {}`",
+            other.map(String::as_str).unwrap_or("")
+        )),
+    }
 }
 
 /// Everything needed to start one container process.
@@ -528,12 +541,25 @@ mod tests {
     fn command_line_replaces_kfconform() {
         let bin = Path::new("/t/kfconform");
         let c = json!({"command": ["/usr/local/bin/kfconform", "probe"], "args": ["fail", "--code", "$(C)"]});
-        let (p, a) = command_line(&c, &[("C".into(), "3".into())], bin);
+        let (p, a) = command_line(&c, &[("C".into(), "3".into())], bin).unwrap();
         assert_eq!(p, bin);
         assert_eq!(a, vec!["probe", "fail", "--code", "3"]);
-        let (p, a) = command_line(&json!({"args": ["probe", "env"]}), &[], bin);
+        let (p, a) = command_line(&json!({"args": ["probe", "env"]}), &[], bin).unwrap();
         assert_eq!((p.as_path(), a.len()), (bin, 2));
-        let (p, _) = command_line(&json!({"command": ["sh", "-c", "x"]}), &[], bin);
-        assert_eq!(p, PathBuf::from("sh"));
+    }
+
+    #[test]
+    fn command_line_refuses_anything_but_the_pod_side_commands() {
+        let bin = Path::new("/t/kfconform");
+        for c in [
+            json!({"command": ["sh", "-c", "id"]}),
+            json!({"command": ["/bin/kfconform-evil"]}),
+            json!({"command": ["kfconform"], "args": ["emulator"]}),
+            json!({"args": ["run"]}),
+            json!({"command": ["kfconform"]}),
+        ] {
+            let e = command_line(&c, &[], bin).unwrap_err();
+            assert!(e.contains("runs only `kfconform probe <role>`"), "{c}: {e}");
+        }
     }
 }
