@@ -12,6 +12,7 @@ mod conformance_md;
 mod defects;
 mod interrupt;
 mod least_privilege;
+mod ownership;
 mod profiles;
 mod shape;
 mod sigint;

@@ -201,12 +201,17 @@ impl Tenants {
         });
         let obj: DynamicObject =
             serde_json::from_value(body).map_err(|e| Failure::Error(e.to_string()))?;
-        if let Ok(mut n) = self.names.lock() {
-            n.push(name.clone());
-        }
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &profile_resource());
         match api.create(&Default::default(), &obj).await {
-            Ok(_) => Ok(name),
+            // Ours only once the create succeeded: after a 409 the Profile is someone else's
+            // and must not be deleted. (A create cut short by a cancel is still labelled, so
+            // the runner's final cleanup finds it.)
+            Ok(_) => {
+                if let Ok(mut n) = self.names.lock() {
+                    n.push(name.clone());
+                }
+                Ok(name)
+            }
             Err(kube::Error::Api(s)) if s.code == 400 || s.code == 422 => {
                 Err(Failure::Failed(format!(
                     "the target rejected Profile {name} (owner {owner}): {} {}: {}",

@@ -223,30 +223,60 @@ pub async fn execute(
         Vec::new()
     };
     let keep: std::collections::BTreeSet<String> = kept.iter().map(|(ns, _)| ns.clone()).collect();
-    // Profiles first: deleting a tenant's namespace while its Profile exists would only make
-    // the Profile controller re-create it. Every labelled Profile, whoever made it (the runner
-    // for a tenant, or a profiles test of its own): a test stopped mid-way cannot delete its own.
-    if tenant::profiles_served(&target.discovered)
-        && let Err(e) =
-            cluster::delete_labelled_profiles(&target.client, Some(run_id), &keep, CLEANUP_TIMEOUT)
-                .await
-    {
-        tracing::warn!(
-            "cleanup of run {run_id}'s profiles: {e}; run `kfconform cleanup --run-id {run_id}`"
-        );
-    }
-    if let Err(e) =
-        cluster::delete_labelled_namespaces(&target.client, Some(run_id), &keep, CLEANUP_TIMEOUT)
-            .await
-    {
-        tracing::warn!("cleanup of run {run_id}: {e}; run `kfconform cleanup --run-id {run_id}`");
-    }
+    cleanup_run(target, run_id, &keep).await;
     Execution {
         run_id: run_id.to_string(),
         results: results.into_values().collect(),
         complete,
         kept,
         lost,
+    }
+}
+
+/// Deletes every Profile and namespace labelled with the run (but `keep`) and waits until they
+/// are gone. Profiles first: deleting a tenant's namespace while its Profile exists would only
+/// make the Profile controller re-create it. Every labelled Profile, whoever made it (the
+/// runner for a tenant, or a profiles test of its own): a test stopped mid-way cannot delete
+/// its own. Rounds repeat while a round found something, so a create that was in flight when
+/// the run was interrupted, and landed after the first list, is deleted too.
+async fn cleanup_run(target: &Target, run_id: &str, keep: &std::collections::BTreeSet<String>) {
+    const ROUNDS: usize = 3;
+    let hint = format!("run `kfconform cleanup --run-id {run_id}`");
+    for _ in 0..ROUNDS {
+        let mut found = false;
+        let mut failed = false;
+        // A failure with Profiles must not keep the namespaces from being deleted.
+        if tenant::profiles_served(&target.discovered) {
+            let r = cluster::delete_labelled_profiles(
+                &target.client,
+                Some(run_id),
+                keep,
+                CLEANUP_TIMEOUT,
+            );
+            match r.await {
+                Ok(deleted) => found |= !deleted.is_empty(),
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!("cleanup of run {run_id}'s profiles: {e}; {hint}");
+                }
+            }
+        }
+        let r = cluster::delete_labelled_namespaces(
+            &target.client,
+            Some(run_id),
+            keep,
+            CLEANUP_TIMEOUT,
+        );
+        match r.await {
+            Ok(deleted) => found |= !deleted.is_empty(),
+            Err(e) => {
+                failed = true;
+                tracing::warn!("cleanup of run {run_id}: {e}; {hint}");
+            }
+        }
+        if failed || !found {
+            return;
+        }
     }
 }
 
