@@ -121,11 +121,23 @@ async fn a_missing_permission_stops_the_run_before_any_test() {
     docs[1]["roleRef"]["name"] = "kfconform-weak".into();
     util::apply_rbac(&admin, &docs).await;
     let resource = dropped["resources"][0].as_str().unwrap();
+    let names: Vec<&str> = dropped["resourceNames"]
+        .as_array()
+        .map(|n| n.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let expected: Vec<String> = dropped["verbs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| format!("{} {resource}", v.as_str().unwrap()))
+        .map(|v| match names.as_slice() {
+            [] => format!("{} {resource}", v.as_str().unwrap()),
+            [first, .., last] => format!(
+                "{} {resource}/{first} … {last} ({} names)",
+                v.as_str().unwrap(),
+                names.len()
+            ),
+            [one] => format!("{} {resource}/{one}", v.as_str().unwrap()),
+        })
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
@@ -191,5 +203,121 @@ async fn a_missing_permission_stops_the_run_before_any_test() {
         !String::from_utf8_lossy(&out.stderr).contains("lacks permissions"),
         "{out:?}"
     );
+    emu.shutdown().await;
+}
+
+/// Whether `who` (a token, optionally impersonating a user and groups) may do `verb` on
+/// `resource`, as the API server answers a SelfSubjectAccessReview; `None` when the review
+/// itself was refused (403: the impersonation is not allowed).
+async fn may(
+    emu: &Emulator,
+    token: &str,
+    impersonate: Option<(&str, &[&str])>,
+    verb: &str,
+    resource: &str,
+) -> Option<bool> {
+    let mut req = reqwest::Client::new()
+        .post(format!(
+            "{}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            emu.url()
+        ))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"verb": verb, "resource": resource}},
+        }));
+    if let Some((user, groups)) = impersonate {
+        req = req.header("Impersonate-User", user);
+        for g in groups {
+            req = req.header("Impersonate-Group", *g);
+        }
+    }
+    let r = req.send().await.unwrap();
+    if r.status() == 403 {
+        return None;
+    }
+    assert_eq!(r.status(), 201, "{verb} {resource} as {impersonate:?}");
+    let v: Value = r.json().await.unwrap();
+    Some(v["status"]["allowed"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_role_cannot_escalate_through_impersonation() {
+    let (emu, runner_token, _) = emulator().await;
+    let admin = util::client(&emu);
+    let docs = rbac(&[
+        "--profile",
+        kfconform_suite::catalog::DEFAULT_PROFILE,
+        "--user",
+        RUNNER,
+    ]);
+    // No impersonate without resourceNames, and only synthetic users.
+    for rule in docs[0]["rules"].as_array().unwrap() {
+        if rule["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "impersonate")
+        {
+            let names = rule["resourceNames"].as_array().expect("resourceNames");
+            assert!(
+                names
+                    .iter()
+                    .all(|n| n.as_str().unwrap().ends_with("@kfconform.invalid"))
+            );
+        }
+    }
+    util::apply_rbac(&admin, &docs).await;
+    let pool = kfconform_suite::conformance::identity::POOL;
+    // What the tests need: acting as a pool identity (allowed; it holds nothing itself).
+    for user in pool {
+        assert_eq!(
+            may(&emu, &runner_token, Some((user, &[])), "get", "namespaces").await,
+            Some(false),
+            "impersonating {user}"
+        );
+    }
+    // What it must never reach: the admin, a user bound to cluster-admin, system:masters, a
+    // service account, a name outside the pool.
+    util::apply_rbac(
+        &admin,
+        &[serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "alice-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": "alice@example.com"}],
+        })],
+    )
+    .await;
+    for (user, groups) in [
+        ("kubernetes-admin", &[][..]),
+        ("alice@example.com", &[][..]),
+        (pool[0], &["system:masters"][..]),
+        ("system:serviceaccount:kube-system:default", &[][..]),
+        ("kfconform-user-99@kfconform.invalid", &[][..]),
+    ] {
+        assert_eq!(
+            may(&emu, &runner_token, Some((user, groups)), "get", "secrets").await,
+            None,
+            "the runner may impersonate {user} {groups:?}"
+        );
+    }
+    // And none of these as itself.
+    for (verb, resource) in [
+        ("get", "secrets"),
+        ("create", "clusterrolebindings"),
+        ("escalate", "clusterroles"),
+        ("impersonate", "users"),
+        ("impersonate", "groups"),
+        ("impersonate", "serviceaccounts"),
+    ] {
+        assert_eq!(
+            may(&emu, &runner_token, None, verb, resource).await,
+            Some(false),
+            "the runner may {verb} {resource}"
+        );
+    }
     emu.shutdown().await;
 }

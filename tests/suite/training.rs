@@ -897,6 +897,7 @@ async fn training_tests_pass_as_a_profile_owner() {
                 }),
                 deadline: tokio::time::Instant::now() + Duration::from_secs(120),
                 timeout_scale: 1.0,
+                identities: Default::default(),
             });
             let run = t.run;
             async move {

@@ -224,8 +224,10 @@ fn how_to_run(md: &mut String, catalog: &Catalog) {
          those permissions with a SelfSubjectAccessReview and, if any is missing, stops with \
          exit code 3 and lists them, having created nothing (`--skip-preflight` skips the \
          check). Tests marked as tenant tests run in a Kubeflow Profile the runner creates \
-         for them, owned by a synthetic user `<profile>@kfconform.invalid`, and deletes at the \
-         end.\n"
+         for them, owned by a synthetic user, and deletes at the end. Synthetic users (tenant \
+         owners, and the members and strangers the profiles tests act as) come from a fixed \
+         pool `kfconform-user-NN@kfconform.invalid` in the reserved `.invalid` domain, and the \
+         role grants `impersonate` on exactly those names, never on every user.\n"
     );
     let _ = writeln!(
         md,

@@ -3,6 +3,7 @@
 //! it is the emulator or a real cluster.
 
 mod budget;
+pub mod identity;
 pub mod platform;
 pub mod profiles;
 pub mod training;
@@ -79,6 +80,8 @@ pub struct TestContext {
     pub deadline: tokio::time::Instant,
     /// The run's `--timeout-scale`, which the test's fixed waits are scaled by.
     pub timeout_scale: f64,
+    /// The run's pool of synthetic users ([`identity::POOL`]), shared by its tests.
+    pub identities: Arc<identity::Identities>,
 }
 
 /// A Profile the runner created for a test, owned by a synthetic user.
@@ -138,6 +141,11 @@ impl TestContext {
             }
         }
         out
+    }
+
+    /// A synthetic user of its own for this test (from the run's [`identity::POOL`]).
+    pub fn synthetic_user(&self) -> Result<String, Failure> {
+        self.identities.take().map_err(Failure::Error)
     }
 
     /// Labels every object a test creates carries, so cleanup finds it.

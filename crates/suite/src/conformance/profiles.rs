@@ -136,10 +136,10 @@ fn served_kubeflow(ctx: &TestContext) -> Vec<KubeflowResource> {
         .collect()
 }
 
-/// A synthetic user unique to this test: `alice-<run>-<n>@kfconform.invalid`.
-fn user(ctx: &TestContext, who: &str) -> String {
-    let unique = ctx.namespace.trim_start_matches("kfconform-");
-    format!("{who}-{unique}@kfconform.invalid")
+/// A synthetic user of this test's own, playing `_who` (the role named at the call site):
+/// one of the run's pool, which the runner's role may impersonate.
+fn user(ctx: &TestContext, _who: &str) -> Result<String, Failure> {
+    ctx.synthetic_user()
 }
 
 /// The identity of a test-created ServiceAccount as the API server authenticates it.
@@ -614,7 +614,7 @@ fn namespace_owned(ctx: Arc<TestContext>) -> TestFuture {
 }
 
 async fn namespace_owned_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let (name, ns) = profile_with_namespace(&ctx, &tenants, "owned", &owner, json!({})).await?;
     let profiles: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &profile_resource());
     let profile = profiles
@@ -717,7 +717,7 @@ fn check_binding(
 }
 
 async fn owner_admin_binding_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let (name, _) = profile_with_namespace(&ctx, &tenants, "admin", &owner, json!({})).await?;
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
     let Some(rb) = expect_object(&ctx, &api, "namespaceAdmin").await? else {
@@ -750,7 +750,7 @@ fn default_service_accounts(ctx: Arc<TestContext>) -> TestFuture {
 }
 
 async fn default_service_accounts_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let (name, _) = profile_with_namespace(&ctx, &tenants, "sa", &owner, json!({})).await?;
     let sas: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &name);
     let rbs: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
@@ -791,7 +791,7 @@ fn roles_aggregate(ctx: Arc<TestContext>) -> TestFuture {
             ("kubeflow-edit", "editor"),
             ("kubeflow-view", "viewer"),
         ] {
-            let u = user(&ctx, who);
+            let u = user(&ctx, who)?;
             bind(&ctx, &ns, &format!("kfconform-{who}"), &u, role, None).await?;
             let writer = role != "kubeflow-view";
             let mut checks = Vec::new();
@@ -907,8 +907,8 @@ fn member_isolation(ctx: Arc<TestContext>) -> TestFuture {
 }
 
 async fn member_isolation_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
-    let stranger = user(&ctx, "mallory");
+    let owner = user(&ctx, "alice")?;
+    let stranger = user(&ctx, "mallory")?;
     let (name, _) = profile_with_namespace(&ctx, &tenants, "members", &owner, json!({})).await?;
     // The owner's access comes from namespaceAdmin: give it its grace before asking.
     let rbs: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
@@ -991,7 +991,7 @@ async fn default_service_account_permissions_body(
     ctx: Arc<TestContext>,
     tenants: Arc<Tenants>,
 ) -> Outcome {
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let (name, _) = profile_with_namespace(&ctx, &tenants, "sa-rbac", &owner, json!({})).await?;
     let rbs: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
     for sa in ["default-editor", "default-viewer"] {
@@ -1056,7 +1056,7 @@ fn quota_hard(q: Option<&ResourceQuota>) -> Option<BTreeMap<String, String>> {
 }
 
 async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let first = json!({"cpu": "2", "memory": "4Gi"});
     let (name, _) = profile_with_namespace(
         &ctx,
@@ -1135,7 +1135,7 @@ fn deletion_removes_namespace(ctx: Arc<TestContext>) -> TestFuture {
 }
 
 async fn deletion_removes_namespace_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let (name, _) = profile_with_namespace(&ctx, &tenants, "delete", &owner, json!({})).await?;
     // Evidence of the Profile before it goes.
     record_profile_as(&ctx, &name, "before-deletion-").await;
@@ -1220,8 +1220,8 @@ fn kfam_binding_name(user: &str, role: &str) -> String {
 }
 
 async fn contributor_access_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
-    let owner = user(&ctx, "alice");
-    let contributor = user(&ctx, "bob");
+    let owner = user(&ctx, "alice")?;
+    let contributor = user(&ctx, "bob")?;
     let (name, _) = profile_with_namespace(&ctx, &tenants, "contrib", &owner, json!({})).await?;
     let mut checks: Vec<Access> = served_kubeflow(&ctx)
         .iter()
@@ -1288,7 +1288,7 @@ fn expected_labels() -> Result<BTreeMap<String, String>, Failure> {
 
 async fn namespace_labels_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Outcome {
     let want = expected_labels()?;
-    let owner = user(&ctx, "alice");
+    let owner = user(&ctx, "alice")?;
     let (name, ns) = profile_with_namespace(&ctx, &tenants, "labels", &owner, json!({})).await?;
     let labels = ns.metadata.labels.unwrap_or_default();
     let mut v = Violations::default();

@@ -174,6 +174,7 @@ pub async fn execute(
 
     let shared = Shared {
         target,
+        identities: Arc::default(),
         catalog,
         plan,
         opts,
@@ -318,6 +319,8 @@ fn namespace_name(run_id: &str, index: usize) -> String {
 
 struct Shared<'a> {
     target: &'a Target,
+    /// The run's synthetic users: tenant owners and the tests' own.
+    identities: Arc<crate::conformance::identity::Identities>,
     catalog: &'static Catalog,
     plan: &'a Plan,
     opts: &'a RunOptions,
@@ -393,6 +396,7 @@ impl Shared<'_> {
             tenant,
             deadline,
             timeout_scale: scale,
+            identities: self.identities.clone(),
         });
         let outcome = match tokio::time::timeout_at(deadline, (test.run)(ctx.clone())).await {
             Ok(o) => o,
@@ -462,7 +466,7 @@ impl Shared<'_> {
                     .into(),
             );
         }
-        let owner = tenant::owner_of(name);
+        let owner = self.identities.take()?;
         tenant::create_profile(&self.target.client, name, &owner, &self.labels(test_id)).await?;
         tenant::wait_ready(&self.target.client, name, &owner, budget).await?;
         let as_owner = tenant::owner_client(&self.target.config, &owner, counter.clone())?;

@@ -44,7 +44,7 @@ pub async fn check(
     for answer in answers {
         match answer {
             Ok((_, true)) => {}
-            Ok((p, false)) => missing.push(p.to_string()),
+            Ok((p, false)) => missing.push(p),
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 return Err(ClusterError::PreflightUnavailable(
                     "the target does not serve SelfSubjectAccessReview (authorization.k8s.io/v1)"
@@ -69,6 +69,7 @@ pub async fn check(
     if missing.is_empty() {
         return Ok(());
     }
+    let missing = condense(&missing);
     let who = whoami(client).await;
     let subject = who
         .as_deref()
@@ -128,4 +129,50 @@ async fn whoami(client: &kube::Client) -> Option<String> {
         .await
         .ok()?;
     review.status?.user_info?.username.filter(|u| !u.is_empty())
+}
+
+/// The missing permissions as the error lists them: one per verb and resource, except that
+/// many names of one resource (the impersonation pool) read as a range.
+fn condense(missing: &[Permission]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < missing.len() {
+        let Permission::Resource { name, .. } = &missing[i] else {
+            out.push(missing[i].to_string());
+            i += 1;
+            continue;
+        };
+        let same_resource = |p: &Permission| match (p, &missing[i]) {
+            (
+                Permission::Resource {
+                    verb,
+                    group,
+                    resource,
+                    subresource,
+                    name: n,
+                },
+                Permission::Resource {
+                    verb: v2,
+                    group: g2,
+                    resource: r2,
+                    subresource: s2,
+                    ..
+                },
+            ) => verb == v2 && group == g2 && resource == r2 && subresource == s2 && !n.is_empty(),
+            _ => false,
+        };
+        let run = missing[i..].iter().take_while(|p| same_resource(p)).count();
+        if name.is_empty() || run <= 2 {
+            out.push(missing[i].to_string());
+            i += 1;
+            continue;
+        }
+        let last = match &missing[i + run - 1] {
+            Permission::Resource { name, .. } => name.clone(),
+            other => other.to_string(),
+        };
+        out.push(format!("{} … {last} ({run} names)", missing[i]));
+        i += run;
+    }
+    out
 }

@@ -191,15 +191,18 @@ pub const RULES: &[Rule] = &[
         &[Need::Tests(&["profiles/resource-quota"])],
         "profiles/resource-quota changes and removes a Profile's resourceQuotaSpec",
     ),
-    resource(
-        &[""],
-        &["users"],
-        &["impersonate"],
-        &[Need::Tenants, PROFILES],
-        "tenant tests act as the Profile's synthetic owner (<profile>@kfconform.invalid); \
-         profiles/member-isolation and profiles/contributor-access ask SelfSubjectAccessReviews \
-         and create objects as synthetic owners, non-members and contributors",
-    ),
+    Rule {
+        api_groups: &[""],
+        resources: &["users"],
+        resource_names: crate::conformance::identity::POOL,
+        non_resource_urls: &[],
+        verbs: &["impersonate"],
+        needs: &[Need::Tenants, PROFILES],
+        why: "tenant tests act as the Profile's synthetic owner; the profiles tests ask \
+              SelfSubjectAccessReviews and create objects as synthetic owners, non-members and \
+              contributors. Only the fixed pool of synthetic users in the reserved .invalid \
+              domain: never a real user",
+    },
     resource(
         &["authorization.k8s.io"],
         &["subjectaccessreviews"],
@@ -485,7 +488,15 @@ pub fn manifests(rules: &[&Rule], subject: Option<&Subject>, selection: &str) ->
             let _ = writeln!(out, "- apiGroups: {}", flow(rule.api_groups));
             let _ = writeln!(out, "  resources: {}", flow(rule.resources));
             if !rule.resource_names.is_empty() {
-                let _ = writeln!(out, "  resourceNames: {}", flow(rule.resource_names));
+                let names = flow(rule.resource_names);
+                if names.len() <= 80 {
+                    let _ = writeln!(out, "  resourceNames: {names}");
+                } else {
+                    let _ = writeln!(out, "  resourceNames:");
+                    for n in rule.resource_names {
+                        let _ = writeln!(out, "  - {}", q(n));
+                    }
+                }
             }
         } else {
             let _ = writeln!(out, "- nonResourceURLs: {}", flow(rule.non_resource_urls));
@@ -601,6 +612,19 @@ mod tests {
     }
 
     #[test]
+    fn impersonation_is_granted_only_on_named_synthetic_users() {
+        for r in RULES.iter().filter(|r| r.verbs.contains(&"impersonate")) {
+            assert!(
+                !r.resource_names.is_empty(),
+                "{r:?}: impersonate on everyone"
+            );
+            for n in r.resource_names {
+                assert!(n.ends_with("@kfconform.invalid"), "{n}");
+            }
+        }
+    }
+
+    #[test]
     fn every_evidence_kind_may_be_listed() {
         let always: Vec<Permission> = RULES
             .iter()
@@ -625,7 +649,7 @@ mod tests {
         let shown: Vec<String> = perms.iter().map(ToString::to_string).collect();
         for want in [
             "create profiles.kubeflow.org",
-            "impersonate users",
+            "impersonate users/kfconform-user-01@kfconform.invalid",
             "get pods/log",
             "list services",
             "get /version",

@@ -19,9 +19,6 @@ use crate::catalog::ApiResourceRef;
 use crate::cluster::{self, Discovered, RequestCounter};
 use crate::conformance::{Budget, secs};
 
-/// Domain of the synthetic owners: `.invalid` (RFC 2606) can never be a real user's.
-pub const OWNER_DOMAIN: &str = "kfconform.invalid";
-
 /// How often readiness is re-asked while no watch event arrives (scaled by
 /// `--timeout-scale`). Real API servers authorise from an informer cache, so a RoleBinding can
 /// take effect a moment after the last event the runner sees; this re-ask is the safety net,
@@ -37,11 +34,6 @@ const ACCESS_GRACE: Duration = Duration::from_secs(10);
 
 /// The Profile controller's finalizer (profile_controller.go adds it at the end of a pass).
 const PROFILE_FINALIZER: &str = "profile-finalizer";
-
-/// The synthetic user owning the Profile `profile`.
-pub fn owner_of(profile: &str) -> String {
-    format!("{profile}@{OWNER_DOMAIN}")
-}
 
 /// Whether the target serves the Profile API the runner creates tenants with.
 pub fn profiles_served(discovered: &Discovered) -> bool {
@@ -276,11 +268,9 @@ mod tests {
     #[test]
     fn the_profile_names_its_synthetic_owner() {
         let labels = BTreeMap::from([("kfconform.io/run".to_string(), "abcd".to_string())]);
-        let p = profile_object("kfconform-abcd-3", &owner_of("kfconform-abcd-3"), &labels);
-        assert_eq!(
-            p["spec"]["owner"]["name"],
-            "kfconform-abcd-3@kfconform.invalid"
-        );
+        let owner = "kfconform-user-01@kfconform.invalid";
+        let p = profile_object("kfconform-abcd-3", owner, &labels);
+        assert_eq!(p["spec"]["owner"]["name"], owner);
         assert_eq!(p["spec"]["owner"]["kind"], "User");
         assert_eq!(p["metadata"]["labels"]["kfconform.io/run"], "abcd");
     }
