@@ -38,13 +38,52 @@ pub fn write_report(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportE
     Ok(paths)
 }
 
+/// Size limits of the untrusted files kfconform reads, so a crafted one is refused with a
+/// clear message instead of filling memory. Each is far above what a real run writes.
+pub mod limits {
+    /// report.json (a result is about 1 KiB; the catalog has tens of tests).
+    pub const REPORT_JSON: u64 = 32 << 20;
+    /// junit.xml.
+    pub const JUNIT_XML: u64 = 32 << 20;
+    /// report.dsse.json (one subject per evidence file).
+    pub const ENVELOPE: u64 = 16 << 20;
+    /// PRODUCT.yaml.
+    pub const PRODUCT_YAML: u64 = 64 << 10;
+    /// A PEM key file.
+    pub const KEY_FILE: u64 = 64 << 10;
+}
+
+/// Reads a whole file of at most `limit` bytes as UTF-8; a larger one is refused before it is
+/// read (and a file that grows while being read is cut at the limit and refused).
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = File::open(path)?;
+    if file.metadata()?.len() > limit {
+        return Err(too_large(limit));
+    }
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(text)
+}
+
+fn too_large(limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("larger than the {} KiB this file may be", limit >> 10),
+    )
+}
+
 /// Reads and schema-validates a `report.json`.
 pub fn read_report(path: &Path) -> Result<Report, ReportError> {
     let malformed = |message: String| ReportError::Malformed {
         path: path.display().to_string(),
         message,
     };
-    let text = fs::read_to_string(path).map_err(|e| malformed(format!("cannot read: {e}")))?;
+    let text = read_bounded(path, limits::REPORT_JSON)
+        .map_err(|e| malformed(format!("cannot read: {e}")))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| malformed(format!("not valid JSON: {e}")))?;
     validate_report_json(&value).map_err(|errors| {
@@ -93,6 +132,25 @@ pub(crate) fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn oversized_inputs_are_refused_before_they_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        // Sparse: 1 GiB on paper, nothing in memory or on disk.
+        File::create(&path).unwrap().set_len(1 << 30).unwrap();
+        let e = super::read_report(&path).unwrap_err().to_string();
+        assert!(e.contains("larger than the 32768 KiB"), "{e}");
+        let key = dir.path().join("k.pem");
+        File::create(&key).unwrap().set_len(1 << 20).unwrap();
+        let e = super::super::keys::PublicKey::load(&key)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than the 64 KiB"), "{e}");
+        fs::write(&key, "small").unwrap();
+        assert_eq!(super::read_bounded(&key, 5).unwrap(), "small");
+        assert!(super::read_bounded(&key, 4).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -275,7 +275,7 @@ fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<(), KeyError> {
 }
 
 fn read(path: &Path) -> Result<String, KeyError> {
-    fs::read_to_string(path).map_err(|e| KeyError::Read {
+    super::files::read_bounded(path, super::files::limits::KEY_FILE).map_err(|e| KeyError::Read {
         file: path.display().to_string(),
         message: e.to_string(),
     })

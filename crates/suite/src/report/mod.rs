@@ -24,7 +24,7 @@ pub use diff::{
     Regression, ReportDiff, ServedResource, StatusChange, VersionChange, diff, load_report_any,
     render_diff_table,
 };
-pub use files::{JUNIT_XML, REPORT_JSON, read_report, write_report};
+pub use files::{JUNIT_XML, REPORT_JSON, limits, read_bounded, read_report, write_report};
 pub use html::{REPORT_HTML, to_html};
 pub use junit::to_junit;
 pub use schema::{report_schema, validate_report_json};
