@@ -324,6 +324,27 @@ fn write_html_replaces_the_page_with_what_the_run_knows() {
     );
 }
 
+/// `run --sign-key --product` writes the page knowing both, before signing it.
+#[test]
+fn a_signed_run_names_its_product_and_signature() {
+    let work = tempfile::tempdir().unwrap();
+    let (private, _) =
+        kfconform_suite::report::keys::write_keypair(&work.path().join("keys")).unwrap();
+    let product = work.path().join("PRODUCT.yaml");
+    std::fs::write(&product, crate::util::PRODUCT_YAML_TEXT).unwrap();
+    let out = work.path().join("results");
+    let (key, product) = (private.to_str().unwrap(), product.to_str().unwrap());
+    crate::util::run_emulator(&out, &["--sign-key", key, "--product", product], 0);
+    let html = std::fs::read_to_string(out.join(REPORT_HTML)).unwrap();
+    let lead = before(&html, "id=\"run\"");
+    assert!(lead.contains("EMULATOR RUN"), "{lead}");
+    assert!(
+        lead.contains("Example Kubeflow 1.2.3 (Example Corp) (PRODUCT.yaml given to this run)"),
+        "{lead}"
+    );
+    assert!(lead.contains("signed by this run"), "{lead}");
+}
+
 #[test]
 fn write_report_writes_the_page_too() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,7 +54,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4; borde
 .banner { border: 2px solid #8a4b00; background: #fff4e5; color: #5c3200; padding: 0.5rem 0.75rem;
   font-weight: 600; }
 .banner.emulator { border: 4px solid #1b1b1b; background: #ffd21f; color: #1b1b1b;
-  font-size: 1.3rem; padding: 0.75rem 1rem; }
+  font-size: 1.3rem; padding: 0.75rem 1rem; margin: 0 0 0.75rem; }
 .banner.emulator ul { font-size: 1rem; font-weight: normal; margin: 0.3rem 0 0; }
 .note { font-weight: 600; }
 table { border-collapse: collapse; width: 100%; margin: 0.4rem 0; }
