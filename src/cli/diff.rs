@@ -6,14 +6,14 @@ use clap::Args;
 
 use super::review::{Format, to_json};
 use crate::{Error, ExitCode};
-use kfconform_suite::report::diff as report_diff;
+use kfconform_suite::report::{ReportError, diff as report_diff};
 
 /// Arguments of `kfconform diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Baseline: report.json or a results directory.
+    /// Baseline: report.json, a results directory or a submission bundle (.tar.gz).
     pub a: PathBuf,
-    /// Candidate: report.json or a results directory.
+    /// Candidate: report.json, a results directory or a submission bundle (.tar.gz).
     pub b: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -21,12 +21,17 @@ pub struct DiffArgs {
 }
 
 pub(super) fn diff(args: DiffArgs) -> Result<ExitCode, Error> {
-    // An unreadable or malformed input is the user's to fix: usage error, not harness error.
-    let load =
-        |p: &PathBuf| report_diff::load_report_any(p).map_err(|e| Error::usage(e.to_string()));
+    // A missing, unreadable or malformed input is the user's to fix: usage error (exit 2), not
+    // harness error; only failing to make a temporary directory is the harness's.
+    let load = |p: &PathBuf| {
+        report_diff::load_input(p).map_err(|e| match e {
+            ReportError::Malformed { .. } => Error::usage(e.to_string()),
+            other => other.into(),
+        })
+    };
     let a = load(&args.a)?;
     let b = load(&args.b)?;
-    let d = report_diff::diff(&a, &b);
+    let d = report_diff::diff_inputs(&a, &b);
     match args.format {
         Format::Json => println!("{}", to_json(&d)?),
         Format::Table => print!(

@@ -54,7 +54,8 @@ fn list_profiles(catalog: &Catalog, format: ListFormat) {
                 })
             })
             .collect();
-        let doc = serde_json::json!({"format_version": 1, "profiles": rows});
+        let doc =
+            serde_json::json!({"format_version": render::LIST_FORMAT_VERSION, "profiles": rows});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }

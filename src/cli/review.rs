@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use crate::{Error, ExitCode};
 use kfconform_suite::report::keys::PublicKey;
-use kfconform_suite::report::{bundle, verify};
+use kfconform_suite::report::{ReportError, bundle, verify};
 
 /// Output formats of verify and diff.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -61,12 +61,21 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         .iter()
         .map(|k| PublicKey::load(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut v = verify::verify_path(&args.path, &trusted)?;
+    let mut v = verify::verify_path(&args.path, &trusted).map_err(|e| match e {
+        // The path exists but cannot be read: the user's to fix.
+        ReportError::Malformed { .. } => Error::usage(e.to_string()),
+        other => other.into(),
+    })?;
+    // Something that is not a submission at all is a usage error (exit 2), as README says;
+    // a submission that reads but fails a check is a failed verification (exit 1).
+    if let Some(why) = v.unreadable() {
+        return Err(Error::usage(format!("{}: {why}", args.path.display())));
+    }
     if args.accept_emulator {
         v.accept_demonstration();
     }
     match args.format {
-        Format::Json => println!("{}", to_json(&v)?),
+        Format::Json => println!("{}", to_json(&v.output())?),
         Format::Table => {
             for c in &v.checks {
                 let mark = if c.ok { "ok  " } else { "FAIL" };

@@ -7,7 +7,7 @@ use clap::Args;
 use super::progress::Progress;
 use super::{SelectionArgs, TargetArgs};
 use crate::{Error, ExitCode};
-use kfconform_suite::report::{Report, Status};
+use kfconform_suite::report::{Report, Status, html};
 use kfconform_suite::runner::{self, RunOptions};
 
 pub use kfconform_core::contract::DEFAULT_PROBE_IMAGE;
@@ -137,6 +137,15 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     print_outcome(&outcome);
     if let Some(key) = &sign_key {
+        // The runner wrote report.html knowing nothing of signing; before signing, rewrite it
+        // with what this run knows: the product it was given, and that it signs.
+        let page = html::Page {
+            product: product
+                .as_ref()
+                .and_then(kfconform_suite::report::product_line),
+            signed: true,
+        };
+        html::write_html(&args.output, &outcome.report, &page)?;
         let path = super::sign::sign_results(&args.output, key, product.clone())?;
         crate::outln!(
             "wrote {} (signed by key {})",

@@ -232,6 +232,39 @@ fn list_prints_the_plan_in_every_format() {
     assert!(String::from_utf8_lossy(&md.stdout).contains("\n# Kubeflow conformance"));
 }
 
+/// Both `list --format json` documents carry their format version and match their schemas in
+/// reports/, for the whole catalog and for a narrowed plan (with unselected tests).
+#[test]
+fn list_json_matches_its_schemas() {
+    let json = |args: &[&str]| {
+        let out = util::kfconform()
+            .args(["list", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        util::stdout_json(&out)
+    };
+    for args in [
+        &[][..],
+        &[
+            "--profile",
+            "kubeflow-26.03/training",
+            "--skip",
+            "platform/.*",
+        ],
+    ] {
+        let plan = json(args);
+        util::assert_matches_schema("list.schema.json", &plan);
+        assert_eq!(plan["format_version"], 1);
+    }
+    let narrowed = json(&["--skip", "platform/.*"]);
+    assert_eq!(narrowed["tests"][0]["selected"], false);
+    let profiles = json(&["--profiles"]);
+    util::assert_matches_schema("list-profiles.schema.json", &profiles);
+    assert_eq!(profiles["format_version"], 1);
+}
+
 #[test]
 fn rbac_prints_the_runner_role_and_binding() {
     let out = util::kfconform()

@@ -277,7 +277,7 @@ fn loading_errors_are_clear() {
 
     let bundle = dir.path().join("submission.tar.gz");
     std::fs::write(&bundle, b"\x1f\x8b").unwrap();
-    assert!(malformed(&bundle).contains("bundles are not supported yet"));
+    assert!(malformed(&bundle).contains("not a submission bundle"));
 
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -288,4 +288,124 @@ fn loading_errors_are_clear() {
     assert!(malformed(&bad).contains("report schema"));
 
     assert!(malformed(&dir.path().join("missing.json")).contains("cannot read"));
+}
+
+// ---------------------------------------------------------------- the command
+
+/// `kfconform diff A B ARGS..`.
+fn diff_cli(a: &std::path::Path, b: &std::path::Path, args: &[&str]) -> std::process::Output {
+    util::kfconform()
+        .arg("diff")
+        .arg(a)
+        .arg(b)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Both sides' product, profile, verdict and emulator flag come first: the product from the
+/// signed statement of a results directory or bundle, unknown for a bare report.json.
+#[test]
+fn both_sides_are_named_first() {
+    let s = util::Submission::new("kfc-diff-sides");
+    let (clean, _) = runs();
+    let bare = s.work.path().join("emulator-report.json");
+    std::fs::write(&bare, serde_json::to_string_pretty(clean).unwrap()).unwrap();
+
+    for a in [&s.results, &s.bundle] {
+        let out = diff_cli(a, &bare, &[]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let head: Vec<&str> = text.lines().take(10).collect();
+        assert_eq!(
+            head[..10],
+            [
+                format!("A: {}", a.display()).as_str(),
+                "  product:  Example Kubeflow 1.2.3 (Example Corp) (from report.dsse.json, not verified)",
+                &format!("  profile:  {}", util::CERTIFIABLE_PROFILE),
+                "  verdict:  CONFORMANT",
+                "  emulator: no",
+                &format!("B: {}", bare.display()),
+                "  product:  unknown",
+                &format!("  profile:  {}", util::CERTIFIABLE_PROFILE),
+                "  verdict:  CONFORMANT",
+                "  emulator: yes: not a certification",
+            ],
+            "{text}"
+        );
+        assert!(!text.contains("PROFILES DIFFER"), "{text}");
+    }
+
+    let out = diff_cli(&s.bundle, &bare, &["--format", "json"]);
+    let v = util::stdout_json(&out);
+    util::assert_matches_schema("diff.schema.json", &v);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["a"]["product"], "Example Kubeflow 1.2.3 (Example Corp)");
+    assert_eq!(v["a"]["emulator"], false);
+    assert_eq!(v["b"]["product"], Value::Null);
+    assert_eq!(v["b"]["emulator"], true);
+    assert_eq!(v["b"]["verdict"], "CONFORMANT");
+    assert_eq!(v["profiles_differ"], false);
+}
+
+/// Two reports claiming different profiles say so, in the table and in JSON, and are never
+/// "no differences".
+#[test]
+fn different_profiles_are_called_out() {
+    let (clean, old) = runs();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    std::fs::write(&a, serde_json::to_string(clean).unwrap()).unwrap();
+    let other = edited(clean, |v| {
+        v["config"]["profile"] = json!("kubeflow-26.03/platform")
+    });
+    std::fs::write(&b, serde_json::to_string(&other).unwrap()).unwrap();
+    let out = diff_cli(&a, &b, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "PROFILES DIFFER: A claims {}, B claims kubeflow-26.03/platform",
+            util::CERTIFIABLE_PROFILE
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("no differences"), "{text}");
+    let v = util::stdout_json(&diff_cli(&a, &b, &["--format", "json"]));
+    util::assert_matches_schema("diff.schema.json", &v);
+    assert_eq!(v["profiles_differ"], true);
+    assert_eq!(v["b"]["profile"], "kubeflow-26.03/platform");
+
+    // A defect run's side shows its defects, and its JSON (with regressions) fits the schema.
+    std::fs::write(&b, serde_json::to_string(old).unwrap()).unwrap();
+    let out = diff_cli(&a, &b, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = util::stdout_json(&out);
+    util::assert_matches_schema("diff.schema.json", &v);
+    assert_eq!(v["b"]["defects"], json!(["platform.old-kubernetes"]));
+    assert_eq!(v["b"]["verdict"], "NOT CONFORMANT");
+}
+
+/// README: a missing or malformed report given to diff is a usage error (exit 2), one line
+/// naming the problem, on either side.
+#[test]
+fn malformed_input_is_a_usage_error() {
+    let s = util::Submission::new("kfc-diff-malformed");
+    let good = &s.results;
+    let corrupt = s.work.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join(REPORT_JSON), "{\"run_id\": ").unwrap();
+    let cases = [
+        (s.work.path().join("nope"), "nope: cannot read"),
+        (corrupt.clone(), "report.json: not valid JSON"),
+        (s.junk_bundle(), "junk.tar.gz: not a submission bundle: "),
+        (
+            s.truncated_bundle(),
+            "truncated.tar.gz: not a submission bundle: ",
+        ),
+    ];
+    for (bad, needle) in &cases {
+        util::assert_usage_error(&diff_cli(good, bad, &[]), needle);
+        util::assert_usage_error(&diff_cli(bad, good, &["--format", "json"]), needle);
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use kfconform_suite::catalog::{KubernetesRange, Level, Profile};
+use kfconform_suite::report::html::{Page, to_html_with, write_html};
 use kfconform_suite::report::{
     JUNIT_XML, REPORT_HTML, REPORT_JSON, REPORT_SCHEMA_ID, Report, RunConfig, Status, TargetFacts,
     TestResult, compute_verdict, summarize, to_html, write_report,
@@ -59,6 +60,12 @@ fn sample_report() -> Report {
             "timed out after 300s waiting for TrainJob \"t1\"",
         ),
         result("profiles/owner-binding", Level::Must, Status::Passed, ""),
+        result(
+            "profiles/namespace-labels",
+            Level::Should,
+            Status::Failed,
+            "label pod-security.kubernetes.io/enforce missing",
+        ),
     ];
     results[0].api_requests = BTreeMap::from([("get".into(), 3), ("list".into(), 1)]);
     results[1].evidence = vec![
@@ -197,13 +204,21 @@ fn every_test_and_fact_is_on_the_page() {
 fn failures_come_first_with_evidence_links() {
     let html = to_html(&sample_report());
     let problems = html.find("id=\"problems\"").unwrap();
+    let should = html.find("id=\"should-problems\"").unwrap();
     let all = html.find("id=\"tests\"").unwrap();
-    assert!(problems < all);
-    let section = &html[problems..all];
+    assert!(problems < should && should < all);
+    let section = &html[problems..should];
     assert!(section.contains("platform/upstream-examples-accepted"));
     assert!(section.contains("training/trainjob-runs"));
     assert!(!section.contains("platform/kubernetes-version"));
     assert!(!section.contains("training/pytorchjob-env-contract"));
+    // SHOULD failures are apart: they never decide the verdict.
+    assert!(!section.contains("profiles/namespace-labels"));
+    assert!(section.contains("MUST tests failed or errored"));
+    let should_section = &html[should..all];
+    assert!(should_section.contains("profiles/namespace-labels"));
+    assert!(should_section.contains("never decide conformance"));
+    assert!(!should_section.contains("platform/upstream-examples-accepted"));
     assert!(section.contains(
         "<a href=\"./evidence/platform/upstream-examples-accepted/events.json\">\
          evidence/platform/upstream-examples-accepted/events.json</a>"
@@ -226,11 +241,110 @@ fn conformant_and_incomplete_runs_say_so() {
     let html = to_html(&report);
     assert!(html.contains(">CONFORMANT<"));
     assert!(!html.contains("NOT CONFORMANT"));
-    assert!(html.contains("No test failed or errored."));
+    assert!(html.contains("No MUST test failed or errored."));
+    assert!(html.contains("No SHOULD test failed or errored."));
     assert!(!html.contains("INCOMPLETE"));
 
     report.complete = false;
     assert!(to_html(&report).contains("INCOMPLETE RUN"));
+}
+
+/// Text of the page before the first `marker`.
+fn before<'a>(html: &'a str, marker: &str) -> &'a str {
+    &html[..html.find(marker).unwrap_or_else(|| panic!("no {marker:?}"))]
+}
+
+#[test]
+fn the_page_leads_with_banner_product_signature_and_verdict() {
+    let report = sample_report();
+    let page = Page {
+        product: Some("Example Kubeflow 1.2.3 (Example <Corp>)".into()),
+        signed: true,
+    };
+    let html = to_html_with(&report, &page);
+    // Everything a reviewer reads first comes before the run's facts and the results.
+    let lead = before(&html, "id=\"run\"");
+    for needle in [
+        "EMULATOR RUN \u{2014} not a certification",
+        "the run was made against the kfconform emulator",
+        "the run injected defects (defect&lt;script&gt;",
+        "Example Kubeflow 1.2.3 (Example &lt;Corp&gt;)",
+        "signed by this run: see <code>report.dsse.json</code>",
+        "<code>kfconform verify DIR --key PUB</code>",
+        "NOT CONFORMANT",
+        "Emulator run: this verdict certifies no product.",
+    ] {
+        assert!(lead.contains(needle), "{needle:?} not in the lead:\n{lead}");
+    }
+    assert!(
+        before(&html, "id=\"verdict\"").contains("EMULATOR RUN"),
+        "the banner comes first"
+    );
+
+    // Without a page context it says what it does not know.
+    let plain = to_html(&report);
+    let lead = before(&plain, "id=\"run\"");
+    assert!(lead.contains("unknown to this page"), "{lead}");
+    assert!(
+        lead.contains("unsigned when this page was written"),
+        "{lead}"
+    );
+}
+
+#[test]
+fn only_a_real_cluster_run_has_no_banner() {
+    let mut report = sample_report();
+    report.config.emulator = false;
+    report.config.defects.clear();
+    let html = to_html(&report);
+    assert!(!html.contains("EMULATOR RUN"));
+    assert!(!html.contains("certifies no product"));
+    // Defects alone, or a target that says it is the emulator, still raise it.
+    let mut defects = report.clone();
+    defects.config.defects = vec!["platform.old-kubernetes".into()];
+    assert!(to_html(&defects).contains("EMULATOR RUN"));
+    let mut separate = report.clone();
+    separate.target.kubernetes_version = "v1.34.2+kfconform-emulator".into();
+    let html = to_html(&separate);
+    assert!(html.contains("the target identifies itself as the kfconform emulator"));
+}
+
+#[test]
+fn write_html_replaces_the_page_with_what_the_run_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = sample_report();
+    write_report(dir.path(), &report).unwrap();
+    let page = Page {
+        product: Some("P 1".into()),
+        signed: true,
+    };
+    let path = write_html(dir.path(), &report, &page).unwrap();
+    assert_eq!(path, dir.path().join(REPORT_HTML));
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        to_html_with(&report, &page)
+    );
+}
+
+/// `run --sign-key --product` writes the page knowing both, before signing it.
+#[test]
+fn a_signed_run_names_its_product_and_signature() {
+    let work = tempfile::tempdir().unwrap();
+    let (private, _) =
+        kfconform_suite::report::keys::write_keypair(&work.path().join("keys")).unwrap();
+    let product = work.path().join("PRODUCT.yaml");
+    std::fs::write(&product, crate::util::PRODUCT_YAML_TEXT).unwrap();
+    let out = work.path().join("results");
+    let (key, product) = (private.to_str().unwrap(), product.to_str().unwrap());
+    crate::util::run_emulator(&out, &["--sign-key", key, "--product", product], 0);
+    let html = std::fs::read_to_string(out.join(REPORT_HTML)).unwrap();
+    let lead = before(&html, "id=\"run\"");
+    assert!(lead.contains("EMULATOR RUN"), "{lead}");
+    assert!(
+        lead.contains("Example Kubeflow 1.2.3 (Example Corp) (PRODUCT.yaml given to this run)"),
+        "{lead}"
+    );
+    assert!(lead.contains("signed by this run"), "{lead}");
 }
 
 #[test]

@@ -141,3 +141,115 @@ pub fn conformant_report(run_id: &str, command: &str) -> Report {
         merged: None,
     }
 }
+
+/// Asserts that `value` is valid against the JSON Schema `reports/<schema>` (formats checked),
+/// the schema a documented `--format json` output promises.
+#[track_caller]
+pub fn assert_matches_schema(schema: &str, value: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("reports")
+        .join(schema);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::draft202012::meta::validate(&schema).unwrap();
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} does not match {}:\n{}\n{value:#}",
+        "output",
+        path.display(),
+        errors.join("\n")
+    );
+}
+
+/// The JSON a command printed on stdout.
+pub fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Asserts that `out` is a usage error (exit 2) with nothing on stdout and exactly one line on
+/// stderr containing `needle`.
+#[track_caller]
+pub fn assert_usage_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "not one line:\n{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+}
+
+/// PRODUCT.yaml of the signed submission fixtures.
+pub const PRODUCT_YAML_TEXT: &str = "vendor: Example Corp\nproduct: Example Kubeflow\nversion: 1.2.3\nkubeflow_release: \"26.03\"\nwebsite_url: https://example.com\ndocumentation_url: https://example.com/docs\nrepository_url: https://example.com/repo\ncontact_email: conformance@example.com\ntype: distribution\n";
+
+/// A signed submission under one directory: `results/` (a conformant run of
+/// [`CERTIFIABLE_PROFILE`] signed with the product), `submission.tar.gz` packed from it, and
+/// the key pair in `keys/`.
+pub struct Submission {
+    pub work: tempfile::TempDir,
+    pub results: std::path::PathBuf,
+    pub bundle: std::path::PathBuf,
+    pub public_key: std::path::PathBuf,
+}
+
+impl Submission {
+    /// Writes, signs and packs it.
+    pub fn new(run_id: &str) -> Submission {
+        let work = tempfile::TempDir::new().unwrap();
+        let results = work.path().join("results");
+        kfconform_suite::report::write_report(
+            &results,
+            &conformant_report(run_id, "kfconform run -o results"),
+        )
+        .unwrap();
+        let (private, public_key) =
+            kfconform_suite::report::keys::write_keypair(&work.path().join("keys")).unwrap();
+        let key = SigningKey::load(&private).unwrap();
+        let product_path = work.path().join("PRODUCT.yaml");
+        std::fs::write(&product_path, PRODUCT_YAML_TEXT).unwrap();
+        let product = kfconform_suite::report::bundle::load_product(&product_path).unwrap();
+        resign(&results, &key, Some(product.to_json()));
+        let bundle = kfconform_suite::report::bundle::pack(
+            &results,
+            &product_path,
+            &work.path().join("submission.tar.gz"),
+        )
+        .unwrap();
+        Submission {
+            work,
+            results,
+            bundle,
+            public_key,
+        }
+    }
+
+    /// A copy of the bundle cut to half its bytes, as an interrupted download leaves it.
+    pub fn truncated_bundle(&self) -> std::path::PathBuf {
+        let bytes = std::fs::read(&self.bundle).unwrap();
+        let cut = self.work.path().join("truncated.tar.gz");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        cut
+    }
+
+    /// A file of junk named like a bundle.
+    pub fn junk_bundle(&self) -> std::path::PathBuf {
+        let junk = self.work.path().join("junk.tar.gz");
+        std::fs::write(&junk, "this is not a tarball\n").unwrap();
+        junk
+    }
+}

@@ -601,3 +601,97 @@ fn a_run_against_a_separate_emulator_is_not_a_certification() {
     v.accept_demonstration();
     assert_ok(&v);
 }
+
+// ---------------------------------------------------------------- the command: exit codes
+
+/// `kfconform verify PATH --key PUB ARGS..`.
+fn verify_cli(path: &Path, public_key: &Path, args: &[&str]) -> std::process::Output {
+    util::kfconform()
+        .arg("verify")
+        .arg(path)
+        .arg("--key")
+        .arg(public_key)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// README: a missing or malformed report given to verify is a usage error (exit 2), one line
+/// naming the problem; a submission that reads but fails a check stays exit 1.
+#[test]
+fn malformed_input_is_a_usage_error_and_a_failed_check_is_not() {
+    let s = util::Submission::new("kfc-verify-cli");
+    let key = &s.public_key;
+    let verified = verify_cli(&s.results, key, &[]);
+    assert_eq!(verified.status.code(), Some(0), "{verified:?}");
+    assert_eq!(verify_cli(&s.bundle, key, &[]).status.code(), Some(0));
+
+    util::assert_usage_error(
+        &verify_cli(&s.work.path().join("nope"), key, &[]),
+        "nope: no such file or directory",
+    );
+    util::assert_usage_error(
+        &verify_cli(&s.junk_bundle(), key, &[]),
+        "junk.tar.gz: not a submission bundle: ",
+    );
+    util::assert_usage_error(
+        &verify_cli(&s.truncated_bundle(), key, &["--format", "json"]),
+        "truncated.tar.gz: not a submission bundle: ",
+    );
+
+    // A corrupt, a schema-breaking and a missing report.json, each in a signed directory.
+    let report = s.results.join(REPORT_JSON);
+    let original = fs::read_to_string(&report).unwrap();
+    fs::write(&report, &original[..original.len() / 2]).unwrap();
+    util::assert_usage_error(
+        &verify_cli(&s.results, key, &[]),
+        "results: report.json: not valid JSON: ",
+    );
+    fs::write(&report, r#"{"run_id": 1}"#).unwrap();
+    util::assert_usage_error(
+        &verify_cli(&s.results, key, &[]),
+        "results: report.json: does not match the report schema",
+    );
+    fs::remove_file(&report).unwrap();
+    util::assert_usage_error(
+        &verify_cli(&s.results, key, &[]),
+        "results: report.json: missing",
+    );
+
+    // Well-formed but failing: a tampered junit.xml, an untrusted key.
+    fs::write(&report, &original).unwrap();
+    let junit = s.results.join(JUNIT_XML);
+    let text = fs::read_to_string(&junit).unwrap();
+    fs::write(&junit, format!("{text} ")).unwrap();
+    let failed = verify_cli(&s.results, key, &[]);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("VERIFICATION FAILED"));
+    fs::write(&junit, text).unwrap();
+    let other = TempDir::new().unwrap();
+    let (_, other_key) = kfconform_suite::report::keys::write_keypair(other.path()).unwrap();
+    let untrusted = verify_cli(&s.bundle, &other_key, &[]);
+    assert_eq!(untrusted.status.code(), Some(1), "{untrusted:?}");
+}
+
+/// `verify --format json` carries its format version and matches reports/verify.schema.json,
+/// verified or not.
+#[test]
+fn json_output_matches_its_schema() {
+    let s = util::Submission::new("kfc-verify-json");
+    let out = verify_cli(&s.bundle, &s.public_key, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = util::stdout_json(&out);
+    util::assert_matches_schema("verify.schema.json", &v);
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["verdicts"][0]["profile"], CERTIFIABLE_PROFILE);
+
+    let other = TempDir::new().unwrap();
+    let (_, other_key) = kfconform_suite::report::keys::write_keypair(other.path()).unwrap();
+    let out = verify_cli(&s.results, &other_key, &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = util::stdout_json(&out);
+    util::assert_matches_schema("verify.schema.json", &v);
+    assert_eq!(v["verified"], false);
+    assert!(!v["problems"].as_array().unwrap().is_empty());
+}

@@ -79,11 +79,25 @@ pub fn render_table(plan: &Plan) -> String {
     out
 }
 
-/// `kfconform list --format json`: the plan as pretty JSON (profile, then every test with all
-/// its catalog fields plus `selected` and `reason`).
+/// Version of the `kfconform list --format json` documents (the plan, and `--profiles`); their
+/// JSON Schemas are `reports/list.schema.json` and `reports/list-profiles.schema.json`.
+pub const LIST_FORMAT_VERSION: u32 = 1;
+
+/// `kfconform list --format json`: the plan as pretty JSON (`format_version`, the profile,
+/// then every test with all its catalog fields plus `selected` and `reason`).
 pub fn render_json(plan: &Plan) -> String {
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        format_version: u32,
+        #[serde(flatten)]
+        plan: &'a Plan,
+    }
+    let doc = Document {
+        format_version: LIST_FORMAT_VERSION,
+        plan,
+    };
     // Plan holds only strings, numbers and booleans: serialisation cannot fail.
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -138,6 +152,7 @@ pub fn render_markdown(catalog: &Catalog) -> String {
     reports(&mut md);
     // The signing scheme is prose owned by the report module, kept beside its schema.
     md.push_str(include_str!("../../../../reports/signing.md"));
+    machine_readable(&mut md);
     exit_codes(&mut md);
     md
 }
@@ -416,6 +431,13 @@ fn reports(md: &mut String) {
          valid against the JSON Schema (2020-12) in \
          [`reports/report.schema.json`](reports/report.schema.json).\n\
          - `<dir>/junit.xml`: the same results as JUnit XML for CI systems.\n\
+         - `<dir>/report.html`: one self-contained page for people. It leads with an \
+         unmistakable *EMULATOR RUN — not a certification* banner when the run was made \
+         against the emulator or with defects, the product (when the run was given \
+         `--product`), the profile, the signature state as the run knew it (the page is \
+         written before signing, so it proves nothing itself: `kfconform verify` checks \
+         `report.dsse.json`) and the verdict per profile; failed and errored `must` tests are \
+         listed apart from `should` ones, which never decide.\n\
          - `<dir>/evidence/<test-id>/`: for failed and errored tests, the objects involved, \
          their events and probe pod logs.\n"
     );
@@ -429,16 +451,78 @@ fn reports(md: &mut String) {
     );
 }
 
+/// The versioned JSON documents the commands print, each with its schema in `reports/`.
+fn machine_readable(md: &mut String) {
+    let _ = writeln!(md, "## Machine-readable outputs\n");
+    let _ = writeln!(
+        md,
+        "Each `--format json` output is one JSON document with a top-level `format_version` \
+         and a JSON Schema (2020-12) in `reports/`. Fields may be added within a format \
+         version, so consumers must ignore fields they do not know; removing or changing the \
+         meaning of a field bumps the version.\n"
+    );
+    let _ = writeln!(md, "| Command | What it is | `format_version` | Schema |");
+    let _ = writeln!(md, "| --- | --- | --- | --- |");
+    let rows = [
+        (
+            "`kfconform list --format json`",
+            "the plan of a selection: the profile, then every test of its components with its \
+             catalog fields, `selected` and, when not selected, the `reason`",
+            super::render::LIST_FORMAT_VERSION,
+            "list.schema.json",
+        ),
+        (
+            "`kfconform list --profiles --format json`",
+            "every profile with whether it is certifiable, its `must` test count and its gaps",
+            super::render::LIST_FORMAT_VERSION,
+            "list-profiles.schema.json",
+        ),
+        (
+            "`kfconform verify --format json`",
+            "`verified`, each problem, every check with its outcome, the verdicts recomputed \
+             with this kfconform's catalog, and the trusted signers",
+            crate::report::verify::VERIFY_FORMAT_VERSION,
+            "verify.schema.json",
+        ),
+        (
+            "`kfconform diff --format json`",
+            "what each side claims (`a`, `b`: product from its signed statement or null, \
+             profile, recorded verdict, emulator flag, defects), `profiles_differ`, then the \
+             regressions by A's profile and every other difference",
+            crate::report::diff::DIFF_FORMAT_VERSION,
+            "diff.schema.json",
+        ),
+    ];
+    for (command, what, version, schema) in rows {
+        let _ = writeln!(
+            md,
+            "| {command} | {what} | {version} | [`reports/{schema}`](reports/{schema}) |"
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n`report.json` itself is described by \
+         [`reports/report.schema.json`](reports/report.schema.json) (its `$schema` names the \
+         version). `diff` verifies nothing: the product it shows is read from the statement \
+         beside the report without checking the signature; `kfconform verify` is what checks \
+         it.\n"
+    );
+}
+
 fn exit_codes(md: &mut String) {
     let _ = writeln!(md, "## Exit codes\n");
     let _ = writeln!(md, "| Code | Meaning |");
     let _ = writeln!(md, "| --- | --- |");
     let _ = writeln!(
         md,
-        "| 0 | Conformant (or, for `verify`, verified). |\n\
-         | 1 | Not conformant (or verification failed). |\n\
+        "| 0 | Conformant (or, for `verify`, verified; for `diff`, nothing A's profile requires \
+         regressed in B). |\n\
+         | 1 | Not conformant (or, for `verify`, a readable submission failed a check; for \
+         `diff`, a required test regressed). |\n\
          | 2 | Usage or configuration error: bad flags, unknown profile, component or feature, \
-         invalid regex, unwritable output directory. |\n\
+         invalid regex, unwritable output directory; for `verify` and `diff`, a missing path, a \
+         missing or malformed `report.json`, or a bundle that does not unpack (one line naming \
+         the problem, nothing on stdout). |\n\
          | 3 | Harness error: cluster unreachable, internal failure. |"
     );
 }

@@ -11,12 +11,26 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, Level, Profile};
 
-use super::{REPORT_JSON, Report, ReportError, Status, TestResult, read_report};
+use super::dsse::{self, DSSE_JSON};
+use super::verify::{Scratch, identifies_as_emulator};
+use super::{REPORT_JSON, Report, ReportError, Status, TestResult, bundle, read_report};
+
+/// Version of the `diff --format json` document ([`ReportDiff`]); its JSON Schema is
+/// `reports/diff.schema.json`.
+pub const DIFF_FORMAT_VERSION: u32 = 1;
 
 /// Everything that differs between report A and report B. Lists are sorted, so the same two
 /// reports always give the same diff.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct ReportDiff {
+    /// [`DIFF_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// What report A claims: product, profile, verdict, emulator.
+    pub a: Side,
+    /// What report B claims.
+    pub b: Side,
+    /// True when A and B claim different profiles: their verdicts answer different questions.
+    pub profiles_differ: bool,
     /// The profile regressions are judged against (A's).
     pub profile: String,
     /// Whether this suite version knows `profile`; when not, every `must` test counts as
@@ -44,6 +58,51 @@ pub struct ReportDiff {
     pub resources_only_in_b: Vec<ServedResource>,
     /// The Kubernetes versions, when they differ.
     pub kubernetes_version: Option<VersionChange>,
+}
+
+/// What one report claims about itself, as recorded (`diff` verifies nothing: `kfconform
+/// verify` does).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Side {
+    /// The product, from the signed statement beside the report (`report.dsse.json`, the
+    /// signature not checked); `None` when unknown: a bare report.json, an unsigned run, or one
+    /// signed without a product.
+    pub product: Option<String>,
+    /// The profile the run claims.
+    pub profile: String,
+    /// The recorded verdict for that profile (`CONFORMANT`, `NOT CONFORMANT`, `NOT
+    /// CERTIFIABLE`); `None` when the report records none for it.
+    pub verdict: Option<String>,
+    /// The run was made against the kfconform emulator (embedded, or a target whose version
+    /// says so): never a certification.
+    pub emulator: bool,
+    /// Emulator defects injected into the run.
+    pub defects: Vec<String>,
+}
+
+impl Side {
+    fn of(r: &Report) -> Side {
+        Side {
+            product: None,
+            profile: r.config.profile.clone(),
+            verdict: r
+                .verdicts
+                .iter()
+                .find(|v| v.profile == r.config.profile)
+                .map(|v| super::verdict_word(v).to_string()),
+            emulator: r.config.emulator || identifies_as_emulator(r),
+            defects: r.config.defects.clone(),
+        }
+    }
+}
+
+/// One side of a diff as loaded from disk: the report and the product its statement names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffInput {
+    /// The report.
+    pub report: Report,
+    /// `predicate.product` of the statement beside the report, when there is one for this run.
+    pub product: Option<serde_json::Value>,
 }
 
 /// A test whose status differs between the two reports.
@@ -93,7 +152,17 @@ impl ReportDiff {
             && self.resources_only_in_a.is_empty()
             && self.resources_only_in_b.is_empty()
             && self.kubernetes_version.is_none()
+            && !self.profiles_differ
     }
+}
+
+/// Compares two loaded reports as [`diff`] does, naming each side's product when its statement
+/// does.
+pub fn diff_inputs(a: &DiffInput, b: &DiffInput) -> ReportDiff {
+    let mut d = diff(&a.report, &b.report);
+    d.a.product = a.product.as_ref().and_then(super::product_line);
+    d.b.product = b.product.as_ref().and_then(super::product_line);
+    d
 }
 
 /// Compares report `a` (the baseline) with report `b`.
@@ -103,6 +172,10 @@ pub fn diff(a: &Report, b: &Report) -> ReportDiff {
     let profile = resolve_profile(&a.config.profile);
 
     let mut d = ReportDiff {
+        format_version: DIFF_FORMAT_VERSION,
+        a: Side::of(a),
+        b: Side::of(b),
+        profiles_differ: a.config.profile != b.config.profile,
         profile: a.config.profile.clone(),
         profile_known: profile.is_some(),
         ..ReportDiff::default()
@@ -215,8 +288,15 @@ const MESSAGE_WIDTH: usize = 100;
 /// reports (usually their paths).
 pub fn render_diff_table(d: &ReportDiff, a_label: &str, b_label: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "A: {a_label}");
-    let _ = writeln!(out, "B: {b_label}");
+    side_header(&mut out, "A", a_label, &d.a);
+    side_header(&mut out, "B", b_label, &d.b);
+    if d.profiles_differ {
+        let _ = writeln!(
+            out,
+            "\nPROFILES DIFFER: A claims {}, B claims {}; regressions are judged by A's profile",
+            d.a.profile, d.b.profile
+        );
+    }
     if d.is_empty() {
         out.push_str("no differences\n");
         return out;
@@ -300,6 +380,32 @@ pub fn render_diff_table(d: &ReportDiff, a_label: &str, b_label: &str) -> String
     out
 }
 
+/// What one side claims, first, so a reader knows what is being compared before any detail.
+fn side_header(out: &mut String, name: &str, label: &str, s: &Side) {
+    let product = match &s.product {
+        Some(p) => format!("{p} (from {DSSE_JSON}, not verified)"),
+        None => "unknown".to_string(),
+    };
+    let emulator = match (s.emulator, s.defects.is_empty()) {
+        (true, true) => "yes: not a certification".to_string(),
+        (_, false) => format!(
+            "{}: not a certification (defects: {})",
+            if s.emulator { "yes" } else { "no" },
+            s.defects.join(", ")
+        ),
+        (false, true) => "no".to_string(),
+    };
+    let _ = writeln!(out, "{name}: {label}");
+    let _ = writeln!(out, "  product:  {product}");
+    let _ = writeln!(out, "  profile:  {}", s.profile);
+    let _ = writeln!(
+        out,
+        "  verdict:  {}",
+        s.verdict.as_deref().unwrap_or("none recorded")
+    );
+    let _ = writeln!(out, "  emulator: {emulator}");
+}
+
 /// Writes rows under a header, columns padded to the widest cell; the last column is not
 /// padded so lines carry no trailing spaces.
 fn table(out: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
@@ -346,26 +452,73 @@ fn one_line(message: &str) -> String {
     cut
 }
 
-/// Reads a report from a `report.json` file or from a results directory holding one.
+/// Reads a report from a `report.json` file, a results directory holding one, or a submission
+/// bundle (`.tar.gz`, `.tgz`).
 pub fn load_report_any(path: &Path) -> Result<Report, ReportError> {
+    load_input(path).map(|i| i.report)
+}
+
+/// Reads one side of a diff: a `report.json` file (product unknown), or a results directory or
+/// submission bundle, whose `report.dsse.json` may name the product. Every error is
+/// [`ReportError::Malformed`] naming `path`, except failing to make a temporary directory.
+pub fn load_input(path: &Path) -> Result<DiffInput, ReportError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        return Err(ReportError::Malformed {
-            path: path.display().to_string(),
-            message: "bundles are not supported yet: extract it and pass the directory holding \
-                      report.json"
-                .to_string(),
-        });
+        let scratch = Scratch::new()?;
+        let dir = bundle::unpack(path, scratch.path()).map_err(|e| match e {
+            ReportError::Malformed { message, .. } => ReportError::Malformed {
+                path: path.display().to_string(),
+                message: format!("not a submission bundle: {message}"),
+            },
+            other => other,
+        })?;
+        return load_dir(&dir).map_err(|e| renamed(e, path, &dir));
     }
     if path.is_dir() {
-        let file = path.join(REPORT_JSON);
-        if !file.is_file() {
-            return Err(ReportError::Malformed {
-                path: path.display().to_string(),
-                message: format!("directory has no {REPORT_JSON}"),
-            });
-        }
-        return read_report(&file);
+        return load_dir(path);
     }
-    read_report(path)
+    Ok(DiffInput {
+        report: read_report(path)?,
+        product: None,
+    })
+}
+
+fn load_dir(dir: &Path) -> Result<DiffInput, ReportError> {
+    let file = dir.join(REPORT_JSON);
+    if !file.is_file() {
+        return Err(ReportError::Malformed {
+            path: dir.display().to_string(),
+            message: format!("directory has no {REPORT_JSON}"),
+        });
+    }
+    let report = read_report(&file)?;
+    // Only a statement about this very run names its product; a stale one is ignored.
+    let product = dsse::read_envelope(&dir.join(DSSE_JSON))
+        .ok()
+        .and_then(|env| env.statement().ok())
+        .filter(|s| s.predicate.run_id == report.run_id)
+        .and_then(|s| s.predicate.product);
+    Ok(DiffInput { report, product })
+}
+
+/// An error about a file unpacked into a temporary directory, named inside the bundle instead.
+fn renamed(e: ReportError, bundle: &Path, dir: &Path) -> ReportError {
+    match e {
+        ReportError::Malformed { path, message } => {
+            let inner = Path::new(&path)
+                .strip_prefix(dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let message = if inner.is_empty() {
+                message
+            } else {
+                format!("{inner}: {message}")
+            };
+            ReportError::Malformed {
+                path: bundle.display().to_string(),
+                message,
+            }
+        }
+        other => other,
+    }
 }

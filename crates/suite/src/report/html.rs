@@ -10,10 +10,22 @@ use std::fmt::Write as _;
 
 use crate::catalog::Level;
 
-use super::{Report, Status, TestResult};
+use super::{Report, ReportError, Status, TestResult};
 
 /// File name of the HTML report inside the output directory.
 pub const REPORT_HTML: &str = "report.html";
+
+/// What the page knows beyond report.json when it is written. The page is written before any
+/// signing, so it says only what the run itself knew: the signed statement
+/// (`report.dsse.json`), checked with `kfconform verify`, is what a reviewer trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The product the run was given (`run --product`), as one line
+    /// ([`super::product_line`]); `None` when the run was not told.
+    pub product: Option<String>,
+    /// The run signs its results right after writing the page (`run --sign-key`).
+    pub signed: bool,
+}
 
 const STYLE: &str = r#"
 :root { color-scheme: light; }
@@ -41,6 +53,10 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f4f4; borde
 .verdict.bad .word { color: #a4161a; }
 .banner { border: 2px solid #8a4b00; background: #fff4e5; color: #5c3200; padding: 0.5rem 0.75rem;
   font-weight: 600; }
+.banner.emulator { border: 4px solid #1b1b1b; background: #ffd21f; color: #1b1b1b;
+  font-size: 1.3rem; padding: 0.75rem 1rem; margin: 0 0 0.75rem; }
+.banner.emulator ul { font-size: 1rem; font-weight: normal; margin: 0.3rem 0 0; }
+.note { font-weight: 600; }
 table { border-collapse: collapse; width: 100%; margin: 0.4rem 0; }
 caption { text-align: left; font-weight: 600; padding: 0.2rem 0; }
 th, td { border: 1px solid #c8c8c8; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
@@ -63,8 +79,30 @@ a:visited { color: #5a2d8c; }
 footer { margin-top: 2.5rem; color: #4a4a4a; font-size: 0.9rem; }
 "#;
 
-/// Renders the report as one self-contained HTML page.
+/// Renders the report as one self-contained HTML page, knowing nothing beyond the report
+/// (product unknown, not signed when written).
 pub fn to_html(report: &Report) -> String {
+    to_html_with(report, &Page::default())
+}
+
+/// Writes `dir/report.html` for `report` with what the run knows (`page`), atomically, over
+/// the one [`super::write_report`] wrote; returns its path.
+pub fn write_html(
+    dir: &std::path::Path,
+    report: &Report,
+    page: &Page,
+) -> Result<std::path::PathBuf, ReportError> {
+    super::files::write_file_atomic(dir, REPORT_HTML, to_html_with(report, page).as_bytes())
+        .map_err(|e| ReportError::Output {
+            path: dir.display().to_string(),
+            message: format!("cannot write {REPORT_HTML}: {e}"),
+        })
+}
+
+/// Renders the report as one self-contained HTML page. It leads with what a reviewer reads
+/// first: whether this is an emulator run, the product, the profile, the signature state and
+/// the verdict per profile; SHOULD failures are kept apart from the MUST failures that decide.
+pub fn to_html_with(report: &Report, page: &Page) -> String {
     let mut out = String::with_capacity(16 * 1024 + report.results.len() * 512);
     let title = format!("kfconform report {}", report.run_id);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -78,12 +116,15 @@ pub fn to_html(report: &Report) -> String {
     let _ = writeln!(out, "<title>{}</title>", esc(&title));
     let _ = writeln!(out, "<style>{STYLE}</style>\n</head>\n<body>");
 
-    header(&mut out, report);
+    let not_certification = super::verify::certification_problems(report);
+    header(&mut out, report, page, &not_certification);
     out.push_str("<main>\n");
-    verdicts(&mut out, report);
+    verdicts(&mut out, report, !not_certification.is_empty());
+    run_facts(&mut out, report);
     summary(&mut out, report);
     matrix(&mut out, report);
-    problems(&mut out, report);
+    problems(&mut out, report, Level::Must);
+    problems(&mut out, report, Level::Should);
     all_tests(&mut out, report);
     target(&mut out, report);
     out.push_str("</main>\n");
@@ -92,21 +133,69 @@ pub fn to_html(report: &Report) -> String {
     out
 }
 
-fn header(out: &mut String, r: &Report) {
+fn header(out: &mut String, r: &Report, page: &Page, not_certification: &[String]) {
     out.push_str("<header>\n<h1>Kubeflow conformance report</h1>\n");
+    if !not_certification.is_empty() {
+        out.push_str(
+            "<div class=\"banner emulator\" role=\"alert\" id=\"emulator\">EMULATOR RUN \u{2014} \
+             not a certification\n<ul>\n",
+        );
+        for p in not_certification {
+            let why = p
+                .strip_prefix(super::verify::NOT_A_CERTIFICATION)
+                .unwrap_or(p);
+            let _ = writeln!(out, "<li>{}</li>", esc(why));
+        }
+        out.push_str("</ul>\n</div>\n");
+    }
     if !r.complete {
         out.push_str(
             "<p class=\"banner\" role=\"alert\">INCOMPLETE RUN: the run was interrupted before \
              every test finished.</p>\n",
         );
     }
-    out.push_str("<dl class=\"facts\">\n");
+    let product = match &page.product {
+        Some(p) => format!("{} (PRODUCT.yaml given to this run)", esc(p)),
+        None => format!(
+            "unknown to this page: a product named when signing is in the signed statement \
+             ({})",
+            code(super::dsse::DSSE_JSON)
+        ),
+    };
+    let verify = code("kfconform verify DIR --key PUB");
+    let signature = if page.signed {
+        format!(
+            "signed by this run: see {}; this page proves nothing by itself, check it with \
+             {verify}",
+            code(super::dsse::DSSE_JSON)
+        )
+    } else {
+        format!(
+            "unsigned when this page was written; a signature added later is in {}, checked \
+             with {verify}",
+            code(super::dsse::DSSE_JSON)
+        )
+    };
+    out.push_str("<dl class=\"facts\" id=\"lead\">\n");
+    for (k, v) in [
+        ("Product", product),
+        ("Profile", esc(&r.config.profile)),
+        ("Signature", signature),
+    ] {
+        let _ = writeln!(out, "<dt>{k}</dt><dd>{v}</dd>");
+    }
+    out.push_str("</dl>\n</header>\n");
+}
+
+/// The run's facts, after the verdict: who ran what, when, against which server.
+fn run_facts(out: &mut String, r: &Report) {
+    out.push_str("<section id=\"run\" aria-labelledby=\"run-h\">\n");
+    out.push_str("<h2 id=\"run-h\">Run</h2>\n<dl class=\"facts\">\n");
     let duration = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
     let mut facts: Vec<(&str, String)> = vec![
         ("Run id", code(&r.run_id)),
         ("Suite version", esc(&r.suite_version)),
         ("Catalog digest", code(&r.catalog_digest)),
-        ("Profile", esc(&r.config.profile)),
         ("Server", code(&r.target.server)),
         ("Kubernetes version", esc(&r.target.kubernetes_version)),
     ];
@@ -126,18 +215,11 @@ fn header(out: &mut String, r: &Report) {
             },
         ),
     ]);
+    let defects = code_list(&r.config.defects);
     if r.config.emulator {
-        let defects = if r.config.defects.is_empty() {
-            "none".to_string()
-        } else {
-            r.config
-                .defects
-                .iter()
-                .map(|d| code(d))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         facts.push(("Emulator", format!("yes (defects: {defects})")));
+    } else if !r.config.defects.is_empty() {
+        facts.push(("Defects", defects));
     }
     if !r.config.command.is_empty() {
         facts.push(("Command", code(&r.config.command)));
@@ -145,10 +227,10 @@ fn header(out: &mut String, r: &Report) {
     for (k, v) in facts {
         let _ = writeln!(out, "<dt>{k}</dt><dd>{v}</dd>");
     }
-    out.push_str("</dl>\n</header>\n");
+    out.push_str("</dl>\n</section>\n");
 }
 
-fn verdicts(out: &mut String, r: &Report) {
+fn verdicts(out: &mut String, r: &Report, emulator: bool) {
     out.push_str("<section id=\"verdict\" aria-labelledby=\"verdict-h\">\n");
     out.push_str("<h2 id=\"verdict-h\">Verdict</h2>\n");
     if r.verdicts.is_empty() {
@@ -165,6 +247,11 @@ fn verdicts(out: &mut String, r: &Report) {
              <p>to profile <strong>{}</strong></p>",
             esc(&v.profile)
         );
+        if emulator {
+            out.push_str(
+                "<p class=\"note\">Emulator run: this verdict certifies no product.</p>\n",
+            );
+        }
         if !v.reasons.is_empty() {
             let _ = writeln!(
                 out,
@@ -227,16 +314,37 @@ fn matrix(out: &mut String, r: &Report) {
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
-fn problems(out: &mut String, r: &Report) {
-    out.push_str("<section id=\"problems\" aria-labelledby=\"problems-h\">\n");
-    out.push_str("<h2 id=\"problems-h\">Failed and errored tests</h2>\n");
+/// The failed and errored tests of one level, each with its message and evidence: `must`
+/// ones decide the verdict, `should` ones are reported only, so they get their own section.
+fn problems(out: &mut String, r: &Report, level: Level) {
+    let (id, heading, none) = match level {
+        Level::Must => (
+            "problems",
+            "MUST tests failed or errored",
+            "No MUST test failed or errored.",
+        ),
+        Level::Should => (
+            "should-problems",
+            "SHOULD tests failed or errored",
+            "No SHOULD test failed or errored.",
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "<section id=\"{id}\" aria-labelledby=\"{id}-h\">\n<h2 id=\"{id}-h\">{heading}</h2>"
+    );
+    if level == Level::Should {
+        out.push_str(
+            "<p>SHOULD tests never decide conformance: these failures are reported only.</p>\n",
+        );
+    }
     let bad: Vec<&TestResult> = r
         .results
         .iter()
-        .filter(|t| matches!(t.status, Status::Failed | Status::Error))
+        .filter(|t| t.level == level && matches!(t.status, Status::Failed | Status::Error))
         .collect();
     if bad.is_empty() {
-        out.push_str("<p>No test failed or errored.</p>\n</section>\n");
+        let _ = writeln!(out, "<p>{none}</p>\n</section>");
         return;
     }
     for t in bad {
@@ -332,16 +440,7 @@ fn target(out: &mut String, r: &Report) {
     } else {
         " (from discovery)"
     };
-    let features = if r.target.features.is_empty() {
-        "none".to_string()
-    } else {
-        r.target
-            .features
-            .iter()
-            .map(|f| code(f))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let features = code_list(&r.target.features);
     let _ = writeln!(
         out,
         "<p><strong>Supported features</strong>{how}: {features}</p>"
@@ -394,6 +493,14 @@ fn esc(s: &str) -> String {
 
 fn code(s: &str) -> String {
     format!("<code>{}</code>", esc(s))
+}
+
+/// Items as comma-separated code, or `none`.
+fn code_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".to_string();
+    }
+    items.iter().map(|i| code(i)).collect::<Vec<_>>().join(", ")
 }
 
 /// A link to an evidence file beside the page. Evidence paths are relative to the output

@@ -21,14 +21,37 @@ mod verdict;
 pub mod verify;
 
 pub use diff::{
-    Regression, ReportDiff, ServedResource, StatusChange, VersionChange, diff, load_report_any,
-    render_diff_table,
+    DIFF_FORMAT_VERSION, DiffInput, Regression, ReportDiff, ServedResource, Side, StatusChange,
+    VersionChange, diff, diff_inputs, load_input, load_report_any, render_diff_table,
 };
 pub use files::{JUNIT_XML, REPORT_JSON, limits, read_bounded, read_report, write_report};
 pub use html::{REPORT_HTML, to_html};
 pub use junit::to_junit;
 pub use schema::{report_schema, validate_report_json};
 pub use verdict::{compute_verdict, summarize, verdict_word};
+
+/// One line naming a product from its PRODUCT.yaml form (as the signed statement carries it):
+/// name and version, then the vendor, e.g. `Example Kubeflow 1.2.3 (Example Corp)`. Reads the
+/// CNCF field `name` when `product` is absent; `None` when neither names anything.
+pub fn product_line(product: &serde_json::Value) -> Option<String> {
+    let field = |k: &str| {
+        product
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let name = field("product").or_else(|| field("name"))?;
+    let mut line = name.to_string();
+    if let Some(version) = field("version") {
+        line.push(' ');
+        line.push_str(version);
+    }
+    if let Some(vendor) = field("vendor") {
+        line.push_str(&format!(" ({vendor})"));
+    }
+    Some(line)
+}
 
 /// Errors writing or reading reports.
 #[derive(Debug, Error)]

@@ -66,6 +66,27 @@ pub struct Verification {
     pub verdicts: Vec<ProfileVerdict>,
     /// Key ids of the trusted keys that signed.
     pub signers: Vec<String>,
+    /// Set when the input is not a readable submission at all (a bundle that does not unpack,
+    /// a report.json missing or malformed): a usage error for the command line, not a
+    /// verification that ran and failed.
+    #[serde(skip)]
+    unreadable: Option<String>,
+}
+
+/// Version of the `verify --format json` document ([`VerifyOutput`]); its JSON Schema is
+/// `reports/verify.schema.json`.
+pub const VERIFY_FORMAT_VERSION: u32 = 1;
+
+/// The `verify --format json` document: the verification with its format version and outcome.
+#[derive(Debug, Serialize)]
+pub struct VerifyOutput<'a> {
+    /// [`VERIFY_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Whether the submission verified (no problems).
+    pub verified: bool,
+    /// The checks, problems, recomputed verdicts and signers.
+    #[serde(flatten)]
+    pub verification: &'a Verification,
 }
 
 impl Verification {
@@ -73,6 +94,21 @@ impl Verification {
     /// to the claimed profile by this kfconform's catalog.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Why the input is not a readable submission (one line, relative to the path given), or
+    /// `None` when verification could run. Such an input never verifies either.
+    pub fn unreadable(&self) -> Option<&str> {
+        self.unreadable.as_deref()
+    }
+
+    /// The versioned document `verify --format json` prints.
+    pub fn output(&self) -> VerifyOutput<'_> {
+        VerifyOutput {
+            format_version: VERIFY_FORMAT_VERSION,
+            verified: self.ok(),
+            verification: self,
+        }
     }
 
     /// Accepts a run that is authentic but not a certification (an emulator or defect run),
@@ -180,7 +216,9 @@ pub fn verify_results(dir: &Path, trusted: &[PublicKey]) -> Verification {
     let report_path = dir.join(REPORT_JSON);
     let report = match read_report(&report_path) {
         Err(_) if fs::symlink_metadata(&report_path).is_err() => {
-            v.record(CHECK_SCHEMA, vec![format!("{REPORT_JSON}: missing")], "");
+            let problem = format!("{REPORT_JSON}: missing");
+            v.unreadable = Some(problem.clone());
+            v.record(CHECK_SCHEMA, vec![problem], "");
             None
         }
         Ok(r) => {
@@ -188,7 +226,9 @@ pub fn verify_results(dir: &Path, trusted: &[PublicKey]) -> Verification {
             Some(r)
         }
         Err(e) => {
-            v.record(CHECK_SCHEMA, vec![report_problem(&e)], "");
+            let problem = report_problem(&e);
+            v.unreadable = Some(problem.clone());
+            v.record(CHECK_SCHEMA, vec![problem], "");
             None
         }
     };
@@ -234,9 +274,17 @@ pub fn verify_results(dir: &Path, trusted: &[PublicKey]) -> Verification {
     v
 }
 
+/// Whether the target's version says it is the kfconform emulator (`+kfconform-emulator`
+/// build metadata), as an emulator started on its own (`kfconform emulator`) does.
+pub fn identifies_as_emulator(report: &Report) -> bool {
+    let build = format!("+{}", kfconform_core::contract::EMULATOR_BUILD);
+    report.target.kubernetes_version.contains(&build)
+}
+
 /// Why a run cannot certify a product even when authentic and passing: it ran against the
-/// kfconform emulator, or with injected defects.
-fn certification_problems(report: &Report) -> Vec<String> {
+/// kfconform emulator, or with injected defects. Each line starts with [`NOT_A_CERTIFICATION`];
+/// none means the run was made against a real cluster.
+pub fn certification_problems(report: &Report) -> Vec<String> {
     let mut out = Vec::new();
     if report.config.emulator {
         out.push(format!(
@@ -244,8 +292,7 @@ fn certification_problems(report: &Report) -> Vec<String> {
              distribution's cluster"
         ));
     }
-    let build = format!("+{}", kfconform_core::contract::EMULATOR_BUILD);
-    if !report.config.emulator && report.target.kubernetes_version.contains(&build) {
+    if !report.config.emulator && identifies_as_emulator(report) {
         out.push(format!(
             "{NOT_A_CERTIFICATION}the target identifies itself as the kfconform emulator \
              (version {})",
@@ -277,7 +324,10 @@ pub fn verify_path(path: &Path, trusted: &[PublicKey]) -> Result<Verification, R
     let submission = match bundle::unpack(path, &scratch.0) {
         Ok(dir) => dir,
         Err(ReportError::Malformed { message, .. }) => {
-            let mut v = Verification::default();
+            let mut v = Verification {
+                unreadable: Some(format!("not a submission bundle: {message}")),
+                ..Verification::default()
+            };
             v.record(CHECK_BUNDLE, vec![format!("bundle: {message}")], "");
             return Ok(v);
         }
@@ -294,10 +344,16 @@ pub fn verify_path(path: &Path, trusted: &[PublicKey]) -> Result<Verification, R
 }
 
 /// A private temporary directory, removed on drop.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Self, ReportError> {
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Creates a fresh directory only this user can read.
+    pub(crate) fn new() -> Result<Self, ReportError> {
         let dir = std::env::temp_dir().join(format!(
             "kfconform-verify-{}",
             uuid::Uuid::new_v4().simple()
