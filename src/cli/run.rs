@@ -56,7 +56,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     // Validate what needs no cluster first, so usage errors never wait on a network.
     let catalog = kfconform_suite::catalog::Catalog::embedded()?;
-    catalog.plan(&args.selection.selection())?;
+    let plan = catalog.plan(&args.selection.selection())?;
     if let Some(f) = &args.features {
         catalog.validate_features(f)?;
     }
@@ -70,7 +70,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let product = args
         .product
         .as_deref()
-        .map(super::sign::load_product)
+        .map(|p| super::sign::load_product(p, &plan.profile.name))
         .transpose()?;
 
     let opts = RunOptions {
