@@ -4,7 +4,7 @@
 #
 # Usage: verify-with-openssl.sh RESULTS_DIR PUBLIC_KEY_PEM
 #
-# RESULTS_DIR holds report.json, junit.xml, evidence/ and report.dsse.json (a DSSE v1 envelope
+# RESULTS_DIR holds report.json, junit.xml, report.html, evidence/ and report.dsse.json (a DSSE v1 envelope
 # around an in-toto Statement v1). PUBLIC_KEY_PEM is the signer's Ed25519 key in SPKI PEM
 # ("-----BEGIN PUBLIC KEY-----"). Exit status: 0 verified, 1 verification failed, 2 usage.
 set -euo pipefail
@@ -66,7 +66,7 @@ if jq -e '[.subject[].name | test("^/|(^|/)\\.\\.?(/|$)|//|/$|^$|\\\\|[[:cntrl:]
     "$work/payload.json" >/dev/null; then
     fail "payload: a subject name is not a relative path inside the results directory"
 fi
-for required in report.json junit.xml; do
+for required in report.json junit.xml report.html; do
     grep -qxF "$required" "$work/names" || fail "$required: not a subject"
 done
 

@@ -37,7 +37,7 @@ pub struct VerifyArgs {
 pub struct BundleArgs {
     /// Signed results directory (report.dsse.json signed with --product).
     pub results: PathBuf,
-    /// Product metadata (vendor, product, version, Kubeflow release, URLs, contact, type).
+    /// Product metadata: the CNCF PRODUCT.yaml fields plus kubeflow_release and contact_email.
     #[arg(long, value_name = "PRODUCT.yaml")]
     pub product: PathBuf,
     /// Bundle to write.
@@ -102,7 +102,6 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
 }
 
 pub(super) fn bundle(args: BundleArgs) -> Result<ExitCode, Error> {
-    bundle::load_product(&args.product).map_err(|e| Error::usage(e.to_string()))?;
     let path = bundle::pack(&args.results, &args.product, &args.output)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::Ok)

@@ -7,7 +7,7 @@ use clap::Args;
 use super::progress::Progress;
 use super::{SelectionArgs, TargetArgs};
 use crate::{Error, ExitCode};
-use kfconform_suite::report::{Report, Status, html};
+use kfconform_suite::report::{Report, Status};
 use kfconform_suite::runner::{self, RunOptions};
 
 pub use kfconform_core::contract::DEFAULT_PROBE_IMAGE;
@@ -77,7 +77,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     // Validate what needs no cluster first, so usage errors never wait on a network.
     let catalog = kfconform_suite::catalog::Catalog::embedded()?;
-    catalog.plan(&args.selection.selection())?;
+    let plan = catalog.plan(&args.selection.selection())?;
     if let Some(f) = &args.features {
         catalog.validate_features(f)?;
     }
@@ -113,7 +113,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let product = args
         .product
         .as_deref()
-        .map(super::sign::load_product)
+        .map(|p| super::sign::load_product(p, &plan.profile.name))
         .transpose()?;
 
     let target = args.target.resolve_with(Some(&args.probe_image)).await?;
@@ -137,15 +137,6 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     print_outcome(&outcome);
     if let Some(key) = &sign_key {
-        // The runner wrote report.html knowing nothing of signing; before signing, rewrite it
-        // with what this run knows: the product it was given, and that it signs.
-        let page = html::Page {
-            product: product
-                .as_ref()
-                .and_then(kfconform_suite::report::product_line),
-            signed: true,
-        };
-        html::write_html(&args.output, &outcome.report, &page)?;
         let path = super::sign::sign_results(&args.output, key, product.clone())?;
         crate::outln!(
             "wrote {} (signed by key {})",

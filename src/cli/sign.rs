@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::{Error, ExitCode};
+use kfconform_suite::report::bundle::{self, Product};
 use kfconform_suite::report::dsse::{self, Envelope};
 use kfconform_suite::report::keys::{self, SigningKey};
+use kfconform_suite::report::{self, Report, ReportError};
 
 /// Arguments of `kfconform keygen`.
 #[derive(Debug, Args)]
@@ -45,7 +47,13 @@ pub(super) fn sign(args: SignArgs) -> Result<ExitCode, Error> {
     let path = if args.add {
         countersign(&args.results, &key)?
     } else {
-        sign_results(&args.results, &key, None)?
+        let report = read_results_report(&args.results)?;
+        let product = args
+            .product
+            .as_deref()
+            .map(|p| load_product(p, &report.config.profile))
+            .transpose()?;
+        sign_results(&args.results, &key, product)?
     };
     println!(
         "wrote {} (signed by key {})",
@@ -55,24 +63,37 @@ pub(super) fn sign(args: SignArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::Ok)
 }
 
-/// Signs a results directory: an in-toto Statement over report.json, junit.xml and evidence,
-/// wrapped in a DSSE envelope written to report.dsse.json.
+/// Signs a results directory: an in-toto Statement over report.json, junit.xml, report.html
+/// and the evidence the report names, with `product` (validated by [`load_product`]) inside,
+/// wrapped in a DSSE envelope written to report.dsse.json. The one signing path of `run
+/// --sign-key` and `sign`.
 pub(crate) fn sign_results(
     dir: &Path,
     key: &SigningKey,
-    product: Option<serde_json::Value>,
+    product: Option<Product>,
 ) -> Result<PathBuf, Error> {
-    let report =
-        kfconform_suite::report::read_report(&dir.join(kfconform_suite::report::REPORT_JSON))?;
+    let report = read_results_report(dir)?;
+    let product = product.as_ref().map(Product::to_json);
+    // report.html is signed with the rest: rewrite it first with what the signer knows (the
+    // product, and that it is signed), so the signed page says what the signature covers.
+    let page = report::html::Page {
+        product: product.as_ref().and_then(report::product_line),
+        signed: true,
+    };
+    report::html::write_html(dir, &report, &page)?;
     let statement = dsse::statement_for(dir, &report, product)?;
     Ok(dsse::write_envelope(dir, &dsse::sign(&statement, key))?)
 }
 
-/// Loads PRODUCT.yaml as the JSON the statement carries; a bad file is the user's to fix.
-pub(crate) fn load_product(path: &Path) -> Result<serde_json::Value, Error> {
-    let product = kfconform_suite::report::bundle::load_product(path)
-        .map_err(|e| Error::usage(e.to_string()))?;
-    Ok(product.to_json())
+/// Loads and validates PRODUCT.yaml for a run of `profile` (every problem at once, exit 2):
+/// the one validation `run --product`, `sign --product` and `bundle --product` share.
+pub(crate) fn load_product(path: &Path, profile: &str) -> Result<Product, Error> {
+    Ok(bundle::load_product(path, Some(profile)).map_err(ReportError::from)?)
+}
+
+/// The report.json of a results directory that is to be signed.
+fn read_results_report(dir: &Path) -> Result<Report, Error> {
+    Ok(report::read_report(&dir.join(report::REPORT_JSON))?)
 }
 
 fn countersign(dir: &Path, key: &SigningKey) -> Result<PathBuf, Error> {

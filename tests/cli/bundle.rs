@@ -7,13 +7,12 @@ use std::fs::{self, File};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use crate::util::CERTIFIABLE_PROFILE;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use kfconform_suite::report::bundle::{
-    MAX_UNPACKED_BYTES, PRODUCT_YAML, Product, ProductType, REPRODUCE_TXT, load_product, pack,
-    unpack,
+    MAX_PRODUCT_BYTES, MAX_UNPACKED_BYTES, PRODUCT_YAML, Product, ProductType, load_product, pack,
+    signed_product, unpack,
 };
 use kfconform_suite::report::dsse::{DSSE_JSON, read_envelope};
 use kfconform_suite::report::keys::{PublicKey, SigningKey, generate};
@@ -24,6 +23,7 @@ use tempfile::TempDir;
 const EVIDENCE: &str = "evidence/training/pytorchjob-env-contract/master-0.log";
 const COMMAND: &str = "kfconform run --profile kubeflow-26.03 --output results";
 
+/// PRODUCT.yaml in the field names kfconform used first (`product`, `repository_url`).
 const PRODUCT: &str = "\
 vendor: Example Corp
 product: Example Kubeflow
@@ -34,6 +34,22 @@ documentation_url: https://docs.example.com/kubeflow
 repository_url: https://github.com/example/kubeflow
 contact_email: conformance@example.com
 type: distribution
+";
+
+/// The CNCF k8s-conformance program's PRODUCT.yaml (its instructions' example, for a
+/// Kubeflow product) plus `kubeflow_release` and `contact_email`.
+const PRODUCT_CNCF: &str = "\
+vendor: Yoyodyne
+name: Turbo Encabulator
+version: v1.7.4
+website_url: https://yoyo.dyne/turbo-encabulator
+repo_url: https://github.com/yoyo.dyne/turbo-encabulator
+documentation_url: https://yoyo.dyne/turbo-encabulator/docs
+product_logo_url: https://yoyo.dyne/assets/turbo-encabulator.svg
+type: distribution
+description: 'The Yoyodyne Turbo Encabulator is a superb Kubeflow distribution.'
+kubeflow_release: \"26.03\"
+contact_email: conformance@yoyo.dyne
 ";
 
 fn product() -> Product {
@@ -48,7 +64,9 @@ fn conformant_report() -> Report {
 /// A results directory signed by `key` with `product` in the statement, plus report.html.
 fn signed_results(key: &SigningKey, product: Option<&Product>) -> TempDir {
     let dir = TempDir::new().unwrap();
-    write_report(dir.path(), &conformant_report()).unwrap();
+    let mut report = conformant_report();
+    report.results[0].evidence.push(EVIDENCE.to_string());
+    write_report(dir.path(), &report).unwrap();
     let evidence = dir.path().join(EVIDENCE);
     fs::create_dir_all(evidence.parent().unwrap()).unwrap();
     fs::write(&evidence, "MASTER_ADDR=pytorch-master-0\n").unwrap();
@@ -175,7 +193,7 @@ fn a_good_product_file_loads() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join(PRODUCT_YAML);
     fs::write(&path, PRODUCT).unwrap();
-    let p = load_product(&path).unwrap();
+    let p = load_product(&path, Some(crate::util::CERTIFIABLE_PROFILE)).unwrap();
     assert_eq!(p.vendor, "Example Corp");
     assert_eq!(p.kubeflow_release, "26.03");
     assert_eq!(p.r#type, ProductType::Distribution);
@@ -194,8 +212,8 @@ fn bad_product_files_name_the_field() {
             "PRODUCT.yaml: contact_email: \"conformance team\" is not an email address",
         ),
         (
-            PRODUCT.replace("https://example.com/kubeflow", "http://example.com"),
-            "PRODUCT.yaml: website_url: \"http://example.com\" is not an https:// URL",
+            PRODUCT.replace("https://example.com/kubeflow", "ftp://example.com"),
+            "PRODUCT.yaml: website_url: \"ftp://example.com\" is not an http(s) URL",
         ),
         (
             PRODUCT.replace("https://docs.example.com/kubeflow", "docs.example.com"),
@@ -203,7 +221,7 @@ fn bad_product_files_name_the_field() {
         ),
         (
             PRODUCT.replace("https://github.com/example/kubeflow", "https://"),
-            "PRODUCT.yaml: repository_url:",
+            "PRODUCT.yaml: repository_url: \"https://\" is not an http(s) URL",
         ),
         (
             PRODUCT.replace("\"26.03\"", "v26.03"),
@@ -214,13 +232,33 @@ fn bad_product_files_name_the_field() {
             "PRODUCT.yaml: vendor: must not be empty",
         ),
         (
-            PRODUCT.replace("type: distribution", "type: appliance"),
-            "appliance",
+            PRODUCT.replace("\"26.03\"", "\"27.01\""),
+            "PRODUCT.yaml: kubeflow_release: 27.01 is not a Kubeflow release this kfconform has \
+             profiles for (26.03)",
         ),
-        (format!("{PRODUCT}colour: blue\n"), "colour"),
+        (
+            PRODUCT.replace("type: distribution", "type: appliance"),
+            "PRODUCT.yaml: type: \"appliance\" is not one of distribution, hosted, installer",
+        ),
+        (
+            format!("{PRODUCT}colour: blue\n"),
+            "PRODUCT.yaml: colour: unknown field (known: vendor, name, version,",
+        ),
+        (
+            format!("{PRODUCT}contact_emial: x@example.com\n"),
+            "PRODUCT.yaml: contact_emial: unknown field (did you mean contact_email?)",
+        ),
         (
             PRODUCT.replace("contact_email: conformance@example.com\n", ""),
-            "contact_email",
+            "PRODUCT.yaml: contact_email: missing",
+        ),
+        (
+            PRODUCT.replace("version: 2.4.0", "version: {major: 2}"),
+            "PRODUCT.yaml: version: must be text, not a mapping",
+        ),
+        (
+            format!("{PRODUCT}name: Example Kubeflow\n"),
+            "PRODUCT.yaml: name: given twice (also as product, its older name); keep name",
         ),
     ];
     for (text, expected) in cases {
@@ -231,8 +269,172 @@ fn bad_product_files_name_the_field() {
         assert!(err.starts_with("PRODUCT.yaml: "), "{err}");
         assert!(!err.contains('\n'), "{err:?}");
     }
-    let err = load_product(Path::new("/nonexistent/PRODUCT.yaml")).unwrap_err();
+    let err = load_product(Path::new("/nonexistent/PRODUCT.yaml"), None).unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
+}
+
+#[test]
+fn the_cncf_product_format_is_accepted_and_the_old_names_still_work() {
+    let cncf = Product::from_yaml(PRODUCT_CNCF, PRODUCT_YAML).unwrap();
+    assert_eq!(cncf.name, "Turbo Encabulator");
+    assert_eq!(
+        cncf.repo_url.as_deref(),
+        Some("https://github.com/yoyo.dyne/turbo-encabulator")
+    );
+    assert_eq!(
+        cncf.product_logo_url.as_deref(),
+        Some("https://yoyo.dyne/assets/turbo-encabulator.svg")
+    );
+    assert!(cncf.description.unwrap().starts_with("The Yoyodyne"));
+    // The statement carries the canonical (CNCF) names, whatever the file used.
+    let old = product();
+    assert_eq!(old.name, "Example Kubeflow");
+    assert_eq!(
+        old.repo_url.as_deref(),
+        Some("https://github.com/example/kubeflow")
+    );
+    let json = old.to_json();
+    assert_eq!(json["name"], "Example Kubeflow");
+    assert_eq!(json["repo_url"], "https://github.com/example/kubeflow");
+    assert!(json.get("product").is_none() && json.get("description").is_none());
+    // Optional fields may be left out; unquoted numbers keep their text.
+    let minimal = PRODUCT_CNCF
+        .lines()
+        .filter(|l| !l.starts_with("repo_url") && !l.starts_with("product_logo_url"))
+        .filter(|l| !l.starts_with("description"))
+        .map(|l| l.replace("v1.7.4", "1.10"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let p = Product::from_yaml(&minimal, PRODUCT_YAML).unwrap();
+    assert_eq!(p.version, "1.10");
+    assert_eq!(p.repo_url, None);
+}
+
+#[test]
+fn every_product_problem_is_reported_at_once() {
+    let text = "\
+vendor: \"\"
+name: Example
+website_url: example.com
+documentation_url: https://example.com/docs
+type: appliance
+kubeflow_release: v26
+contact_email: nobody
+colour: blue
+";
+    let err = Product::from_yaml(text, "my/PRODUCT.yaml").unwrap_err();
+    assert_eq!(
+        err.problems,
+        [
+            "vendor: must not be empty",
+            "version: missing",
+            "website_url: \"example.com\" is not an http(s) URL",
+            "type: \"appliance\" is not one of distribution, hosted, installer",
+            "kubeflow_release: \"v26\" is not a Kubeflow release like \"26.03\"",
+            "contact_email: \"nobody\" is not an email address",
+            "colour: unknown field (known: vendor, name, version, website_url, repo_url, \
+             documentation_url, product_logo_url, type, description, kubeflow_release, \
+             contact_email)",
+        ]
+    );
+    let text = err.to_string();
+    assert_eq!(text.lines().next(), Some("my/PRODUCT.yaml: 7 problems:"));
+    assert_eq!(text.lines().count(), 8, "{text}");
+
+    // Not YAML at all, and too large: one problem each, naming the file.
+    let err = Product::from_yaml("vendor: [unclosed\n", PRODUCT_YAML).unwrap_err();
+    assert!(err.to_string().starts_with("PRODUCT.yaml: line 1"), "{err}");
+    let dir = TempDir::new().unwrap();
+    let big = dir.path().join(PRODUCT_YAML);
+    let padding = "#".repeat(MAX_PRODUCT_BYTES as usize);
+    fs::write(&big, format!("{PRODUCT}{padding}\n")).unwrap();
+    let err = load_product(&big, None).unwrap_err().to_string();
+    assert!(
+        err.ends_with("larger than 64 KiB; a PRODUCT.yaml is a few lines of text"),
+        "{err}"
+    );
+}
+
+/// `run --product`, `sign --product` and `bundle --product` refuse the same bad file with the
+/// same message and exit 2.
+#[test]
+fn run_sign_and_bundle_agree_on_a_bad_product() {
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    let bad = PRODUCT
+        .replace("https://example.com/kubeflow", "example.com")
+        .replace("conformance@example.com", "conformance team");
+    fs::write(w.join(PRODUCT_YAML), &bad).unwrap();
+    let results = signed_results(&generate(), None);
+    let (key, _) = kfconform_suite::report::keys::write_keypair(&w.join("keys")).unwrap();
+    let key = key.to_str().unwrap();
+    let dir = results.path().to_str().unwrap();
+    let runs: [Vec<&str>; 3] = [
+        vec![
+            "run",
+            "--emulator",
+            "-o",
+            "out",
+            "--sign-key",
+            key,
+            "--product",
+            PRODUCT_YAML,
+        ],
+        vec!["sign", dir, "--key", key, "--product", PRODUCT_YAML],
+        vec!["bundle", dir, "--product", PRODUCT_YAML, "-o", "b.tar.gz"],
+    ];
+    let mut messages = Vec::new();
+    for args in runs {
+        let out = util::kfconform()
+            .args(&args)
+            .current_dir(w)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        messages.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    assert_eq!(
+        messages[0],
+        "error: PRODUCT.yaml: 2 problems:\n  \
+         - website_url: \"example.com\" is not an http(s) URL\n  \
+         - contact_email: \"conformance team\" is not an email address\n"
+    );
+    assert_eq!(messages[1], messages[0]);
+    assert_eq!(messages[2], messages[0]);
+    assert!(!w.join("b.tar.gz").exists());
+}
+
+/// `sign --product` puts the product into the statement, so `bundle` then packs: the README's
+/// flow does not loop back to "re-sign with --product".
+#[test]
+fn sign_with_product_puts_it_into_the_statement() {
+    let work = TempDir::new().unwrap();
+    let w = work.path();
+    fs::write(w.join(PRODUCT_YAML), PRODUCT_CNCF).unwrap();
+    let results = signed_results(&generate(), None);
+    let (key, _) = kfconform_suite::report::keys::write_keypair(&w.join("keys")).unwrap();
+    let out = util::kfconform()
+        .arg("sign")
+        .arg(results.path())
+        .arg("--key")
+        .arg(&key)
+        .args(["--product", PRODUCT_YAML])
+        .current_dir(w)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let env = read_envelope(&results.path().join(DSSE_JSON)).unwrap();
+    let signed = signed_product(&env.statement().unwrap()).unwrap();
+    assert_eq!(
+        signed,
+        Product::from_yaml(PRODUCT_CNCF, PRODUCT_YAML).unwrap()
+    );
+    pack(
+        results.path(),
+        &w.join(PRODUCT_YAML),
+        &w.join("submission.tar.gz"),
+    )
+    .unwrap();
 }
 
 // --- pack ---
@@ -245,10 +447,6 @@ fn pack_unpack_verify_round_trip() {
     assert_eq!(submission, into.join("submission"));
     let v = verify_results(&submission, &f.trusted());
     assert!(v.ok(), "{:#?}", v.problems);
-    assert_eq!(
-        fs::read_to_string(submission.join(REPRODUCE_TXT)).unwrap(),
-        format!("{COMMAND}\n")
-    );
     assert_eq!(
         fs::read_to_string(submission.join(PRODUCT_YAML)).unwrap(),
         PRODUCT
@@ -265,6 +463,9 @@ fn pack_unpack_verify_round_trip() {
 #[test]
 fn bundles_are_deterministic_and_flat() {
     let f = Fixture::new();
+    // What the signature does not cover stays out, wherever it lies in the results directory.
+    fs::write(f.results.path().join("notes.txt"), "not signed").unwrap();
+    fs::write(f.results.path().join(PRODUCT_YAML), PRODUCT).unwrap();
     let product_path = f.work.path().join(PRODUCT_YAML);
     let again = pack(
         f.results.path(),
@@ -286,9 +487,9 @@ fn bundles_are_deterministic_and_flat() {
         assert_eq!(h.mode().unwrap(), 0o644);
         names.push(entry.path().unwrap().to_string_lossy().into_owned());
     }
+    // Exactly the statement's subjects, the envelope and PRODUCT.yaml.
     let expected: Vec<String> = [
         PRODUCT_YAML,
-        REPRODUCE_TXT,
         EVIDENCE,
         JUNIT_XML,
         DSSE_JSON,
@@ -327,7 +528,11 @@ fn pack_requires_results_signed_with_this_product() {
     // Signed without --product.
     let results = signed_results(&key, None);
     let err = pack(results.path(), &product_path, &out).unwrap_err();
-    assert!(err.to_string().contains("re-sign with --product"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the signed statement carries no product; sign with `kfconform sign"),
+        "{err}"
+    );
     assert!(err.is_usage());
 
     // Signed with another product.
@@ -335,7 +540,11 @@ fn pack_requires_results_signed_with_this_product() {
     other.version = "2.5.0".to_string();
     let results = signed_results(&key, Some(&other));
     let err = pack(results.path(), &product_path, &out).unwrap_err();
-    assert!(err.to_string().contains("re-sign with --product"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the signed statement carries another product"),
+        "{err}"
+    );
 
     // Not signed at all.
     fs::remove_file(results.path().join(DSSE_JSON)).unwrap();
@@ -354,14 +563,15 @@ fn pack_requires_results_signed_with_this_product() {
         "{err}"
     );
 
-    // A product for another release than the profile the run checked.
+    // A product for a release this catalog has no profile for.
     fs::write(&product_path, PRODUCT.replace("\"26.03\"", "\"1.10\"")).unwrap();
     let err = pack(results.path(), &product_path, &out).unwrap_err();
     assert!(
         err.to_string()
-            .contains("kubeflow_release: 1.10 is not the release of profile kubeflow-26.03"),
+            .contains("kubeflow_release: 1.10 is not a Kubeflow release this kfconform has"),
         "{err}"
     );
+    assert!(err.is_usage());
 
     // An invalid product file.
     fs::write(
@@ -379,7 +589,10 @@ fn pack_requires_results_signed_with_this_product() {
 #[test]
 fn a_flipped_byte_in_any_signed_file_fails() {
     let f = Fixture::new();
-    for (i, name) in [REPORT_JSON, JUNIT_XML, EVIDENCE].into_iter().enumerate() {
+    for (i, name) in [REPORT_JSON, JUNIT_XML, "report.html", EVIDENCE]
+        .into_iter()
+        .enumerate()
+    {
         let bundle = f.tampered(&format!("flip-{i}"), |s| util::flip_byte(&s.join(name), 60));
         let v = f.verify(&bundle);
         util::assert_problem(&v, &format!("{name}: sha256 mismatch"));
@@ -539,25 +752,32 @@ fn a_product_not_in_the_statement_or_for_another_release_fails() {
     });
     assert_eq!(
         f.verify(&bundle).problems,
-        vec![format!(
-            "PRODUCT.yaml: kubeflow_release 1.10 is not the release of profile {CERTIFIABLE_PROFILE} (26.03)"
-        )]
+        vec![
+            "PRODUCT.yaml: kubeflow_release: 1.10 is not a Kubeflow release this kfconform has \
+             profiles for (26.03)"
+                .to_string()
+        ]
     );
 }
 
 #[test]
-fn unexpected_files_and_a_changed_reproduce_txt_fail() {
+fn every_file_of_a_bundle_must_be_signed() {
     let f = Fixture::new();
     let bundle = f.tampered("extra", |s| {
         fs::write(s.join("install.sh"), "curl | sh").unwrap();
-        fs::write(s.join(REPRODUCE_TXT), "kfconform run --skip training\n").unwrap();
+        fs::write(s.join("REPRODUCE.txt"), "kfconform run --skip training\n").unwrap();
+        fs::create_dir_all(s.join("docs")).unwrap();
+        fs::write(s.join("docs/index.html"), "<p>CONFORMANT</p>").unwrap();
+        fs::write(s.join("evidence/extra.log"), "added").unwrap();
     });
     let v = f.verify(&bundle);
     assert_eq!(
         v.problems,
-        vec![
-            "install.sh: unexpected file in the bundle".to_string(),
-            "REPRODUCE.txt: differs from config.command in report.json".to_string(),
+        [
+            "evidence/extra.log: not a subject (unsigned evidence)",
+            "REPRODUCE.txt: in the bundle but not a signed subject",
+            "docs/index.html: in the bundle but not a signed subject",
+            "install.sh: in the bundle but not a signed subject",
         ]
     );
 }

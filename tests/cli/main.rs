@@ -1,4 +1,4 @@
-//! The command line, reports and signing: exit codes and messages, report.json/junit.xml/html, keys, DSSE signing, verify, bundles, diff, the openssl recipe, the probe image's Dockerfile.
+//! The command line, reports and signing: exit codes and messages, report.json/junit.xml/html, keys, DSSE signing, verify, bundles, diff, the openssl recipe, the README's signing flow, the probe image's Dockerfile.
 //!
 //! One binary with topic modules and a shared `util` (as ripgrep and nextest organise theirs),
 //! so the libraries are linked once for all of them.
@@ -10,6 +10,7 @@ mod cli;
 mod diff;
 mod dockerfile;
 mod html;
+mod readme_flow;
 mod recipe;
 mod report;
 mod rerun;

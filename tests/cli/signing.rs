@@ -14,7 +14,9 @@ use kfconform_suite::report::dsse::{
 use kfconform_suite::report::keys::{
     KeyError, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, PublicKey, SigningKey, generate, write_keypair,
 };
-use kfconform_suite::report::{JUNIT_XML, REPORT_JSON, Report, read_report, write_report};
+use kfconform_suite::report::{
+    JUNIT_XML, REPORT_HTML, REPORT_JSON, Report, read_report, write_report,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -22,7 +24,8 @@ use tempfile::TempDir;
 
 const EVIDENCE_YAML: &str = "evidence/training/pytorchjob-env-contract/pytorchjob.yaml";
 const EVIDENCE_LOG: &str = "evidence/training/pytorchjob-env-contract/master-0.log";
-const EVIDENCE_EXTRA: &str = "evidence/notes.txt";
+/// A file report.json does not name: left by an earlier run, or added by hand.
+const EVIDENCE_STALE: &str = "evidence/notes.txt";
 
 fn manifest(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -43,7 +46,6 @@ fn results_dir() -> (TempDir, Report) {
             "kind: PyTorchJob\nmetadata:\n  name: pytorch-env\n",
         ),
         (EVIDENCE_LOG, "MASTER_ADDR=\nMASTER_PORT=23456\n"),
-        (EVIDENCE_EXTRA, "collected by hand\n"),
     ] {
         let path = dir.path().join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -320,7 +322,7 @@ fn statement_lists_every_artefact_and_the_run_facts() {
         [
             REPORT_JSON,
             JUNIT_XML,
-            EVIDENCE_EXTRA,
+            REPORT_HTML,
             EVIDENCE_LOG,
             EVIDENCE_YAML
         ]
@@ -404,6 +406,47 @@ fn statement_refuses_missing_referenced_evidence_and_symlinks() {
 }
 
 #[test]
+fn evidence_the_report_does_not_name_is_never_signed() {
+    // A file an earlier run (or a hand) left under evidence/: signing refuses, naming it.
+    let (dir, report) = results_dir();
+    let stale = dir.path().join(EVIDENCE_STALE);
+    fs::write(&stale, "from an earlier, failing run\n").unwrap();
+    let err = statement_for(dir.path(), &report, None).unwrap_err();
+    assert!(matches!(err, SignError::NotWritten { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not named by report.json: not written by this run",
+            stale.display()
+        )
+    );
+    fs::write(dir.path().join("evidence/other.txt"), "another").unwrap();
+    let err = statement_for(dir.path(), &report, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.ends_with("(and 1 more such file(s))"), "{err}");
+
+    // Through the binary: exit 2, one line naming the file, and no envelope written.
+    let key_dir = TempDir::new().unwrap();
+    let (key, _) = write_keypair(key_dir.path()).unwrap();
+    let out = crate::util::kfconform()
+        .args(["sign"])
+        .arg(dir.path())
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("evidence/notes.txt is not named by report.json: not written by this run"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!dir.path().join(DSSE_JSON).exists());
+}
+
+#[test]
 fn countersigning() {
     let vendor = generate();
     let lab = generate();
@@ -445,9 +488,9 @@ fn flipping_a_byte_in_any_subject_is_caught() {
     for name in [
         REPORT_JSON,
         JUNIT_XML,
+        REPORT_HTML,
         EVIDENCE_YAML,
         EVIDENCE_LOG,
-        EVIDENCE_EXTRA,
     ] {
         let path = dir.path().join(name);
         let original = fs::read(&path).unwrap();

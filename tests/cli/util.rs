@@ -222,7 +222,7 @@ impl Submission {
         let key = SigningKey::load(&private).unwrap();
         let product_path = work.path().join("PRODUCT.yaml");
         std::fs::write(&product_path, PRODUCT_YAML_TEXT).unwrap();
-        let product = kfconform_suite::report::bundle::load_product(&product_path).unwrap();
+        let product = kfconform_suite::report::bundle::load_product(&product_path, None).unwrap();
         resign(&results, &key, Some(product.to_json()));
         let bundle = kfconform_suite::report::bundle::pack(
             &results,

@@ -17,7 +17,8 @@ use kfconform_suite::report::dsse::{
 use kfconform_suite::report::keys::{PublicKey, SigningKey, generate};
 use kfconform_suite::report::verify::{Verification, verify_path, verify_results};
 use kfconform_suite::report::{
-    JUNIT_XML, REPORT_JSON, Report, Status, compute_verdict, summarize, to_junit, write_report,
+    JUNIT_XML, REPORT_HTML, REPORT_JSON, Report, Status, compute_verdict, summarize, to_junit,
+    write_report,
 };
 use tempfile::TempDir;
 
@@ -31,10 +32,13 @@ fn conformant_report() -> Report {
     )
 }
 
-/// Writes `report` (report.json, junit.xml and one evidence file) and signs it with `key`.
+/// Writes `report` (report.json, junit.xml, report.html and one evidence file its first result
+/// names) and signs it with `key`.
 fn signed_dir(report: &Report, key: &SigningKey) -> TempDir {
     let dir = TempDir::new().unwrap();
-    write_report(dir.path(), report).unwrap();
+    let mut report = report.clone();
+    report.results[0].evidence.push(EVIDENCE.to_string());
+    write_report(dir.path(), &report).unwrap();
     let evidence = dir.path().join(EVIDENCE);
     fs::create_dir_all(evidence.parent().unwrap()).unwrap();
     fs::write(evidence, "everything fine\n").unwrap();
@@ -42,10 +46,18 @@ fn signed_dir(report: &Report, key: &SigningKey) -> TempDir {
     dir
 }
 
-/// Rewrites report.json and junit.xml from `edit`ed report, then re-signs.
+/// Rewrites report.json, junit.xml and report.html from `edit`ed report, then re-signs.
 fn rewrite_and_resign(dir: &Path, key: &SigningKey, edit: impl FnOnce(&mut Report)) {
     let mut report = util::report_in(dir);
     edit(&mut report);
+    // A result dropped with its evidence: the tamperer removes that file too, or signing refuses.
+    let named = report
+        .results
+        .iter()
+        .any(|r| r.evidence.iter().any(|e| e == EVIDENCE));
+    if !named && dir.join(EVIDENCE).exists() {
+        fs::remove_file(dir.join(EVIDENCE)).unwrap();
+    }
     write_report(dir, &report).unwrap();
     util::resign(dir, key, None);
 }
@@ -215,13 +227,41 @@ fn a_changed_payload_breaks_the_signature() {
 #[test]
 fn a_flipped_byte_in_any_signed_file_is_caught() {
     let key = generate();
-    for (name, at) in [(REPORT_JSON, 40), (JUNIT_XML, 200), (EVIDENCE, 3)] {
+    for (name, at) in [
+        (REPORT_JSON, 40),
+        (JUNIT_XML, 200),
+        (REPORT_HTML, 300),
+        (EVIDENCE, 3),
+    ] {
         let dir = signed_dir(&conformant_report(), &key);
         util::flip_byte(&dir.path().join(name), at);
         let v = verify_results(dir.path(), &trusted(&key));
         util::assert_problem(&v, &format!("{name}: sha256 mismatch"));
         assert!(!check(&v, "subjects").ok);
     }
+}
+
+#[test]
+fn an_edited_report_html_fails_and_must_be_signed() {
+    let key = generate();
+    let dir = signed_dir(&conformant_report(), &key);
+    let page = dir.path().join(REPORT_HTML);
+    let html = fs::read_to_string(&page).unwrap();
+    fs::write(
+        &page,
+        html.replacen("<body", "<body data-verdict=\"CONFORMANT\"", 1),
+    )
+    .unwrap();
+    let v = verify_results(dir.path(), &trusted(&key));
+    util::assert_problem(&v, "report.html: sha256 mismatch");
+
+    // A statement that leaves report.html out does not verify either.
+    let dir = signed_dir(&conformant_report(), &key);
+    let mut statement = statement_for(dir.path(), &util::report_in(dir.path()), None).unwrap();
+    statement.subject.retain(|s| s.name != REPORT_HTML);
+    write_envelope(dir.path(), &sign(&statement, &key)).unwrap();
+    let v = verify_results(dir.path(), &trusted(&key));
+    util::assert_problem(&v, "report.html: not a subject");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Signed reports: a DSSE v1 envelope around an in-toto Statement v1 whose subjects are the
-//! sha256 digests of report.json, junit.xml and every evidence file.
+//! sha256 digests of report.json, junit.xml, report.html and the evidence files report.json
+//! names: exactly what the run wrote, nothing else found in the directory.
 //!
 //! Everything here can be re-checked without kfconform: PAE is plain bytes, keys are PKCS#8/SPKI
 //! PEM, subjects are sha256 hex (see `reports/verify-with-openssl.sh`).
@@ -17,7 +18,9 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 use super::keys::{PublicKey, SigningKey};
-use super::{JUNIT_XML, ProfileVerdict, REPORT_JSON, Report, RunConfig, Summary, TargetFacts};
+use super::{
+    JUNIT_XML, ProfileVerdict, REPORT_HTML, REPORT_JSON, Report, RunConfig, Summary, TargetFacts,
+};
 
 /// DSSE `payloadType` of an in-toto Statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -29,6 +32,8 @@ pub const PREDICATE_TYPE: &str = "https://kfconform.io/attestation/conformance/v
 pub const DSSE_JSON: &str = "report.dsse.json";
 /// Directory (inside the results directory) holding evidence files.
 pub const EVIDENCE_DIR: &str = "evidence";
+/// The report files every statement must cover, whatever the results.
+pub const REPORT_FILES: [&str; 3] = [REPORT_JSON, JUNIT_XML, REPORT_HTML];
 
 /// Errors building, signing, reading or verifying a signed report.
 #[derive(Debug, Error)]
@@ -39,6 +44,10 @@ pub enum SignError {
     /// A file that must become a subject is missing or unsuitable.
     #[error("{path}: {problem}")]
     Subject { path: String, problem: String },
+    /// A file under `evidence/` that no result of report.json names: left by an earlier run
+    /// or put there by hand, so signing it would vouch for what this run did not observe.
+    #[error("{path} is not named by report.json: not written by this run{more}")]
+    NotWritten { path: String, more: String },
     /// The report passed in is not the one on disk, so the predicate would not describe the
     /// signed report.json.
     #[error("{path}: does not match the report being signed")]
@@ -176,57 +185,39 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Builds the Statement for the results in `results_dir`: subjects are report.json, junit.xml,
-/// every regular file under `evidence/` and any other evidence file a result names.
-/// `report` must be the report.json on disk, so the predicate describes what is signed.
+/// report.html and exactly the evidence files the results name. Any other file under
+/// `evidence/` is refused ([`SignError::NotWritten`]) rather than left out, so stale evidence
+/// cannot sit unsigned beside a signed run. `report` must be the report.json on disk, so the
+/// predicate describes what is signed.
 pub fn statement_for(
     results_dir: &Path,
     report: &Report,
     product: Option<serde_json::Value>,
 ) -> Result<Statement, SignError> {
-    let report_path = results_dir.join(REPORT_JSON);
-    let on_disk = fs::read(&report_path).map_err(|e| io_error(&report_path, &e))?;
-    let on_disk: serde_json::Value =
-        serde_json::from_slice(&on_disk).map_err(|e| SignError::Subject {
-            path: report_path.display().to_string(),
-            problem: format!("not valid JSON: {e}"),
-        })?;
-    let in_memory = serde_json::to_value(report).map_err(|e| SignError::Subject {
-        path: report_path.display().to_string(),
-        problem: format!("cannot serialise the report: {e}"),
-    })?;
-    if on_disk != in_memory {
-        return Err(SignError::ReportMismatch {
-            path: report_path.display().to_string(),
-        });
-    }
-
-    let mut names = vec![REPORT_JSON.to_string(), JUNIT_XML.to_string()];
-    let mut rest = BTreeSet::new();
-    let (evidence, odd) = walk_evidence(results_dir).map_err(|(path, e)| io_error(&path, &e))?;
+    check_report_on_disk(results_dir, report)?;
+    let mut names: Vec<String> = REPORT_FILES.iter().map(|n| n.to_string()).collect();
+    let named = named_evidence(report)?;
+    let (on_disk, odd) = walk_evidence(results_dir).map_err(|(path, e)| io_error(&path, &e))?;
     if let Some((name, problem)) = odd.into_iter().next() {
         return Err(SignError::Subject {
             path: results_dir.join(&name).display().to_string(),
             problem,
         });
     }
-    rest.extend(evidence);
-    for result in &report.results {
-        for name in &result.evidence {
-            if !is_safe_relative(name) {
-                return Err(SignError::Subject {
-                    path: name.clone(),
-                    problem: format!(
-                        "evidence of {} is not a relative path inside the results directory",
-                        result.id
-                    ),
-                });
-            }
-            rest.insert(name.clone());
-        }
+    let unnamed: Vec<&String> = on_disk.difference(&named).collect();
+    if let Some(first) = unnamed.first() {
+        return Err(SignError::NotWritten {
+            path: results_dir.join(first).display().to_string(),
+            more: match unnamed.len() {
+                1 => String::new(),
+                n => format!(" (and {} more such file(s))", n - 1),
+            },
+        });
     }
     names.extend(
-        rest.into_iter()
-            .filter(|n| n != REPORT_JSON && n != JUNIT_XML),
+        named
+            .into_iter()
+            .filter(|n| !REPORT_FILES.contains(&n.as_str())),
     );
 
     let mut subject = Vec::with_capacity(names.len());
@@ -273,6 +264,48 @@ pub fn statement_for(
             product,
         },
     })
+}
+
+/// Refuses a `report` that is not the report.json on disk.
+fn check_report_on_disk(results_dir: &Path, report: &Report) -> Result<(), SignError> {
+    let report_path = results_dir.join(REPORT_JSON);
+    let on_disk = fs::read(&report_path).map_err(|e| io_error(&report_path, &e))?;
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&on_disk).map_err(|e| SignError::Subject {
+            path: report_path.display().to_string(),
+            problem: format!("not valid JSON: {e}"),
+        })?;
+    let in_memory = serde_json::to_value(report).map_err(|e| SignError::Subject {
+        path: report_path.display().to_string(),
+        problem: format!("cannot serialise the report: {e}"),
+    })?;
+    if on_disk != in_memory {
+        return Err(SignError::ReportMismatch {
+            path: report_path.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The evidence files the results name (the runner records each file it writes), checked to
+/// stay inside the results directory.
+fn named_evidence(report: &Report) -> Result<BTreeSet<String>, SignError> {
+    let mut named = BTreeSet::new();
+    for result in &report.results {
+        for name in &result.evidence {
+            if !is_safe_relative(name) {
+                return Err(SignError::Subject {
+                    path: name.clone(),
+                    problem: format!(
+                        "evidence of {} is not a relative path inside the results directory",
+                        result.id
+                    ),
+                });
+            }
+            named.insert(name.clone());
+        }
+    }
+    Ok(named)
 }
 
 /// Signs `statement` with `key` into a new envelope.
@@ -372,7 +405,7 @@ pub fn verify_signatures(env: &Envelope, trusted: &[PublicKey]) -> Result<Vec<St
 
 /// Checks the Statement's subjects against the files in `dir`; returns one line per problem
 /// (empty when everything matches). Each subject must be a regular file whose sha256 matches;
-/// report.json and junit.xml must be subjects; every file under `evidence/` must be a subject,
+/// report.json, junit.xml and report.html must be subjects; every file under `evidence/` must be a subject,
 /// so evidence cannot be added after signing. Does not check signatures: see
 /// [`verify_signatures`].
 pub fn verify_subjects(env: &Envelope, dir: &Path) -> Vec<String> {
@@ -409,7 +442,7 @@ pub fn verify_subjects(env: &Envelope, dir: &Path) -> Vec<String> {
             Err(FileProblem::Io(e)) => problems.push(format!("{name}: cannot read: {e}")),
         }
     }
-    for required in [REPORT_JSON, JUNIT_XML] {
+    for required in REPORT_FILES {
         if !seen.contains(required) {
             problems.push(format!("{required}: not a subject"));
         }
@@ -509,31 +542,44 @@ fn sha256_file(path: &Path) -> Result<String, FileProblem> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-type WalkError = (PathBuf, io::Error);
+pub(crate) type WalkError = (PathBuf, io::Error);
 
 /// Regular files (names relative to the results directory) and (name, problem) for anything else.
-type EvidenceListing = (BTreeSet<String>, Vec<(String, String)>);
+pub(crate) type EvidenceListing = (BTreeSet<String>, Vec<(String, String)>);
 
 /// Lists regular files under `<dir>/evidence` as '/'-joined names relative to `dir`, sorted;
 /// anything else found there (symlinks, sockets, non-UTF-8 names) is returned as a problem.
 /// A missing evidence directory is simply empty.
 fn walk_evidence(dir: &Path) -> Result<EvidenceListing, WalkError> {
+    walk_files(&dir.join(EVIDENCE_DIR), EVIDENCE_DIR)
+}
+
+/// Lists regular files under `root` as '/'-joined names prefixed with `prefix` (none when
+/// empty), sorted; anything else found there (symlinks, sockets, non-UTF-8 names) is returned
+/// as a problem. A missing `root` is simply empty.
+pub(crate) fn walk_files(root: &Path, prefix: &str) -> Result<EvidenceListing, WalkError> {
     let mut files = BTreeSet::new();
     let mut odd = Vec::new();
-    let root = dir.join(EVIDENCE_DIR);
-    match fs::symlink_metadata(&root) {
+    match fs::symlink_metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((files, odd)),
-        Err(e) => return Err((root, e)),
+        Err(e) => return Err((root.to_path_buf(), e)),
         Ok(m) if !m.is_dir() => {
             odd.push((
-                EVIDENCE_DIR.to_string(),
+                prefix.to_string(),
                 "not a directory (a symlink or file)".to_string(),
             ));
             return Ok((files, odd));
         }
         Ok(_) => {}
     }
-    let mut stack = vec![(root, EVIDENCE_DIR.to_string())];
+    let join = |dir: &str, name: &str| {
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        }
+    };
+    let mut stack = vec![(root.to_path_buf(), prefix.to_string())];
     while let Some((path, name)) = stack.pop() {
         let entries = fs::read_dir(&path).map_err(|e| (path.clone(), e))?;
         for entry in entries {
@@ -541,12 +587,12 @@ fn walk_evidence(dir: &Path) -> Result<EvidenceListing, WalkError> {
             let kind = entry.file_type().map_err(|e| (entry.path(), e))?;
             let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
                 odd.push((
-                    format!("{name}/{}", entry.file_name().to_string_lossy()),
+                    join(&name, &entry.file_name().to_string_lossy()),
                     "file name is not UTF-8".to_string(),
                 ));
                 continue;
             };
-            let child = format!("{name}/{file_name}");
+            let child = join(&name, &file_name);
             if kind.is_dir() {
                 stack.push((entry.path(), child));
             } else if kind.is_file() {

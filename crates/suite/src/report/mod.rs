@@ -16,6 +16,7 @@ mod files;
 pub mod html;
 mod junit;
 pub mod keys;
+pub mod product;
 mod schema;
 mod verdict;
 pub mod verify;
@@ -62,12 +63,15 @@ pub enum ReportError {
     /// A report file is malformed.
     #[error("{path}: {message}")]
     Malformed { path: String, message: String },
+    /// A PRODUCT.yaml is missing, malformed or for another release (every problem at once).
+    #[error(transparent)]
+    Product(#[from] product::ProductError),
 }
 
 impl ReportError {
     /// Whether the error is the user's (exit 2) rather than the harness's (exit 3).
     pub fn is_usage(&self) -> bool {
-        matches!(self, ReportError::Output { .. })
+        matches!(self, ReportError::Output { .. } | ReportError::Product(_))
     }
 }
 

@@ -13,7 +13,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 use serde::Serialize;
 
-use super::bundle::{self, PRODUCT_YAML, Product, REPORT_HTML, REPRODUCE_TXT};
+use super::bundle::{self, PRODUCT_YAML, Product};
 use super::dsse::{self, DSSE_JSON, EVIDENCE_DIR, Envelope, SignError, Statement};
 use super::keys::PublicKey;
 use super::{
@@ -338,7 +338,7 @@ pub fn verify_path(path: &Path, trusted: &[PublicKey]) -> Result<Verification, R
     v.record(
         CHECK_BUNDLE,
         problems,
-        format!("{PRODUCT_YAML} valid and signed; layout as packed"),
+        format!("only signed files; {PRODUCT_YAML} valid and signed"),
     );
     Ok(v)
 }
@@ -411,6 +411,7 @@ fn report_problem(e: &ReportError) -> String {
     match e {
         ReportError::Malformed { message, .. } => format!("{REPORT_JSON}: {message}"),
         ReportError::Output { message, .. } => format!("{REPORT_JSON}: {message}"),
+        ReportError::Product(e) => e.to_string(),
     }
 }
 
@@ -765,56 +766,18 @@ fn with_message(head: String, message: &str) -> String {
     }
 }
 
-/// Bundle-only checks: PRODUCT.yaml valid, signed, and for the claimed release; REPRODUCE.txt
-/// as packed; nothing unexpected at the top level.
+/// Bundle-only checks: every file is a signed subject, the envelope or PRODUCT.yaml;
+/// PRODUCT.yaml valid, signed, and for the claimed release.
 fn bundle_problems(submission: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    let allowed = [
-        REPORT_JSON,
-        JUNIT_XML,
-        REPORT_HTML,
-        DSSE_JSON,
-        PRODUCT_YAML,
-        REPRODUCE_TXT,
-        EVIDENCE_DIR,
-    ];
-    match fs::read_dir(submission) {
-        Ok(entries) => {
-            let mut unexpected: Vec<String> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !allowed.contains(&n.as_str()))
-                .collect();
-            unexpected.sort();
-            problems.extend(
-                unexpected
-                    .into_iter()
-                    .map(|n| format!("{n}: unexpected file in the bundle")),
-            );
-        }
-        Err(e) => problems.push(format!("bundle: cannot list: {e}")),
-    }
-
-    let product = match fs::read_to_string(submission.join(PRODUCT_YAML)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            problems.push(format!("{PRODUCT_YAML}: missing"));
-            None
-        }
-        Err(e) => {
-            problems.push(format!("{PRODUCT_YAML}: cannot read: {e}"));
-            None
-        }
-        Ok(text) => match Product::from_yaml(&text, PRODUCT_YAML) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                problems.push(e.to_string());
-                None
-            }
-        },
-    };
     let statement = read_envelope(submission)
         .ok()
         .and_then(|env| env.statement().ok());
+    // Without a readable statement the envelope check has already failed.
+    if let Some(statement) = &statement {
+        problems.extend(unsigned_entries(submission, statement));
+    }
+    let product = bundled_product(submission, &mut problems);
     let report = read_report(&submission.join(REPORT_JSON)).ok();
     if let (Some(product), Some(statement)) = (&product, &statement) {
         match bundle::signed_product(statement) {
@@ -829,25 +792,54 @@ fn bundle_problems(submission: &Path) -> Vec<String> {
     }
     if let (Some(product), Some(report)) = (&product, &report)
         && let Ok(catalog) = Catalog::embedded()
-        && let Ok(profile) = catalog.profile(&report.config.profile)
-        && profile.release != product.kubeflow_release
+        && let Some(problem) = product.release_problem(catalog, &report.config.profile)
     {
-        problems.push(format!(
-            "{PRODUCT_YAML}: kubeflow_release {} is not the release of profile {} ({})",
-            product.kubeflow_release, profile.name, profile.release
-        ));
-    }
-    match fs::read_to_string(submission.join(REPRODUCE_TXT)) {
-        Err(_) => problems.push(format!("{REPRODUCE_TXT}: missing")),
-        Ok(text) => {
-            if let Some(report) = &report
-                && text.trim_end_matches('\n') != report.config.command
-            {
-                problems.push(format!(
-                    "{REPRODUCE_TXT}: differs from config.command in {REPORT_JSON}"
-                ));
-            }
-        }
+        problems.push(format!("{PRODUCT_YAML}: {problem}"));
     }
     problems
+}
+
+/// Files of the unpacked bundle the signature does not cover: anything but the statement's
+/// subjects, the envelope and PRODUCT.yaml (checked against the statement). Unsigned evidence
+/// is left to the subjects check, which names it already.
+fn unsigned_entries(submission: &Path, statement: &Statement) -> Vec<String> {
+    let subjects: BTreeSet<&str> = statement.subject.iter().map(|s| s.name.as_str()).collect();
+    let (files, odd) = match dsse::walk_files(submission, "") {
+        Ok(listing) => listing,
+        Err((path, e)) => return vec![format!("bundle: cannot list {}: {e}", path.display())],
+    };
+    let evidence = format!("{EVIDENCE_DIR}/");
+    let mut problems: Vec<String> = odd.into_iter().map(|(n, p)| format!("{n}: {p}")).collect();
+    problems.extend(
+        files
+            .iter()
+            .filter(|n| !subjects.contains(n.as_str()))
+            .filter(|n| n.as_str() != DSSE_JSON && n.as_str() != PRODUCT_YAML)
+            .filter(|n| !n.starts_with(&evidence))
+            .map(|n| format!("{n}: in the bundle but not a signed subject")),
+    );
+    problems
+}
+
+/// The bundle's PRODUCT.yaml, validated as `bundle` validated it; each problem is added.
+fn bundled_product(submission: &Path, problems: &mut Vec<String>) -> Option<Product> {
+    let path = submission.join(PRODUCT_YAML);
+    if fs::symlink_metadata(&path).is_err() {
+        problems.push(format!("{PRODUCT_YAML}: missing"));
+        return None;
+    }
+    let text = match bundle::read_product_text(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("{PRODUCT_YAML}: {e}"));
+            return None;
+        }
+    };
+    match Product::from_yaml(&text, PRODUCT_YAML) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            problems.extend(e.problems.iter().map(|p| format!("{PRODUCT_YAML}: {p}")));
+            None
+        }
+    }
 }
