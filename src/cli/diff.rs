@@ -33,8 +33,8 @@ pub(super) fn diff(args: DiffArgs) -> Result<ExitCode, Error> {
     let b = load(&args.b)?;
     let d = report_diff::diff_inputs(&a, &b);
     match args.format {
-        Format::Json => println!("{}", to_json(&d)?),
-        Format::Table => print!(
+        Format::Json => crate::outln!("{}", to_json(&d)?),
+        Format::Table => crate::out!(
             "{}",
             report_diff::render_diff_table(
                 &d,

@@ -56,7 +56,7 @@ fn list_profiles(catalog: &Catalog, format: ListFormat) {
             .collect();
         let doc =
             serde_json::json!({"format_version": render::LIST_FORMAT_VERSION, "profiles": rows});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     let width = catalog
@@ -71,7 +71,7 @@ fn list_profiles(catalog: &Catalog, format: ListFormat) {
         } else {
             format!("not certifiable: {}", p.gaps.join("; "))
         };
-        println!("{:width$}  {state}", p.name);
+        crate::outln!("{:width$}  {state}", p.name);
     }
 }
 
@@ -87,9 +87,9 @@ pub(super) fn list(args: ListArgs) -> Result<ExitCode, Error> {
         ListFormat::Json => render::render_json(&plan),
         ListFormat::Markdown => render::render_markdown(catalog),
     };
-    print!("{text}");
+    crate::out!("{text}");
     if !text.ends_with('\n') {
-        println!();
+        crate::outln!();
     }
     Ok(ExitCode::Ok)
 }

@@ -75,16 +75,16 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         v.accept_demonstration();
     }
     match args.format {
-        Format::Json => println!("{}", to_json(&v.output())?),
+        Format::Json => crate::outln!("{}", to_json(&v.output())?),
         Format::Table => {
             for c in &v.checks {
                 let mark = if c.ok { "ok  " } else { "FAIL" };
-                println!("{mark}  {:<28} {}", c.name, c.detail);
+                crate::outln!("{mark}  {:<28} {}", c.name, c.detail);
             }
             for p in &v.problems {
-                println!("problem: {p}");
+                crate::outln!("problem: {p}");
             }
-            println!(
+            crate::outln!(
                 "{}",
                 if v.ok() {
                     "VERIFIED"
@@ -103,6 +103,6 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
 
 pub(super) fn bundle(args: BundleArgs) -> Result<ExitCode, Error> {
     let path = bundle::pack(&args.results, &args.product, &args.output)?;
-    println!("wrote {}", path.display());
+    crate::outln!("wrote {}", path.display());
     Ok(ExitCode::Ok)
 }

@@ -37,8 +37,8 @@ pub struct SignArgs {
 pub(super) fn keygen(args: KeygenArgs) -> Result<ExitCode, Error> {
     let (private, public) = keys::write_keypair(&args.out)?;
     let id = keys::PublicKey::load(&public)?.key_id();
-    println!("wrote {} (keep it secret)", private.display());
-    println!("wrote {} (key id {id})", public.display());
+    crate::outln!("wrote {} (keep it secret)", private.display());
+    crate::outln!("wrote {} (key id {id})", public.display());
     Ok(ExitCode::Ok)
 }
 
@@ -55,7 +55,7 @@ pub(super) fn sign(args: SignArgs) -> Result<ExitCode, Error> {
             .transpose()?;
         sign_results(&args.results, &key, product)?
     };
-    println!(
+    crate::outln!(
         "wrote {} (signed by key {})",
         path.display(),
         key.public().key_id()
