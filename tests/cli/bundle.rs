@@ -4,7 +4,7 @@
 use crate::util;
 
 use std::fs::{self, File};
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
@@ -848,6 +848,99 @@ fn oversized_and_non_tar_bundles_are_refused() {
     fs::write(&not_tar, "just text").unwrap();
     let v = verify_path(&not_tar, &[generate().public()]).unwrap();
     util::assert_problem(&v, "not a gzip tar");
+}
+
+/// A gzip tar whose entries are written by `write` (headers made by hand), streamed through
+/// the encoder so a bomb never sits in memory here either.
+fn crafted(dir: &Path, write: impl FnOnce(&mut GzEncoder<File>)) -> PathBuf {
+    let out = dir.join("crafted.tar.gz");
+    let mut gz = GzEncoder::new(File::create(&out).unwrap(), Compression::fast());
+    write(&mut gz);
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap();
+    out
+}
+
+/// A raw header block of `kind` claiming `size` bytes, named `name`.
+fn header(name: &str, kind: tar::EntryType, size: u64) -> [u8; 512] {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    *h.as_bytes()
+}
+
+#[test]
+fn extended_headers_and_entry_floods_are_refused_before_they_are_read() {
+    let work = TempDir::new().unwrap();
+    // A GNU long name and a PAX record claiming 32 MiB (zeros, compressed to almost nothing):
+    // refused at 64 KiB, never read whole.
+    for (i, kind) in [tar::EntryType::GNULongName, tar::EntryType::XHeader]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = work.path().join(format!("ext-{i}"));
+        fs::create_dir_all(&dir).unwrap();
+        let size = 32 << 20;
+        let bundle = crafted(&dir, |gz| {
+            gz.write_all(&header("././@LongLink", kind, size)).unwrap();
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..32 {
+                gz.write_all(&zeros).unwrap();
+            }
+        });
+        let err = unpack(&bundle, &dir.join("into")).unwrap_err().to_string();
+        assert!(
+            err.contains("extended header larger than 64 KiB"),
+            "{kind:?}: {err}"
+        );
+    }
+    // More entries than any submission has: refused at the limit.
+    let dir = work.path().join("flood");
+    fs::create_dir_all(&dir).unwrap();
+    let bundle = crafted(&dir, |gz| {
+        gz.write_all(&header("submission/", tar::EntryType::Directory, 0))
+            .unwrap();
+        for _ in 0..kfconform_suite::report::bundle::MAX_ENTRIES + 5 {
+            gz.write_all(&header("submission/", tar::EntryType::Directory, 0))
+                .unwrap();
+        }
+    });
+    let err = unpack(&bundle, &dir.join("into")).unwrap_err().to_string();
+    assert!(err.contains("more than 10000 entries"), "{err}");
+}
+
+#[test]
+fn long_names_of_real_bundles_still_unpack() {
+    let work = TempDir::new().unwrap();
+    let long = format!("submission/evidence/{}/log.txt", "a".repeat(180));
+    let bundle = crafted(work.path(), |gz| {
+        let mut tar = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, &long, &b"ok"[..]).unwrap();
+        // And a PAX path, as bsdtar and `tar --format=pax` write it.
+        tar.append_pax_extensions([("path", format!("{long}.pax").as_bytes())])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("submission/short").unwrap();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append(&h, &b"pax"[..]).unwrap();
+        tar.finish().unwrap();
+    });
+    let into = work.path().join("into");
+    unpack(&bundle, &into).unwrap();
+    assert_eq!(fs::read_to_string(into.join(&long)).unwrap(), "ok");
+    assert_eq!(
+        fs::read_to_string(into.join(format!("{long}.pax"))).unwrap(),
+        "pax"
+    );
+    assert!(!into.join("submission/short").exists());
 }
 
 #[test]

@@ -20,8 +20,9 @@ pub const PRODUCT_YAML: &str = "PRODUCT.yaml";
 pub const SUBMISSION_DIR: &str = "submission";
 /// Most bytes [`unpack`] extracts; a real submission is a few megabytes of logs.
 pub const MAX_UNPACKED_BYTES: u64 = 100 * 1024 * 1024;
-/// Most entries [`unpack`] accepts, so a bundle of empty files cannot exhaust inodes.
-pub const MAX_ENTRIES: usize = 100_000;
+/// Most entries [`unpack`] accepts, so a bundle of empty files cannot exhaust inodes or time
+/// (a real submission has a few hundred).
+pub const MAX_ENTRIES: usize = 10_000;
 
 pub use super::product::{
     MAX_PRODUCT_BYTES, Product, ProductError, ProductType, load_product, read_product_text,
@@ -126,8 +127,11 @@ pub fn signed_product(statement: &dsse::Statement) -> Option<Product> {
 
 /// Extracts a bundle into the directory `into` (created if missing; it should be empty) and
 /// returns the `submission` directory inside it. Only regular files and directories under
-/// `submission/` are accepted: absolute paths, `..`, links, devices and more than
-/// [`MAX_UNPACKED_BYTES`] in total are refused before anything escapes `into`.
+/// `submission/` are accepted: absolute paths, `..`, links, devices, more than
+/// [`MAX_ENTRIES`] entries and more than [`MAX_UNPACKED_BYTES`] in total are refused before
+/// anything escapes `into`. Bounded throughout: the decompressed stream is cut at
+/// [`MAX_STREAM_BYTES`], and long-name and PAX records are read by this function (the tar
+/// crate's own handling reads them whole, whatever size their header claims).
 pub fn unpack(bundle: &Path, into: &Path) -> Result<PathBuf, ReportError> {
     let bad = |message: String| ReportError::Malformed {
         path: bundle.display().to_string(),
@@ -138,85 +142,62 @@ pub fn unpack(bundle: &Path, into: &Path) -> Result<PathBuf, ReportError> {
         path: into.display().to_string(),
         message: format!("cannot create: {e}"),
     })?;
-    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let stream = Limited {
+        inner: GzDecoder::new(file),
+        left: MAX_STREAM_BYTES,
+    };
+    let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
-        .map_err(|e| bad(format!("not a gzip tar: {e}")))?;
+        .map_err(|e| bad(format!("not a gzip tar: {e}")))?
+        .raw(true);
     let mut total: u64 = 0;
     let mut seen = BTreeSet::new();
+    // The name a GNU long-name or PAX record gives the entry that follows it.
+    let mut long_name: Option<Vec<u8>> = None;
     for (count, entry) in entries.enumerate() {
         if count >= MAX_ENTRIES {
             return Err(bad(format!("more than {MAX_ENTRIES} entries")));
         }
         let mut entry = entry.map_err(|e| bad(format!("not a gzip tar: {e}")))?;
-        let raw = entry.path_bytes().into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
+            let record = read_record(&mut entry).map_err(|e| bad(format!("entry {count}: {e}")))?;
+            long_name = if kind.is_gnu_longname() {
+                Some(
+                    record
+                        .split(|b| *b == 0)
+                        .next()
+                        .unwrap_or_default()
+                        .to_vec(),
+                )
+            } else {
+                pax_path(&record).or(long_name)
+            };
+            continue;
+        }
+        if kind.is_pax_global_extensions() {
+            read_record(&mut entry).map_err(|e| bad(format!("entry {count}: {e}")))?;
+            continue;
+        }
+        let raw = long_name
+            .take()
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
         let name = String::from_utf8(raw.clone()).map_err(|_| {
             bad(format!(
                 "{:?}: entry name is not UTF-8",
                 String::from_utf8_lossy(&raw)
             ))
         })?;
-        let kind = entry.header().entry_type();
-        let is_dir = kind.is_dir();
-        if !is_dir && !kind.is_file() {
-            let what = if kind.is_symlink() {
-                "a symbolic link"
-            } else if kind.is_hard_link() {
-                "a hard link"
-            } else {
-                "a special entry"
-            };
-            return Err(bad(format!(
-                "{name:?}: {what}; only regular files are allowed"
-            )));
-        }
-        let relative = name.strip_suffix('/').filter(|_| is_dir).unwrap_or(&name);
-        if !dsse::is_safe_relative(relative) {
-            return Err(bad(format!(
-                "{name:?}: entry path is absolute or leaves the bundle"
-            )));
-        }
-        let inside = relative
-            .strip_prefix(SUBMISSION_DIR)
-            .filter(|r| r.is_empty() || r.starts_with('/'));
-        if inside.is_none() {
-            return Err(bad(format!(
-                "{name:?}: entry is not under {SUBMISSION_DIR}/"
-            )));
-        }
-        let dest = into.join(relative);
-        if is_dir {
-            fs::create_dir_all(&dest).map_err(|e| bad(format!("{name:?}: cannot create: {e}")))?;
-            continue;
-        }
-        if !seen.insert(relative.to_string()) {
-            return Err(bad(format!("{name:?}: appears twice")));
-        }
         let size = entry
             .header()
             .size()
             .map_err(|e| bad(format!("{name:?}: {e}")))?;
-        total = total.saturating_add(size);
-        if total > MAX_UNPACKED_BYTES {
-            return Err(bad(format!(
-                "more than {} MB unpacked; refusing",
-                MAX_UNPACKED_BYTES / (1024 * 1024)
-            )));
-        }
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| bad(format!("{name:?}: cannot create its directory: {e}")))?;
-        }
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&dest)
-            .map_err(|e| bad(format!("{name:?}: cannot create: {e}")))?;
-        // The header's size is what the limit counted; never read more than that.
-        let copied = io::copy(&mut (&mut entry).take(size), &mut out)
-            .map_err(|e| bad(format!("{name:?}: cannot extract: {e}")))?;
-        if copied != size {
-            return Err(bad(format!("{name:?}: truncated")));
+        if let Some(file) = admit(&name, kind, size, &mut total, &mut seen).map_err(&bad)? {
+            extract(&mut entry, &into.join(&file), &name, size).map_err(&bad)?;
+        } else {
+            fs::create_dir_all(into.join(name.trim_end_matches('/')))
+                .map_err(|e| bad(format!("{name:?}: cannot create: {e}")))?;
         }
     }
     let submission = into.join(SUBMISSION_DIR);
@@ -224,6 +205,140 @@ pub fn unpack(bundle: &Path, into: &Path) -> Result<PathBuf, ReportError> {
         return Err(bad(format!("no {SUBMISSION_DIR}/ directory")));
     }
     Ok(submission)
+}
+
+/// Most bytes of the decompressed tar stream [`unpack`] reads (contents, headers, padding).
+pub const MAX_STREAM_BYTES: u64 = MAX_UNPACKED_BYTES + 64 * 1024 * 1024;
+
+/// Most bytes of one GNU long-name or PAX record.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
+/// Reads a long-name or PAX record, refusing one larger than [`MAX_RECORD_BYTES`].
+fn read_record(entry: &mut impl io::Read) -> Result<Vec<u8>, String> {
+    let mut record = Vec::new();
+    entry
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut record)
+        .map_err(|e| format!("unreadable extended header: {e}"))?;
+    if record.len() as u64 > MAX_RECORD_BYTES {
+        return Err(format!(
+            "extended header larger than {} KiB",
+            MAX_RECORD_BYTES / 1024
+        ));
+    }
+    Ok(record)
+}
+
+/// The `path` of a PAX record (`<len> path=<value>\n` lines), if it has one.
+fn pax_path(record: &[u8]) -> Option<Vec<u8>> {
+    let mut rest = record;
+    let mut found = None;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len <= space || len > rest.len() {
+            return None;
+        }
+        let line = &rest[space + 1..len];
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if let Some(v) = line.strip_prefix(b"path=") {
+            found = Some(v.to_vec());
+        }
+        rest = &rest[len..];
+    }
+    found
+}
+
+/// Decides on one entry: `Ok(Some(path))` for a file to extract, `Ok(None)` for a directory,
+/// or why the bundle is refused.
+fn admit(
+    name: &str,
+    kind: tar::EntryType,
+    size: u64,
+    total: &mut u64,
+    seen: &mut BTreeSet<String>,
+) -> Result<Option<String>, String> {
+    let is_dir = kind.is_dir();
+    if !is_dir && !kind.is_file() {
+        let what = if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_hard_link() {
+            "a hard link"
+        } else {
+            "a special entry"
+        };
+        return Err(format!("{name:?}: {what}; only regular files are allowed"));
+    }
+    let relative = name.strip_suffix('/').filter(|_| is_dir).unwrap_or(name);
+    if !dsse::is_safe_relative(relative) {
+        return Err(format!(
+            "{name:?}: entry path is absolute or leaves the bundle"
+        ));
+    }
+    let inside = relative
+        .strip_prefix(SUBMISSION_DIR)
+        .filter(|r| r.is_empty() || r.starts_with('/'));
+    if inside.is_none() {
+        return Err(format!("{name:?}: entry is not under {SUBMISSION_DIR}/"));
+    }
+    if is_dir {
+        return Ok(None);
+    }
+    if !seen.insert(relative.to_string()) {
+        return Err(format!("{name:?}: appears twice"));
+    }
+    *total = total.saturating_add(size);
+    if *total > MAX_UNPACKED_BYTES {
+        return Err(format!(
+            "more than {} MB unpacked; refusing",
+            MAX_UNPACKED_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(Some(relative.to_string()))
+}
+
+/// Writes one admitted file, never reading more than its header's size (which the limit
+/// counted).
+fn extract(entry: &mut impl io::Read, dest: &Path, name: &str, size: u64) -> Result<(), String> {
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("{name:?}: cannot create its directory: {e}"))?;
+    }
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| format!("{name:?}: cannot create: {e}"))?;
+    let copied = io::copy(&mut entry.take(size), &mut out)
+        .map_err(|e| format!("{name:?}: cannot extract: {e}"))?;
+    if copied != size {
+        return Err(format!("{name:?}: truncated"));
+    }
+    Ok(())
+}
+
+/// A reader that fails once `left` bytes have been read: the decompressed stream of a gzip
+/// bomb ends here, not in memory or on disk.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other(format!(
+                "more than {} MB decompressed; refusing",
+                MAX_STREAM_BYTES / (1024 * 1024)
+            )));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 enum Source {
