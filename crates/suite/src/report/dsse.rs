@@ -269,9 +269,10 @@ pub fn statement_for(
 /// Refuses a `report` that is not the report.json on disk.
 fn check_report_on_disk(results_dir: &Path, report: &Report) -> Result<(), SignError> {
     let report_path = results_dir.join(REPORT_JSON);
-    let on_disk = fs::read(&report_path).map_err(|e| io_error(&report_path, &e))?;
+    let on_disk = super::read_bounded(&report_path, super::limits::REPORT_JSON)
+        .map_err(|e| io_error(&report_path, &e))?;
     let on_disk: serde_json::Value =
-        serde_json::from_slice(&on_disk).map_err(|e| SignError::Subject {
+        serde_json::from_str(&on_disk).map_err(|e| SignError::Subject {
             path: report_path.display().to_string(),
             problem: format!("not valid JSON: {e}"),
         })?;
@@ -354,7 +355,8 @@ pub fn write_envelope(results_dir: &Path, env: &Envelope) -> Result<PathBuf, Sig
 
 /// Reads and parses an envelope file.
 pub fn read_envelope(path: &Path) -> Result<Envelope, SignError> {
-    let text = fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
+    let text =
+        super::read_bounded(path, super::limits::ENVELOPE).map_err(|e| io_error(path, &e))?;
     Envelope::from_json(&text)
 }
 

@@ -48,7 +48,7 @@ pub mod limits {
     /// report.dsse.json (one subject per evidence file).
     pub const ENVELOPE: u64 = 16 << 20;
     /// PRODUCT.yaml.
-    pub const PRODUCT_YAML: u64 = 64 << 10;
+    pub const PRODUCT_YAML: u64 = super::super::product::MAX_PRODUCT_BYTES;
     /// A PEM key file.
     pub const KEY_FILE: u64 = 64 << 10;
 }

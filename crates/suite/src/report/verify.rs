@@ -390,7 +390,8 @@ fn read_envelope(dir: &Path) -> Result<Envelope, String> {
         Ok(m) if !m.is_file() => return Err(format!("{DSSE_JSON}: not a regular file")),
         Ok(_) => {}
     }
-    let text = fs::read_to_string(&path).map_err(|e| format!("{DSSE_JSON}: cannot read: {e}"))?;
+    let text = super::read_bounded(&path, super::limits::ENVELOPE)
+        .map_err(|e| format!("{DSSE_JSON}: cannot read: {e}"))?;
     Envelope::from_json(&text).map_err(|e| sign_problem(&e))
 }
 
@@ -447,7 +448,7 @@ fn status_word(s: Status) -> &'static str {
 }
 
 fn junit_problems(path: &Path, report: &Report) -> Vec<String> {
-    let text = match fs::read_to_string(path) {
+    let text = match super::read_bounded(path, super::limits::JUNIT_XML) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return vec![format!("{JUNIT_XML}: missing")];
