@@ -523,9 +523,10 @@ async fn watch_crashes(ctx: &TestContext, prefix: &str, container: &str, crashes
                 Verdict::from_log(&log)
                     .ok_or_else(|| format!("pod {name} crashed without a train verdict"))
             }
-            // Gone before its log could be read (its Job replaced or removed it): nothing to
+            // Gone before its log could be read (its Job replaced or removed it, or the kubelet
+            // restarted the container again and no longer has the previous one): nothing to
             // report, and whether that happens first is a race a message must not depend on.
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(kube::Error::Api(s)) if s.code == 404 || (previous && s.code == 400) => continue,
             Err(e) => Err(format!(
                 "pod {name} crashed; its log is not readable: {}",
                 crate::cluster::describe_kube_error(&e)
@@ -1146,20 +1147,7 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
         let mut ranks = BTreeSet::new();
         for pod in &nodes {
             let pname = pod_name(pod);
-            let labels = labels_of(pod);
-            for (k, want) in [
-                ("jobset.sigs.k8s.io/jobset-name", name),
-                ("jobset.sigs.k8s.io/replicatedjob-name", "node"),
-            ] {
-                match labels.get(k) {
-                    Some(got) if got == want => {}
-                    other => v.push(format!(
-                        "pod {pname}: label {k} is {}, expected {}",
-                        or_unset(other.map(String::as_str)),
-                        quoted(want)
-                    )),
-                }
-            }
+            check_node_labels(pod, name, &mut v);
             let index = pod
                 .metadata
                 .annotations
@@ -1220,30 +1208,48 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                 list(&ranks)
             ));
         }
-        let listed = last
-            .pointer("/status/jobsStatus")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|s| s.get("name").and_then(Value::as_str) == Some("node"));
-        if !listed {
-            v.push(format!(
-                "TrainJob {name}: status.jobsStatus does not list the replicated job node (it lists {})",
-                list(
-                    last.pointer("/status/jobsStatus")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.get("name").and_then(Value::as_str))
-                )
-            ));
-        }
+        check_jobs_status(name, &last, &mut v);
         let outcome = v.into_outcome();
         if outcome.is_err() {
             record(&ctx, "trainjob", &last, &pods);
         }
         outcome
     })
+}
+
+/// A TrainJob node's pod carries the JobSet labels of TrainJob `name`'s replicated job node.
+fn check_node_labels(pod: &Pod, name: &str, v: &mut Violations) {
+    let (pname, labels) = (pod_name(pod), labels_of(pod));
+    for (k, want) in [
+        ("jobset.sigs.k8s.io/jobset-name", name),
+        ("jobset.sigs.k8s.io/replicatedjob-name", "node"),
+    ] {
+        match labels.get(k) {
+            Some(got) if got == want => {}
+            other => v.push(format!(
+                "pod {pname}: label {k} is {}, expected {}",
+                or_unset(other.map(String::as_str)),
+                quoted(want)
+            )),
+        }
+    }
+}
+
+/// `status.jobsStatus` of a completed TrainJob lists the replicated job node.
+fn check_jobs_status(name: &str, last: &Value, v: &mut Violations) {
+    let listed: Vec<&str> = last
+        .pointer("/status/jobsStatus")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .collect();
+    if !listed.contains(&"node") {
+        v.push(format!(
+            "TrainJob {name}: status.jobsStatus does not list the replicated job node (it lists {})",
+            list(listed)
+        ));
+    }
 }
 
 fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
