@@ -1552,3 +1552,36 @@ async fn kube_rs_typed_and_dynamic_clients() {
     assert_eq!(list.items.len(), 1);
     emu.shutdown().await;
 }
+
+/// `platform.experiment-field-dropped`: a strict dry-run create of an Experiment succeeds, but
+/// what comes back lacks `spec.maxFailedTrialCount`; without the defect it is kept.
+#[tokio::test]
+async fn experiment_field_dropped_defect() {
+    let experiment = json!({
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": "grid", "namespace": "default"},
+        "spec": {
+            "objective": {"type": "minimize", "goal": 0.1, "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "grid"},
+            "maxFailedTrialCount": 2,
+            "parameters": [{"name": "lr", "parameterType": "double",
+                            "feasibleSpace": {"min": "0.01", "max": "0.05", "step": "0.01"}}],
+        },
+    });
+    let url = "/apis/kubeflow.org/v1beta1/namespaces/default/experiments?dryRun=All&fieldValidation=Strict";
+    for (defects, kept) in [
+        (vec![], true),
+        (vec![Defect::PlatformExperimentFieldDropped], false),
+    ] {
+        let emu = util::emulator_with(EmulatorConfig {
+            defects,
+            ..EmulatorConfig::default()
+        })
+        .await;
+        let (code, v) = Http::new(&emu).post(url, &experiment).await;
+        assert_eq!(code, 201, "{v}");
+        assert_eq!(v["spec"].get("maxFailedTrialCount").is_some(), kept, "{v}");
+        emu.shutdown().await;
+    }
+}

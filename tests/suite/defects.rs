@@ -207,6 +207,21 @@ fn check_defect(defect: Defect, want: &BTreeSet<&'static str>) -> Outcome {
             assert!(dir.path().join(f.as_str().unwrap()).exists(), "{f} missing");
         }
     }
+    // Messages are written for people: no Rust `Debug` rendering reaches them.
+    for r in results
+        .iter()
+        .filter(|r| r["status"] == "failed" || r["status"] == "error")
+    {
+        let message = r["message"].as_str().unwrap_or("");
+        let found = debug_markers(message);
+        if !found.is_empty() {
+            problems.push(format!(
+                "{defect}: the message of {} shows a Debug rendering ({}): {message}",
+                r["id"],
+                found.join(", ")
+            ));
+        }
+    }
     let run_id = report["run_id"].as_str().unwrap();
     Outcome {
         defect,
@@ -283,7 +298,7 @@ static RACES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         // last log lines) or after it gave up (its verdict, quoted by the env-contract test as
         // "the probe reported" and by the others as "<pod>: ..."). The same reason either way.
         (
-            r#"pod (\S+) printed no train verdict \(last lines: \[(?:"kfconform probe train: rank (\d+) cannot reach the master yet: ([^"]*)"(?:, )?)+\]\)"#,
+            r#"pod (\S+) printed no train verdict \(last lines: (?:"kfconform probe train: rank (\d+) cannot reach the master yet: ([^"]*)"(?:, )?)+\)"#,
             "pod $1: rank $2 cannot reach the master: $3",
         ),
         (
@@ -291,11 +306,11 @@ static RACES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             "pod $1$2: rank $3 cannot reach the master: $4",
         ),
         (
-            r#"pod (\S+) printed no train verdict \(last lines: \["kfconform probe train: rank 0 listening on \S+, waiting for \d+ other rank\(s\)"\]\)"#,
+            r#"pod (\S+) printed no train verdict \(last lines: "kfconform probe train: rank 0 listening on \S+, waiting for \d+ other rank\(s\)"\)"#,
             "pod $1: rank 0 waited for the other ranks in vain",
         ),
         (
-            r"(?:pod (\S+): the probe reported |\b(\S+): )rendezvous incomplete after \d+s: rank 0 saw ranks \[0\], missing \[[\d, ]*\](?:; pod \S+: the master saw ranks \[0\] in the rendezvous, expected [^;|]*[^;|\s])?",
+            r"(?:pod (\S+): the probe reported |\b(\S+): )rendezvous incomplete after \d+s: rank 0 saw ranks \[0\], missing \[[\d, ]*\](?:; pod \S+: the master saw ranks 0 in the rendezvous, expected [^;|]*[^;|\s])?",
             "pod $1$2: rank 0 waited for the other ranks in vain",
         ),
     ]
@@ -373,10 +388,10 @@ fn redact_replaces_what_a_run_makes_up() {
 
 #[test]
 fn redact_gives_one_form_to_races() {
-    let retrying = "pod j-worker-1 printed no train verdict (last lines: [\"kfconform probe train: \
+    let retrying = "pod j-worker-1 printed no train verdict (last lines: \"kfconform probe train: \
                     rank 2 cannot reach the master yet: cannot resolve j-master-0: gone\", \
                     \"kfconform probe train: rank 2 cannot reach the master yet: cannot resolve \
-                    j-master-0: gone\"]); pod j-worker-2: x";
+                    j-master-0: gone\"); pod j-worker-2: x";
     let gave_up = "pod j-worker-1: the probe reported rank 2 could not rendezvous with the master \
                    j-master-0:23456 within 120s: cannot resolve j-master-0: gone; pod j-worker-2: x";
     let want = "pod j-worker-1: rank 2 cannot reach the master: cannot resolve j-master-0: gone; \
@@ -386,12 +401,12 @@ fn redact_gives_one_form_to_races() {
     assert_eq!(redact("0a1b2c3d", retrying), want);
     assert_eq!(redact("0a1b2c3d", gave_up), want);
     assert_eq!(redact("0a1b2c3d", noted), want);
-    let master_waits = "pod j-master-0 printed no train verdict (last lines: [\"kfconform probe \
+    let master_waits = "pod j-master-0 printed no train verdict (last lines: \"kfconform probe \
                         train: rank 0 listening on 127.3.4.5:23456, waiting for 2 other rank(s)\"\
-                        ]) | j-worker-0: x";
+                        ) | j-worker-0: x";
     let master_gave_up = "pod j-master-0: the probe reported rendezvous incomplete after 120s: \
                           rank 0 saw ranks [0], missing [1, 2]; pod j-master-0: the master saw \
-                          ranks [0] in the rendezvous, expected 0, 1 and 2 once each | j-worker-0: x";
+                          ranks 0 in the rendezvous, expected 0, 1 and 2 once each | j-worker-0: x";
     let master_noted = "j-master-0: rendezvous incomplete after 120s: rank 0 saw ranks [0], \
                         missing [1, 2] | j-worker-0: x";
     let want = "pod j-master-0: rank 0 waited for the other ranks in vain | j-worker-0: x";
@@ -420,7 +435,7 @@ fn redact_gives_one_form_to_races() {
          set"
     );
     // A replica that printed no verdict for another reason stays as it is.
-    let other = "pod j-worker-1 printed no train verdict (last lines: [\"panic\"])";
+    let other = "pod j-worker-1 printed no train verdict (last lines: \"panic\")";
     assert_eq!(redact("0a1b2c3d", other), other);
 }
 
@@ -443,6 +458,84 @@ fn every_catalog_test_names_a_known_defect() {
     let named: BTreeSet<&str> = expected().into_keys().collect();
     for d in Defect::ALL.iter().filter(|d| !named.contains(d.name())) {
         problems.push(format!("defect {d} is in no test's caught_by"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// What gives a Rust `Debug` rendering away in a message: `Some(..)`, a bare `None`, a
+/// `Status { .. }` or any `Type { field: .. }`, kube's `ApiError`, a map or list of strings in
+/// `Debug` form (`{"k": "v"}`, `["a"]`), an empty `[]`.
+static DEBUG_MARKERS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        (r"\bSome\(", "Some("),
+        (r#"(^|[^"])\bNone\b([^"]|$)"#, "None"),
+        (r"\bApiError\b", "ApiError"),
+        (r"\b[A-Z][A-Za-z]* \{ [a-z_]+: ", "a struct"),
+        (r#"\{""#, "a map"),
+        (r#"\[""#, "a list"),
+        (r"\[\]", "an empty list"),
+    ]
+    .into_iter()
+    .map(|(re, what)| (Regex::new(re).unwrap(), what))
+    .collect()
+});
+
+/// The [`DEBUG_MARKERS`] found in `message`.
+fn debug_markers(message: &str) -> Vec<&'static str> {
+    DEBUG_MARKERS
+        .iter()
+        .filter(|(re, _)| re.is_match(message))
+        .map(|(_, what)| *what)
+        .collect()
+}
+
+#[test]
+fn debug_markers_are_recognised() {
+    for dumped in [
+        "deletionTimestamp Some(\"2026-03-14T09:30:00Z\")",
+        "annotation user is None, expected \"alice\"",
+        "ApiError: NotFound (Status { status: Some(Failure), code: 404 })",
+        "hard {\"cpu\": \"2\"}",
+        "finalizers [\"profile-finalizer\"]",
+        "ownerReferences: []",
+    ] {
+        assert!(!debug_markers(dumped).is_empty(), "{dumped}");
+    }
+    for plain in [
+        "Service s has clusterIP 10.0.0.1, expected \"None\" (headless)",
+        "namespace kfconform-[run]-5: ownerReferences: none",
+        "PyTorchJob j is failed because 1 [Master|Worker] replica(s) failed.",
+        "creating X: the API server refused it: 422 Invalid: spec.replicaSpecs: Required value",
+    ] {
+        assert!(
+            debug_markers(plain).is_empty(),
+            "{plain}: {:?}",
+            debug_markers(plain)
+        );
+    }
+}
+
+/// The failure messages the defect runs recorded (their snapshots) show no `Debug` rendering;
+/// the matrix checks each run's messages as it makes them, this checks what is committed.
+#[test]
+fn recorded_failure_messages_have_no_debug_dumps() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/suite/snapshots");
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("suite__defects__") || !name.ends_with(".snap") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The snapshot's body: after insta's front matter.
+        let body = text.splitn(3, "---").nth(2).unwrap_or("");
+        for line in body.lines().filter(|l| l.starts_with("  ")) {
+            let found = debug_markers(line);
+            if !found.is_empty() {
+                problems.push(format!("{name}: {} in {line}", found.join(", ")));
+            }
+        }
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }

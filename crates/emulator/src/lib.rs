@@ -195,10 +195,11 @@ fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<()
         message,
     };
     let f = kfconform_core::fixtures::file(path).ok_or_else(|| fixture("missing".into()))?;
-    for doc in kfconform_core::fixtures::yaml_documents(f.text).map_err(fixture)? {
+    for mut doc in kfconform_core::fixtures::yaml_documents(f.text).map_err(fixture)? {
         if !training.installs_runtime(&doc) {
             continue;
         }
+        training.doctor_runtime(&mut doc);
         state
             .bootstrap("trainer.kubeflow.org", "clustertrainingruntimes", doc)
             .map_err(|e| fixture(e.message))?;
@@ -279,6 +280,9 @@ impl Emulator {
             defects::platform::crd_establishes(&defects, name)
         }));
         state.add_admit_hook(admission::admit);
+        for hook in defects::platform::admit_hooks(&config.defects) {
+            state.add_admit_hook(hook);
+        }
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
                 .bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))

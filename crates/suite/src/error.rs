@@ -27,6 +27,7 @@ pub enum Error {
     Catalog(#[from] crate::catalog::CatalogError),
     /// The cluster could not be reached or configured.
     #[error(transparent)]
+    #[cfg(feature = "cluster")]
     Cluster(#[from] crate::cluster::ClusterError),
     /// Writing or reading a report failed.
     #[error(transparent)]
@@ -49,7 +50,9 @@ impl Error {
             Error::Usage(_) => ExitCode::Usage,
             Error::Catalog(e) if e.is_usage() => ExitCode::Usage,
             Error::Catalog(_) => ExitCode::Harness,
+            #[cfg(feature = "cluster")]
             Error::Cluster(e) if e.is_usage() => ExitCode::Usage,
+            #[cfg(feature = "cluster")]
             Error::Cluster(_) => ExitCode::Harness,
             Error::Report(e) if e.is_usage() => ExitCode::Usage,
             Error::Report(_) => ExitCode::Harness,

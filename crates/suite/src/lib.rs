@@ -7,10 +7,13 @@
 //! talks to the emulator or to a real cluster. See ARCHITECTURE.md for the map.
 
 pub mod catalog;
+#[cfg(feature = "cluster")]
 pub mod cluster;
+#[cfg(feature = "cluster")]
 pub mod conformance;
 pub mod error;
 pub mod report;
+#[cfg(feature = "cluster")]
 pub mod runner;
 
 pub use error::{Error, ExitCode};

@@ -380,6 +380,9 @@ impl<'a> Run<'a> {
     /// A finished job: `CleanupJobs` under its cleanPodPolicy; a succeeded job's replicas
     /// still active count as succeeded.
     fn cleanup_job(&mut self, state: &mut State) {
+        self.ctl
+            .defects
+            .finished_conditions(&mut self.status.conditions, "Succeeded");
         let policy = match str_at(self.job, "/spec/runPolicy/cleanPodPolicy") {
             "" => "None",
             p => p,

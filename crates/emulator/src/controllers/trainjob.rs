@@ -166,12 +166,16 @@ impl TrainJobController {
     /// the JobSet runs, `setSuspendedCondition`, then `setTrainJobStatus`.
     fn reconcile_trainjob(&self, state: &mut State, tj: &Value) {
         let managed_by = str_at(tj, "/spec/managedBy");
-        if deleting(tj)
-            || (!managed_by.is_empty() && managed_by != MANAGED_BY)
-            // A finished TrainJob is not reconciled any more.
-            || is_true(tj, "Complete")
-            || is_true(tj, "Failed")
-        {
+        if deleting(tj) || (!managed_by.is_empty() && managed_by != MANAGED_BY) {
+            return;
+        }
+        // A finished TrainJob is not reconciled any more (but a defect may rewrite its
+        // conditions).
+        if is_true(tj, "Complete") || is_true(tj, "Failed") {
+            let mut status = Status::of(tj);
+            self.defects
+                .finished_conditions(&mut status.conditions, "Complete");
+            status.write(state, TRAINJOBS, tj);
             return;
         }
         let mut status = Status::of(tj);

@@ -27,6 +27,8 @@ pub enum Defect {
     PlatformExperimentCrdNotEstablished,
     /// The PyTorchJob CRD schema drifted from upstream: `spec.pytorchReplicaSpecs` is gone.
     PlatformPytorchjobSchemaDrift,
+    /// A mutating admission webhook drops `spec.maxFailedTrialCount` from Katib Experiments.
+    PlatformExperimentFieldDropped,
     /// The Profile controller creates a Profile's namespace without an ownerReference to it.
     ProfilesNoOwnerReference,
     /// The Profile controller never creates the owner's `namespaceAdmin` RoleBinding.
@@ -67,6 +69,10 @@ pub enum Defect {
     TrainingNoPetNodeRank,
     /// A failed TrainJob never gets its Failed condition.
     TrainingTrainjobFailureIgnored,
+    /// Once a PyTorchJob or TrainJob has its terminal condition, the opposite one follows.
+    TrainingTerminalConditionFlips,
+    /// The ClusterTrainingRuntime torch-distributed ships with `mlPolicy.numNodes` changed.
+    TrainingTorchRuntimeModified,
 }
 
 impl Defect {
@@ -76,6 +82,7 @@ impl Defect {
         Defect::PlatformMissingTrainjobCrd,
         Defect::PlatformExperimentCrdNotEstablished,
         Defect::PlatformPytorchjobSchemaDrift,
+        Defect::PlatformExperimentFieldDropped,
         Defect::ProfilesNoOwnerReference,
         Defect::ProfilesNoAdminBinding,
         Defect::ProfilesAdminBindingUnannotated,
@@ -96,6 +103,8 @@ impl Defect {
         Defect::TrainingNoTorchDistributedRuntime,
         Defect::TrainingNoPetNodeRank,
         Defect::TrainingTrainjobFailureIgnored,
+        Defect::TrainingTerminalConditionFlips,
+        Defect::TrainingTorchRuntimeModified,
     ];
 
     /// The name used on the command line.
@@ -107,6 +116,7 @@ impl Defect {
                 "platform.experiment-crd-not-established"
             }
             Defect::PlatformPytorchjobSchemaDrift => "platform.pytorchjob-schema-drift",
+            Defect::PlatformExperimentFieldDropped => "platform.experiment-field-dropped",
             Defect::ProfilesNoOwnerReference => "profiles.no-owner-reference",
             Defect::ProfilesNoAdminBinding => "profiles.no-admin-binding",
             Defect::ProfilesAdminBindingUnannotated => "profiles.admin-binding-unannotated",
@@ -127,6 +137,8 @@ impl Defect {
             Defect::TrainingNoTorchDistributedRuntime => "training.no-torch-distributed-runtime",
             Defect::TrainingNoPetNodeRank => "training.no-pet-node-rank",
             Defect::TrainingTrainjobFailureIgnored => "training.trainjob-failure-ignored",
+            Defect::TrainingTerminalConditionFlips => "training.terminal-condition-flips",
+            Defect::TrainingTorchRuntimeModified => "training.torch-runtime-modified",
         }
     }
 
@@ -142,6 +154,9 @@ impl Defect {
             }
             Defect::PlatformPytorchjobSchemaDrift => {
                 "the PyTorchJob CRD schema lost spec.pytorchReplicaSpecs (renamed replicaSpecs)"
+            }
+            Defect::PlatformExperimentFieldDropped => {
+                "a mutating webhook silently drops spec.maxFailedTrialCount from Experiments, even under fieldValidation=Strict"
             }
             Defect::ProfilesNoOwnerReference => {
                 "the Profile controller creates the namespace without an ownerReference to the Profile"
@@ -196,6 +211,12 @@ impl Defect {
             Defect::TrainingNoPetNodeRank => "TrainJob node containers get no PET_NODE_RANK",
             Defect::TrainingTrainjobFailureIgnored => {
                 "a TrainJob whose JobSet failed never gets the Failed condition"
+            }
+            Defect::TrainingTerminalConditionFlips => {
+                "a finished PyTorchJob or TrainJob later also gets the opposite terminal condition (Succeeded/Complete and Failed)"
+            }
+            Defect::TrainingTorchRuntimeModified => {
+                "the ClusterTrainingRuntime torch-distributed ships with mlPolicy.numNodes 2 where upstream sets 1"
             }
         }
     }

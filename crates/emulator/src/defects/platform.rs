@@ -1,11 +1,13 @@
 //! The platform's contract breaks: what the API server reports and which CRDs a distribution
 //! installs, and in what shape. Applied where the emulator serves `/version`
-//! ([`reported_version`]), establishes a CRD ([`crd_establishes`]) and loads the fixture CRDs
-//! ([`doctor_crd`]).
+//! ([`reported_version`]), establishes a CRD ([`crd_establishes`]), loads the fixture CRDs
+//! ([`doctor_crd`]) and admits objects ([`admit_hooks`]).
 
 use serde_json::{Value, json};
 
 use super::Defect;
+use crate::status::ApiError;
+use crate::store::{AdmitFn, Scope, State};
 
 /// What `/version` reports, given the release the emulator is (`(minor, gitVersion)`):
 /// `platform.old-kubernetes` reports Kubernetes 1.27, older than any Kubeflow 26.03 supports.
@@ -49,6 +51,29 @@ pub fn doctor_crd(mut crd: Value, defects: &[Defect]) -> Option<Value> {
         rename_replica_specs(&mut crd);
     }
     Some(crd)
+}
+
+/// The admission hooks a distribution's defects add to the API server (run after the built-in
+/// admission): `platform.experiment-field-dropped` installs a mutating webhook that removes
+/// `spec.maxFailedTrialCount` from Katib Experiments. The request still succeeds, under
+/// `fieldValidation=Strict` too (strict validation judges the request body, not what a webhook
+/// does to it), so only a client that compares what it sent with what came back notices.
+pub fn admit_hooks(defects: &[Defect]) -> Vec<AdmitFn> {
+    let mut hooks: Vec<AdmitFn> = Vec::new();
+    if defects.contains(&Defect::PlatformExperimentFieldDropped) {
+        hooks.push(drop_max_failed_trial_count);
+    }
+    hooks
+}
+
+fn drop_max_failed_trial_count(_: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
+    if scope.def.group == "kubeflow.org"
+        && scope.def.plural == "experiments"
+        && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("maxFailedTrialCount");
+    }
+    Ok(())
 }
 
 /// Renames `spec.pytorchReplicaSpecs` to `replicaSpecs` in every version's schema.

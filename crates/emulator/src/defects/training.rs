@@ -20,6 +20,8 @@ pub struct Training {
     no_torch_distributed_runtime: bool,
     no_pet_node_rank: bool,
     trainjob_failure_ignored: bool,
+    terminal_condition_flips: bool,
+    torch_runtime_modified: bool,
 }
 
 /// What the PyTorchJob environment hook needs to know about the job.
@@ -47,6 +49,8 @@ impl Training {
             no_torch_distributed_runtime: has(Defect::TrainingNoTorchDistributedRuntime),
             no_pet_node_rank: has(Defect::TrainingNoPetNodeRank),
             trainjob_failure_ignored: has(Defect::TrainingTrainjobFailureIgnored),
+            terminal_condition_flips: has(Defect::TrainingTerminalConditionFlips),
+            torch_runtime_modified: has(Defect::TrainingTorchRuntimeModified),
         }
     }
 
@@ -55,6 +59,47 @@ impl Training {
     pub fn installs_runtime(&self, runtime: &Value) -> bool {
         let name = runtime.pointer("/metadata/name").and_then(Value::as_str);
         !(self.no_torch_distributed_runtime && name == Some("torch-distributed"))
+    }
+
+    /// A ClusterTrainingRuntime as the distribution ships it: `training.torch-runtime-modified`
+    /// edits torch-distributed's default node count (`mlPolicy.numNodes` 2, upstream 1), as a
+    /// distribution carrying a locally edited manifest would. TrainJobs that set
+    /// `trainer.numNodes` run as before; only a comparison with upstream's manifest notices.
+    pub fn doctor_runtime(&self, runtime: &mut Value) {
+        let name = runtime.pointer("/metadata/name").and_then(Value::as_str);
+        if self.torch_runtime_modified
+            && name == Some("torch-distributed")
+            && let Some(policy) = runtime.pointer_mut("/spec/mlPolicy")
+        {
+            policy["numNodes"] = json!(2);
+        }
+    }
+
+    /// The conditions of a job that already has its terminal condition (`done`, e.g.
+    /// Succeeded or Complete, or `Failed`), on a later reconcile:
+    /// `training.terminal-condition-flips` adds the opposite terminal condition as True, as a
+    /// controller that reads its own cleanup as the outcome would. A client that stops at the
+    /// first terminal condition never sees it.
+    pub fn finished_conditions(&self, conditions: &mut Vec<Value>, done: &str) {
+        if !self.terminal_condition_flips {
+            return;
+        }
+        let is_true = |conds: &[Value], t: &str| {
+            conds
+                .iter()
+                .any(|c| c["type"] == t && c["status"] == "True")
+        };
+        let flipped = match (is_true(conditions, done), is_true(conditions, "Failed")) {
+            (true, false) => "Failed",
+            (false, true) => done,
+            _ => return,
+        };
+        conditions.retain(|c| c["type"] != flipped);
+        conditions.push(json!({
+            "type": flipped, "status": "True", "reason": flipped,
+            "message": format!("the job is {flipped}"),
+            "lastTransitionTime": crate::store::now(),
+        }));
     }
 
     /// The labels of a PyTorchJob's pods and Services (and the Services' selectors):
@@ -227,5 +272,24 @@ mod tests {
         t.trainjob_conditions(&mut c);
         assert_eq!(c.len(), 1);
         assert!(!t.installs_runtime(&json!({"metadata": {"name": "torch-distributed"}})));
+    }
+
+    #[test]
+    fn terminal_conditions_flip_and_runtime_is_edited() {
+        let flips = Training::new(&[Defect::TrainingTerminalConditionFlips]);
+        let done = |t: &str| vec![json!({"type": t, "status": "True"})];
+        let mut c = done("Succeeded");
+        Training::default().finished_conditions(&mut c, "Succeeded");
+        assert_eq!(c.len(), 1);
+        flips.finished_conditions(&mut c, "Succeeded");
+        assert_eq!((c.len(), &c[1]["type"]), (2, &json!("Failed")));
+        let mut c = done("Failed");
+        flips.finished_conditions(&mut c, "Complete");
+        assert_eq!(c[1]["type"], "Complete");
+        let mut rt = json!({"metadata": {"name": "torch-distributed"}, "spec": {"mlPolicy": {"numNodes": 1}}});
+        Training::default().doctor_runtime(&mut rt);
+        assert_eq!(rt["spec"]["mlPolicy"]["numNodes"], 1);
+        Training::new(&[Defect::TrainingTorchRuntimeModified]).doctor_runtime(&mut rt);
+        assert_eq!(rt["spec"]["mlPolicy"]["numNodes"], 2);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use kube::client::{Body, ClientBuilder};
 use tower::util::MapRequestLayer;
 
-use super::{ClusterError, flatten};
+use super::{ClusterError, describe_kube_error};
 
 /// Shared tally of requests by verb (get, list, watch, create, update, patch, delete, ...).
 #[derive(Debug, Clone, Default)]
@@ -80,8 +80,8 @@ pub fn counting_client(
         counter.record(verb_of(req.method(), req.uri().path(), req.uri().query()));
         req
     });
-    let builder =
-        ClientBuilder::try_from(config.clone()).map_err(|e| ClusterError::Api(flatten(&e)))?;
+    let builder = ClientBuilder::try_from(config.clone())
+        .map_err(|e| ClusterError::Api(describe_kube_error(&e)))?;
     Ok(builder.with_layer(&layer).build())
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::catalog::{ApiResourceRef, Catalog};
 use crate::report::TargetFacts;
 
-use super::{ClusterError, flatten};
+use super::{ClusterError, describe_kube_error};
 
 /// What discovery found on the target.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +89,7 @@ impl Discovered {
 }
 
 fn api_err(what: &str, e: kube::Error) -> ClusterError {
-    ClusterError::Api(format!("discovery ({what}): {}", flatten(&e)))
+    ClusterError::Api(format!("discovery ({what}): {}", describe_kube_error(&e)))
 }
 
 /// Reads `/version` and the served API resources.
@@ -128,7 +128,11 @@ pub async fn discover(client: &kube::Client) -> Result<Discovered, ClusterError>
                 }
                 // A group/version listed but not answering is "not served"; the platform
                 // tests report it, discovery must not abort the run.
-                Err(e) => tracing::warn!("discovery of {}: {}", v.group_version, flatten(&e)),
+                Err(e) => tracing::warn!(
+                    "discovery of {}: {}",
+                    v.group_version,
+                    describe_kube_error(&e)
+                ),
             }
         }
     }

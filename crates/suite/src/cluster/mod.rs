@@ -126,6 +126,42 @@ fn describe_kubeconfig_error(e: &KubeconfigError, path: &Path) -> String {
     }
 }
 
+/// A failed API request in words, for failure messages: what the API server answered
+/// ("the API server refused it: 404 NotFound: <message>") or why no answer came
+/// ("request failed: <source>"). kube's own `Display` carries the whole `Status` in `Debug` form.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => describe_status(s.code, &s.reason, &s.message),
+        other => format!("request failed: {}", flatten(other)),
+    }
+}
+
+/// A failed watch in words, as [`describe_kube_error`] says a failed request.
+pub fn describe_watch_error(e: &watcher::Error) -> String {
+    match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => describe_kube_error(k),
+        watcher::Error::WatchError(s) => describe_status(s.code, &s.reason, &s.message),
+        other => format!("watch failed: {}", flatten(other)),
+    }
+}
+
+/// What the API server answered: refused (4xx) or failed (5xx), with its code, reason and message.
+fn describe_status(code: u16, reason: &str, message: &str) -> String {
+    let verb = if code >= 500 {
+        "the API server failed"
+    } else {
+        "the API server refused it"
+    };
+    let reason = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" {reason}")
+    };
+    format!("{verb}: {code}{reason}: {}", one_line(message))
+}
+
 /// Joins an error and its sources into one line.
 pub fn flatten(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = String::new();
@@ -161,13 +197,13 @@ pub async fn connect(config: &kube::Config) -> Result<kube::Client, ClusterError
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config.clone()).map_err(|e| ClusterError::Unreachable {
         server: server.clone(),
-        message: flatten(&e),
+        message: describe_kube_error(&e),
     })?;
     match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(e)) => Err(ClusterError::Unreachable {
             server,
-            message: flatten(&e),
+            message: describe_kube_error(&e),
         }),
         Err(_) => Err(ClusterError::Unreachable {
             server,
@@ -198,7 +234,7 @@ pub async fn delete_labelled_namespaces(
     let list = api
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| ClusterError::Api(flatten(&e)))?;
+        .map_err(|e| ClusterError::Api(describe_kube_error(&e)))?;
     let names: BTreeSet<String> = list
         .items
         .iter()
@@ -225,7 +261,7 @@ async fn delete_namespace(api: &Api<Namespace>, name: &str) -> Result<(), Cluste
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(ClusterError::Api(format!(
             "deleting namespace {name}: {}",
-            flatten(&e)
+            describe_kube_error(&e)
         ))),
     }
 }
@@ -262,7 +298,7 @@ pub async fn delete_labelled_profiles(
         Err(e) => {
             return Err(ClusterError::Api(format!(
                 "listing profiles: {}",
-                flatten(&e)
+                describe_kube_error(&e)
             )));
         }
     };
@@ -281,7 +317,7 @@ pub async fn delete_labelled_profiles(
             Err(e) => {
                 return Err(ClusterError::Api(format!(
                     "deleting profile {name}: {}",
-                    flatten(&e)
+                    describe_kube_error(&e)
                 )));
             }
         }
@@ -301,10 +337,12 @@ pub async fn delete_labelled_profiles(
     .await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for (name, owner) in &owners {
-        let ns = namespaces
-            .get_opt(name)
-            .await
-            .map_err(|e| ClusterError::Api(format!("reading namespace {name}: {}", flatten(&e))))?;
+        let ns = namespaces.get_opt(name).await.map_err(|e| {
+            ClusterError::Api(format!(
+                "reading namespace {name}: {}",
+                describe_kube_error(&e)
+            ))
+        })?;
         let Some(ns) = ns else { continue };
         let annotated = ns.annotations().get("owner");
         if ns.metadata.deletion_timestamp.is_none() && !owner.is_empty() && annotated == Some(owner)
@@ -358,7 +396,7 @@ where
                 Ok(watcher::Event::Delete(o)) => {
                     remaining.remove(&o.name_any());
                 }
-                Err(e) => tracing::debug!("watch of {what}: {e}"),
+                Err(e) => tracing::debug!("watch of {what}: {}", describe_watch_error(&e)),
             }
             if initialised && remaining.is_empty() {
                 return Ok(());

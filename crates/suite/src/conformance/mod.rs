@@ -3,11 +3,13 @@
 //! it is the emulator or a real cluster.
 
 mod budget;
+pub mod compare;
 pub mod identity;
 pub mod platform;
 pub mod profiles;
 pub mod training;
 pub mod wait;
+pub mod words;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -176,7 +178,10 @@ impl Evidence {
 
 /// Maps a harness-side API error (one the test could not decide through) to [`Failure::Error`].
 pub fn harness(what: &str, e: kube::Error) -> Failure {
-    Failure::Error(format!("{what}: {}", crate::cluster::flatten(&e)))
+    Failure::Error(format!(
+        "{what}: {}",
+        crate::cluster::describe_kube_error(&e)
+    ))
 }
 
 /// Collects contract violations and turns them into one outcome.

@@ -7,6 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::Api;
 use serde_json::Value;
 
+use super::compare::{Difference, differences};
 use super::{ConformanceTest, Failure, TestContext, TestFuture, Violations, harness};
 
 /// The platform tests, by catalog id.
@@ -172,53 +173,90 @@ fn upstream_examples_accepted(ctx: Arc<TestContext>) -> TestFuture {
         for fixture in crate::fixtures::examples() {
             let docs = crate::fixtures::yaml_documents(fixture.text)
                 .map_err(|e| Failure::Error(format!("fixture {}: {e}", fixture.path)))?;
-            for mut obj in docs {
-                let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
-                let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-                // Kinds the target does not serve are the business of platform/apis-served.
-                let Some(resource) = ctx.target.resource_for(&api_version, &kind) else {
-                    continue;
-                };
-                let namespaced = is_namespaced(&ctx, &api_version, &kind).await?;
-                let name = format!(
-                    "{}-{}",
-                    obj["metadata"]["name"].as_str().unwrap_or("example"),
-                    ctx.run_id
-                );
-                obj["metadata"]["name"] = Value::String(name.clone());
-                let prefix = if api_version.contains('/') {
-                    format!("/apis/{api_version}")
-                } else {
-                    format!("/api/{api_version}")
-                };
-                let path = if namespaced {
-                    obj["metadata"]["namespace"] = Value::String(ctx.namespace.clone());
-                    format!("{prefix}/namespaces/{}/{resource}", ctx.namespace)
-                } else {
-                    format!("{prefix}/{resource}")
-                };
-                let url =
-                    format!("{path}?dryRun=All&fieldValidation=Strict&fieldManager=kfconform");
-                let body = serde_json::to_vec(&obj).map_err(|e| Failure::Error(e.to_string()))?;
-                let req = http::Request::post(url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .map_err(|e| Failure::Error(e.to_string()))?;
-                match ctx.client.request::<Value>(req).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
-                        ctx.evidence.record(format!("rejected-{kind}"), obj.clone());
-                        violations.push(format!(
-                            "{} ({kind}) rejected: {} {}: {}",
-                            fixture.path, s.code, s.reason, s.message
-                        ));
-                    }
-                    Err(e) => return Err(harness(&format!("dry-run create of {kind}"), e)),
+            for obj in docs {
+                if let Some(problem) = try_example(&ctx, fixture.path, obj).await? {
+                    violations.push(problem);
                 }
             }
         }
         violations.into_outcome()
     })
+}
+
+/// Dry-run creates one upstream example with strict field validation; `Some(problem)` when
+/// the target rejects it or drops a field it sets. Kinds the target does not serve are the
+/// business of platform/apis-served and are not tried.
+async fn try_example(
+    ctx: &TestContext,
+    fixture: &str,
+    mut obj: Value,
+) -> Result<Option<String>, Failure> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let Some(resource) = ctx.target.resource_for(&api_version, &kind) else {
+        return Ok(None);
+    };
+    let namespaced = is_namespaced(ctx, &api_version, &kind).await?;
+    let name = format!(
+        "{}-{}",
+        obj["metadata"]["name"].as_str().unwrap_or("example"),
+        ctx.run_id
+    );
+    obj["metadata"]["name"] = Value::String(name.clone());
+    let prefix = if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    };
+    let path = if namespaced {
+        obj["metadata"]["namespace"] = Value::String(ctx.namespace.clone());
+        format!("{prefix}/namespaces/{}/{resource}", ctx.namespace)
+    } else {
+        // A cluster-scoped object has no namespace to keep.
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        format!("{prefix}/{resource}")
+    };
+    let url = format!("{path}?dryRun=All&fieldValidation=Strict&fieldManager=kfconform");
+    let body =
+        serde_json::to_vec(&obj).map_err(|e| Failure::Error(format!("encoding {fixture}: {e}")))?;
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .map_err(|e| Failure::Error(format!("building the request for {fixture}: {e}")))?;
+    match ctx.client.request::<Value>(req).await {
+        Ok(returned) => {
+            // What the server adds (defaults, uid, creationTimestamp, resourceVersion,
+            // managedFields, generation, status) is not looked at.
+            let dropped: Vec<String> = differences(&obj, &returned, false, &[])
+                .into_iter()
+                .map(|d| match d {
+                    Difference::Missing(path) | Difference::Changed { path, .. } => path,
+                })
+                .collect();
+            if dropped.is_empty() {
+                return Ok(None);
+            }
+            ctx.evidence.record(format!("sent-{kind}"), obj);
+            ctx.evidence.record(format!("returned-{kind}"), returned);
+            Ok(Some(format!(
+                "{fixture} ({kind} {name}): the dry-run create succeeded but dropped {}, which upstream's example sets",
+                super::words::list(dropped)
+            )))
+        }
+        Err(e) if matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code)) => {
+            ctx.evidence.record(format!("rejected-{kind}"), obj);
+            Ok(Some(format!(
+                "{fixture} ({kind} {name}) rejected: {}",
+                crate::cluster::describe_kube_error(&e)
+            )))
+        }
+        Err(e) => Err(harness(
+            &format!("dry-run create of {kind} from {fixture}"),
+            e,
+        )),
+    }
 }
 
 async fn is_namespaced(ctx: &TestContext, api_version: &str, kind: &str) -> Result<bool, Failure> {

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::wait::{Step, wait_for};
+use super::words::{list, or_unset, pairs, quoted};
 use super::{
     ConformanceTest, Failure, Outcome, TestContext, TestFuture, Violations, Window, harness, secs,
 };
@@ -212,10 +213,10 @@ impl Tenants {
                 }
                 Ok(name)
             }
-            Err(kube::Error::Api(s)) if s.code == 400 || s.code == 422 => {
+            Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 400 || s.code == 422) => {
                 Err(Failure::Failed(format!(
-                    "the target rejected Profile {name} (owner {owner}): {} {}: {}",
-                    s.code, s.reason, s.message
+                    "the target rejected Profile {name} (owner {owner}): {}",
+                    crate::cluster::describe_kube_error(&e)
                 )))
             }
             Err(e) => Err(harness(&format!("creating Profile {name}"), e)),
@@ -260,7 +261,11 @@ async fn delete_profiles(client: kube::Client, names: Vec<String>) {
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => tracing::warn!(profile = %name, "cleanup: deleting Profile: {e}"),
+            Err(e) => tracing::warn!(
+                profile = %name,
+                "cleanup: deleting Profile: {}",
+                crate::cluster::describe_kube_error(&e)
+            ),
         }
     }
 }
@@ -609,6 +614,23 @@ async fn bind(
 
 // ---- the tests ----
 
+/// ownerReferences for a message: `kind/name (uid U, controller)` each, `none` when empty.
+fn describe_owners(
+    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+) -> String {
+    list(refs.iter().map(|r| {
+        let controller = if r.controller == Some(true) {
+            ", controller"
+        } else {
+            ""
+        };
+        format!(
+            "{} {}/{} (uid {}{controller})",
+            r.api_version, r.kind, r.name, r.uid
+        )
+    }))
+}
+
 fn namespace_owned(ctx: Arc<TestContext>) -> TestFuture {
     with_tenants(ctx, namespace_owned_body)
 }
@@ -627,7 +649,9 @@ async fn namespace_owned_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> O
     match annotations.get("owner") {
         Some(o) if *o == owner => {}
         Some(o) => v.push(format!(
-            "namespace {name}: annotation owner is {o:?}, expected the Profile's owner {owner:?}"
+            "namespace {name}: annotation owner is {}, expected the Profile's owner {}",
+            quoted(o),
+            quoted(&owner)
         )),
         None => v.push(format!(
             "namespace {name}: no owner annotation (expected owner={owner})"
@@ -638,24 +662,28 @@ async fn namespace_owned_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> O
     match controllers.as_slice() {
         [] => v.push(format!(
             "namespace {name}: no controller ownerReference (expected one to Profile {name}, uid {uid}); ownerReferences: {}",
-            to_value(&refs)
+            describe_owners(&refs)
         )),
         [r] => {
             let mut wrong = Vec::new();
             if r.api_version != "kubeflow.org/v1" {
-                wrong.push(format!("apiVersion {:?}", r.api_version));
+                wrong.push(format!("apiVersion {}", quoted(&r.api_version)));
             }
             if r.kind != "Profile" {
-                wrong.push(format!("kind {:?}", r.kind));
+                wrong.push(format!("kind {}", quoted(&r.kind)));
             }
             if r.name != name {
-                wrong.push(format!("name {:?}", r.name));
+                wrong.push(format!("name {}", quoted(&r.name)));
             }
             if r.uid != uid {
-                wrong.push(format!("uid {:?} (the Profile's is {uid:?})", r.uid));
+                wrong.push(format!("uid {} (the Profile's is {uid})", r.uid));
             }
             if r.block_owner_deletion != Some(true) {
-                wrong.push(format!("blockOwnerDeletion {:?}", r.block_owner_deletion));
+                wrong.push(format!(
+                    "blockOwnerDeletion {}",
+                    r.block_owner_deletion
+                        .map_or_else(|| "not set".to_string(), |b| b.to_string())
+                ));
             }
             if !wrong.is_empty() {
                 v.push(format!(
@@ -738,7 +766,9 @@ async fn owner_admin_binding_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) 
         match annotations.get(k) {
             Some(got) if got == want => {}
             got => v.push(format!(
-                "RoleBinding {name}/namespaceAdmin: annotation {k} is {got:?}, expected {want:?} (KFAM and the dashboard list owners by it)"
+                "RoleBinding {name}/namespaceAdmin: annotation {k} is {}, expected {} (KFAM and the dashboard list owners by it)",
+                or_unset(got.map(String::as_str)),
+                quoted(want)
             )),
         }
     }
@@ -1074,12 +1104,15 @@ async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Ou
     match quota_hard(found.last.as_ref()) {
         None => {
             return Err(Failure::Failed(format!(
-                "Profile {name} has resourceQuotaSpec.hard {want:?} but namespace {name} has no ResourceQuota kf-resource-quota"
+                "Profile {name} has resourceQuotaSpec.hard {} but namespace {name} has no ResourceQuota kf-resource-quota",
+                pairs(&want)
             )));
         }
         Some(got) if got != want => {
             return Err(Failure::Failed(format!(
-                "ResourceQuota {name}/kf-resource-quota has hard {got:?}, expected the Profile's {want:?}"
+                "ResourceQuota {name}/kf-resource-quota has hard {}, expected the Profile's {}",
+                pairs(&got),
+                pairs(&want)
             )));
         }
         Some(_) => {}
@@ -1103,8 +1136,12 @@ async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Ou
     let got = quota_hard(found.last.as_ref());
     if got.as_ref() != Some(&want) {
         return Err(Failure::Failed(format!(
-            "after Profile {name}'s resourceQuotaSpec.hard changed to {want:?}, ResourceQuota {name}/kf-resource-quota still has {} after {}",
-            got.map_or_else(|| "no quota at all".to_string(), |g| format!("hard {g:?}")),
+            "after Profile {name}'s resourceQuotaSpec.hard changed to {}, ResourceQuota {name}/kf-resource-quota still has {} after {}",
+            pairs(&want),
+            got.map_or_else(
+                || "no quota at all".to_string(),
+                |g| format!("hard {}", pairs(&g))
+            ),
             secs(follow.length)
         )));
     }
@@ -1122,8 +1159,8 @@ async fn resource_quota_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> Ou
     let found = wait_for(&quotas, "kf-resource-quota", follow, gone).await?;
     if let Some(q) = found.last {
         return Err(Failure::Failed(format!(
-            "Profile {name} no longer sets resourceQuotaSpec, but ResourceQuota {name}/kf-resource-quota (hard {:?}) was not deleted within {}",
-            quota_hard(Some(&q)).unwrap_or_default(),
+            "Profile {name} no longer sets resourceQuotaSpec, but ResourceQuota {name}/kf-resource-quota (hard {}) was not deleted within {}",
+            pairs(&quota_hard(Some(&q)).unwrap_or_default()),
             secs(follow.length)
         )));
     }
@@ -1152,10 +1189,13 @@ async fn deletion_removes_namespace_body(ctx: Arc<TestContext>, tenants: Arc<Ten
     let stayed = wait_for(&profiles, &name, deletion, gone).await?.last;
     if let Some(p) = &stayed {
         v.push(format!(
-            "Profile {name} still exists {} after it was deleted (deletionTimestamp {:?}, finalizers {:?})",
+            "Profile {name} still exists {} after it was deleted ({}, finalizers: {})",
             secs(deletion.length),
-            p.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
-            p.metadata.finalizers.clone().unwrap_or_default()
+            p.metadata.deletion_timestamp.as_ref().map_or_else(
+                || "no deletionTimestamp".to_string(),
+                |t| format!("deletionTimestamp {}", t.0)
+            ),
+            list(p.metadata.finalizers.clone().unwrap_or_default())
         ));
     }
     // While the Profile stays, its namespace is not expected to go: only look at it then.
@@ -1185,11 +1225,11 @@ async fn deletion_removes_namespace_body(ctx: Arc<TestContext>, tenants: Arc<Ten
             .status
             .as_ref()
             .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| "unknown".to_string());
         v.push(format!(
-            "namespace {name} still exists (phase {phase:?}) {} after Profile {name} was deleted; ownerReferences: {}",
+            "namespace {name} still exists (phase {phase}) {} after Profile {name} was deleted; ownerReferences: {}",
             secs(start.elapsed()),
-            to_value(&ns.metadata.owner_references.unwrap_or_default())
+            describe_owners(&ns.metadata.owner_references.unwrap_or_default())
         ));
     }
     v.into_outcome()
@@ -1296,7 +1336,7 @@ async fn namespace_labels_body(ctx: Arc<TestContext>, tenants: Arc<Tenants>) -> 
         match labels.get(k) {
             Some(got) if got == val => {}
             Some(got) => v.push(format!(
-                "namespace {name}: label {k}={got:?}, expected {val:?}"
+                "namespace {name}: label {k}={got}, expected {k}={val}"
             )),
             None => v.push(format!("namespace {name}: label {k}={val} is missing")),
         }

@@ -20,7 +20,9 @@ use kube::api::{
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
+use super::compare::differences;
 use super::wait::{Step, wait_for};
+use super::words::{list, or_unset, pairs, quoted};
 use super::{ConformanceTest, Failure, TestContext, TestFuture, Violations, secs};
 use kfconform_core::verdict::TrainVerdict;
 
@@ -61,6 +63,10 @@ pub const TESTS: &[ConformanceTest] = &[
 const EVIDENCE_MARGIN: Duration = Duration::from_secs(30);
 /// Once a replica is reported failed, how long the terminal condition may lag behind (scaled).
 const FAILURE_GRACE: Duration = Duration::from_secs(60);
+/// After a job's terminal condition, how long it is watched for the opposite one (scaled): a
+/// job that is Succeeded must not turn Failed, nor a Failed one Succeeded, and stopping at the
+/// first terminal condition would not see it.
+const AFTER_END: Duration = Duration::from_secs(5);
 /// Rendezvous deadline of the replicas that should succeed (scaled: replicas of a slow
 /// cluster start further apart).
 const RENDEZVOUS: Duration = Duration::from_secs(120);
@@ -211,9 +217,9 @@ fn trainjob(ctx: &TestContext, name: &str, nodes: u32, args: &[impl AsRef<str>])
 /// throttling) is the target's verdict on a valid request, anything else the harness's problem.
 fn api_failure(what: &str, e: kube::Error) -> Failure {
     match &e {
-        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429 => {
-            Failure::Failed(format!("{what}: {}", crate::cluster::flatten(&e)))
-        }
+        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429 => Failure::Failed(
+            format!("{what}: {}", crate::cluster::describe_kube_error(&e)),
+        ),
         _ => super::harness(what, e),
     }
 }
@@ -291,6 +297,50 @@ fn conditions_summary(obj: &Value) -> String {
     }
 }
 
+/// Watches a finished job for [`AFTER_END`] (scaled); the job as seen when `opposite` was
+/// True (already, or turning so meanwhile), else `None`.
+async fn opposite_appears(
+    ctx: &TestContext,
+    api: &Api<DynamicObject>,
+    name: &str,
+    opposite: &str,
+) -> Result<Option<Value>, Failure> {
+    let decide = on_json(|v| {
+        if is_true(v, opposite) {
+            Step::Done(())
+        } else {
+            Step::Wait
+        }
+    });
+    let waited = wait_for(api, name, ctx.window(AFTER_END), decide).await?;
+    Ok(waited.done.map(|()| json_of(waited.last)))
+}
+
+/// The violation a finished job shows when `opposite` followed its terminal condition `end`.
+async fn check_opposite(
+    ctx: &TestContext,
+    api: &Api<DynamicObject>,
+    (kind, name): (&str, &str),
+    (end, opposite): (&str, &str),
+) -> Result<Option<String>, Failure> {
+    Ok(opposite_appears(ctx, api, name, opposite)
+        .await?
+        .map(|job| opposite_message((kind, name), (end, opposite), &job)))
+}
+
+/// A job that carries `opposite` beside its terminal condition `end`. Said the same whether
+/// the watch saw `end` alone first or both at once, which is a race.
+fn opposite_message(
+    (kind, name): (&str, &str),
+    (end, opposite): (&str, &str),
+    job: &Value,
+) -> String {
+    format!(
+        "{kind} {name} reached {end}=True and then also {}, which it must never carry with {end}=True",
+        describe_condition(job, opposite)
+    )
+}
+
 /// A replica's verdict: the schema `kfconform probe train` prints.
 type Verdict = TrainVerdict;
 
@@ -320,7 +370,7 @@ async fn pod_log(ctx: &TestContext, pod: &str, container: &str) -> Result<String
     };
     pods.logs(pod, &params)
         .await
-        .map_err(|e| crate::cluster::flatten(&e))
+        .map_err(|e| crate::cluster::describe_kube_error(&e))
 }
 
 /// Reads the verdicts of `names` (container `container`), recording the logs as evidence.
@@ -341,8 +391,8 @@ async fn verdicts(
                 Verdict::from_log(&log).ok_or_else(|| {
                     let tail: Vec<&str> = log.lines().rev().take(3).collect();
                     format!(
-                        "pod {name} printed no train verdict (last lines: {:?})",
-                        tail.into_iter().rev().collect::<Vec<_>>()
+                        "pod {name} printed no train verdict (last lines: {})",
+                        list(tail.into_iter().rev().map(quoted))
                     )
                 })
             }
@@ -473,12 +523,13 @@ async fn watch_crashes(ctx: &TestContext, prefix: &str, container: &str, crashes
                 Verdict::from_log(&log)
                     .ok_or_else(|| format!("pod {name} crashed without a train verdict"))
             }
-            // Gone before its log could be read (its Job replaced or removed it): nothing to
+            // Gone before its log could be read (its Job replaced or removed it, or the kubelet
+            // restarted the container again and no longer has the previous one): nothing to
             // report, and whether that happens first is a race a message must not depend on.
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(kube::Error::Api(s)) if s.code == 404 || (previous && s.code == 400) => continue,
             Err(e) => Err(format!(
                 "pod {name} crashed; its log is not readable: {}",
-                crate::cluster::flatten(&e)
+                crate::cluster::describe_kube_error(&e)
             )),
         };
         if let Ok(mut m) = crashes.0.lock() {
@@ -517,7 +568,10 @@ fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
         let waited = wait_for(&api, name, budget, on_json(pytorchjob_end)).await?;
         let last = json_of(waited.last);
         match waited.done {
-            Some(JobEnd::Succeeded) => Ok(()),
+            Some(JobEnd::Succeeded) => succeeded_job_did_the_work(&ctx, &api, name, &last).await,
+            Some(JobEnd::Failed) if is_true(&last, "Succeeded") => Err(Failure::Failed(
+                opposite_message(("PyTorchJob", name), ("Succeeded", "Failed"), &last),
+            )),
             Some(JobEnd::Failed) => {
                 let notes =
                     explain(&ctx, "pytorchjob", &last, &format!("{name}-"), "pytorch").await;
@@ -537,6 +591,51 @@ fn pytorchjob_succeeds(ctx: Arc<TestContext>) -> TestFuture {
             }
         }
     })
+}
+
+/// A PyTorchJob that reached Succeeded=True: it never turns Failed, and the work was done:
+/// both replicas' probes report a clean environment and a complete rendezvous (the Master saw
+/// ranks 0 and 1).
+async fn succeeded_job_did_the_work(
+    ctx: &TestContext,
+    api: &Api<DynamicObject>,
+    name: &str,
+    last: &Value,
+) -> Result<(), Failure> {
+    let mut v = Violations::default();
+    if let Some(problem) =
+        check_opposite(ctx, api, ("PyTorchJob", name), ("Succeeded", "Failed")).await?
+    {
+        v.push(problem);
+    }
+    let master = format!("{name}-master-0");
+    let names = [master.clone(), format!("{name}-worker-0")];
+    for (pod, verdict) in verdicts(ctx, &names, "pytorch").await {
+        match verdict {
+            Err(e) => v.push(format!("PyTorchJob {name} is Succeeded, but {e}")),
+            Ok(verdict) if !verdict.ok => v.push(format!(
+                "PyTorchJob {name} is Succeeded, but pod {pod}'s probe reported {}",
+                verdict.violations.join("; ")
+            )),
+            Ok(verdict) if pod == master && sorted(&verdict.peers) != [0, 1] => v.push(format!(
+                "PyTorchJob {name} is Succeeded, but the master saw ranks {} in the rendezvous, expected 0 and 1",
+                list(&verdict.peers)
+            )),
+            Ok(_) => {}
+        }
+    }
+    let outcome = v.into_outcome();
+    if outcome.is_err() {
+        let pods = list_pods(ctx).await.unwrap_or_default();
+        record(ctx, "pytorchjob", last, &pods);
+    }
+    outcome
+}
+
+fn sorted(ranks: &[u32]) -> Vec<u32> {
+    let mut r = ranks.to_vec();
+    r.sort_unstable();
+    r
 }
 
 fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
@@ -596,8 +695,10 @@ fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
             for (key, value) in want {
                 match env_of(verdict, key) {
                     Some(got) if got == value => {}
-                    Some(got) => v.push(format!("pod {pod}: {key}={got:?}, expected {value:?}")),
-                    None => v.push(format!("pod {pod}: {key} is not set (expected {value:?})")),
+                    Some(got) => v.push(format!("pod {pod}: {key}={got}, expected {key}={value}")),
+                    None => v.push(format!(
+                        "pod {pod}: {key} is not set (expected {key}={value})"
+                    )),
                 }
             }
             if !verdict.ok {
@@ -610,8 +711,8 @@ fn pytorchjob_env_contract(ctx: Arc<TestContext>) -> TestFuture {
                 let seen: BTreeSet<u32> = verdict.peers.iter().copied().collect();
                 if seen != BTreeSet::from([0, 1, 2]) || verdict.peers.len() != 3 {
                     v.push(format!(
-                        "pod {pod}: the master saw ranks {:?} in the rendezvous, expected 0, 1 and 2 once each",
-                        verdict.peers
+                        "pod {pod}: the master saw ranks {} in the rendezvous, expected 0, 1 and 2 once each",
+                        list(&verdict.peers)
                     ));
                 }
             }
@@ -650,11 +751,18 @@ fn pytorchjob_failure(ctx: Arc<TestContext>) -> TestFuture {
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 if reason == "PyTorchJobFailed" {
-                    return Ok(());
+                    match check_opposite(&ctx, &api, ("PyTorchJob", name), ("Failed", "Succeeded"))
+                        .await?
+                    {
+                        None => return Ok(()),
+                        Some(problem) => problem,
+                    }
+                } else {
+                    format!(
+                        "PyTorchJob {name} is Failed but with reason {}, expected \"PyTorchJobFailed\"",
+                        quoted(reason)
+                    )
                 }
-                format!(
-                    "PyTorchJob {name} is Failed but with reason {reason:?}, expected \"PyTorchJobFailed\""
-                )
             }
             Some(JobEnd::Succeeded) => format!(
                 "PyTorchJob {name} reached {} although its Worker (restartPolicy Never) exited with code 3",
@@ -755,8 +863,8 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
         for (pod_name_want, rtype) in &expected {
             let Some(pod) = owned.iter().find(|p| pod_name(p) == pod_name_want) else {
                 v.push(format!(
-                    "no pod {pod_name_want} controlled by PyTorchJob {name} (its pods: {:?})",
-                    owned.iter().map(|p| pod_name(p)).collect::<Vec<_>>()
+                    "no pod {pod_name_want} controlled by PyTorchJob {name} (its pods: {})",
+                    list(owned.iter().map(|p| pod_name(p)))
                 ));
                 continue;
             };
@@ -770,10 +878,10 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
                 match labels.get(*k) {
                     Some(got) if got == val => {}
                     Some(got) => v.push(format!(
-                        "pod {pod_name_want}: label {k}={got:?}, expected {val:?}"
+                        "pod {pod_name_want}: label {k}={got}, expected {k}={val}"
                     )),
                     None => v.push(format!(
-                        "pod {pod_name_want}: label {k} is missing (expected {val:?})"
+                        "pod {pod_name_want}: label {k} is missing (expected {k}={val})"
                     )),
                 }
             }
@@ -781,10 +889,11 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             match (*rtype == "master", role.map(String::as_str)) {
                 (true, Some("master")) | (false, None) => {}
                 (true, other) => v.push(format!(
-                    "pod {pod_name_want}: label training.kubeflow.org/job-role is {other:?}, expected \"master\""
+                    "pod {pod_name_want}: label training.kubeflow.org/job-role is {}, expected \"master\"",
+                    or_unset(other)
                 )),
                 (false, Some(other)) => v.push(format!(
-                    "pod {pod_name_want}: a Worker carries training.kubeflow.org/job-role={other:?}"
+                    "pod {pod_name_want}: a Worker carries training.kubeflow.org/job-role={other}"
                 )),
             }
             let Some(svc) = services
@@ -799,20 +908,23 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             let spec = svc.spec.clone().unwrap_or_default();
             if spec.cluster_ip.as_deref() != Some("None") {
                 v.push(format!(
-                    "Service {pod_name_want} has clusterIP {:?}, expected \"None\" (headless)",
-                    spec.cluster_ip
+                    "Service {pod_name_want} has clusterIP {}, expected \"None\" (headless)",
+                    or_unset(spec.cluster_ip.as_deref())
                 ));
             }
             let selector = spec.selector.clone().unwrap_or_default();
             if !selects(&selector, &labels) {
                 v.push(format!(
-                    "Service {pod_name_want} selector {selector:?} does not select pod {pod_name_want} (labels {labels:?})"
+                    "Service {pod_name_want} selector {} does not select pod {pod_name_want} (labels {})",
+                    pairs(&selector),
+                    pairs(&labels)
                 ));
             }
             for other in owned.iter().filter(|p| pod_name(p) != pod_name_want) {
                 if selects(&selector, &labels_of(other)) {
                     v.push(format!(
-                        "Service {pod_name_want} selector {selector:?} also selects pod {}",
+                        "Service {pod_name_want} selector {} also selects pod {}",
+                        pairs(&selector),
                         pod_name(other)
                     ));
                 }
@@ -822,12 +934,12 @@ fn pytorchjob_pod_labels(ctx: Arc<TestContext>) -> TestFuture {
             });
             if !has_port {
                 v.push(format!(
-                    "Service {pod_name_want} does not expose port {PYTORCH_PORT} named pytorchjob-port (ports {:?})",
-                    spec.ports
-                        .iter()
-                        .flatten()
-                        .map(|p| (p.name.clone(), p.port))
-                        .collect::<Vec<_>>()
+                    "Service {pod_name_want} does not expose port {PYTORCH_PORT} named pytorchjob-port (ports: {})",
+                    list(spec.ports.iter().flatten().map(|p| format!(
+                        "{} {}",
+                        p.name.as_deref().unwrap_or("(unnamed)"),
+                        p.port
+                    )))
                 ));
             }
         }
@@ -861,6 +973,20 @@ async fn torch_runtime(ctx: &TestContext) -> Result<Value, Failure> {
     }
 }
 
+/// Where kfconform carries upstream's torch-distributed manifest (kubeflow/manifests).
+const UPSTREAM_RUNTIME: &str = "examples/trainer.torch_distributed.yaml";
+
+/// Upstream's torch-distributed ClusterTrainingRuntime, as kubeflow/manifests ships it.
+fn upstream_runtime() -> Result<Value, Failure> {
+    let missing = || Failure::Error(format!("fixture {UPSTREAM_RUNTIME}: no {RUNTIME} in it"));
+    let f = crate::fixtures::file(UPSTREAM_RUNTIME).ok_or_else(missing)?;
+    crate::fixtures::yaml_documents(f.text)
+        .map_err(|e| Failure::Error(format!("fixture {UPSTREAM_RUNTIME}: {e}")))?
+        .into_iter()
+        .find(|d| d.pointer("/metadata/name").and_then(Value::as_str) == Some(RUNTIME))
+        .ok_or_else(missing)
+}
+
 fn torch_distributed_runtime(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let rt = torch_runtime(&ctx).await?;
@@ -870,7 +996,8 @@ fn torch_distributed_runtime(ctx: Arc<TestContext>) -> TestFuture {
             .and_then(Value::as_str);
         if framework != Some("torch") {
             v.push(format!(
-                "ClusterTrainingRuntime {RUNTIME}: label trainer.kubeflow.org/framework is {framework:?}, expected \"torch\""
+                "ClusterTrainingRuntime {RUNTIME}: label trainer.kubeflow.org/framework is {}, expected \"torch\"",
+                or_unset(framework)
             ));
         }
         if !rt
@@ -899,7 +1026,8 @@ fn torch_distributed_runtime(ctx: Arc<TestContext>) -> TestFuture {
                     .and_then(Value::as_str);
                 if step != Some("trainer") {
                     v.push(format!(
-                        "ClusterTrainingRuntime {RUNTIME}: replicated job node has trainer.kubeflow.org/trainjob-ancestor-step={step:?}, expected \"trainer\""
+                        "ClusterTrainingRuntime {RUNTIME}: replicated job node has label trainer.kubeflow.org/trainjob-ancestor-step {}, expected \"trainer\"",
+                        or_unset(step)
                     ));
                 }
                 let has_node = r
@@ -914,6 +1042,13 @@ fn torch_distributed_runtime(ctx: Arc<TestContext>) -> TestFuture {
                     ));
                 }
             }
+        }
+        // As upstream ships it: every field of upstream's manifest, with upstream's value (a
+        // distribution may add fields, and mirror images to its own registry).
+        for d in differences(&upstream_runtime()?, &rt, true, &["image"]) {
+            v.push(format!(
+                "ClusterTrainingRuntime {RUNTIME} differs from upstream's manifest ({UPSTREAM_RUNTIME}): {d}"
+            ));
         }
         let outcome = v.into_outcome();
         if outcome.is_err() {
@@ -966,6 +1101,13 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
         let last = json_of(waited.last);
         match waited.done {
             Some(JobEnd::Succeeded) => {}
+            Some(JobEnd::Failed) if is_true(&last, "Complete") => {
+                return Err(Failure::Failed(opposite_message(
+                    ("TrainJob", name),
+                    ("Complete", "Failed"),
+                    &last,
+                )));
+            }
             Some(JobEnd::Failed) => {
                 let mut notes = explain(&ctx, "trainjob", &last, &prefix, "node").await;
                 if notes.is_empty() {
@@ -988,30 +1130,24 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                 )));
             }
         }
+        let mut v = Violations::default();
+        if let Some(problem) =
+            check_opposite(&ctx, &api, ("TrainJob", name), ("Complete", "Failed")).await?
+        {
+            v.push(problem);
+        }
         let pods = list_pods(&ctx).await?;
         let nodes: Vec<&Pod> = pods
             .iter()
             .filter(|p| pod_name(p).starts_with(&prefix))
             .collect();
-        let mut v = Violations::default();
         let names: Vec<String> = nodes.iter().map(|p| pod_name(p).to_string()).collect();
         let found = verdicts(&ctx, &names, "node").await;
         let master = format!("{name}-node-0-0.{name}");
         let mut ranks = BTreeSet::new();
         for pod in &nodes {
             let pname = pod_name(pod);
-            let labels = labels_of(pod);
-            for (k, want) in [
-                ("jobset.sigs.k8s.io/jobset-name", name),
-                ("jobset.sigs.k8s.io/replicatedjob-name", "node"),
-            ] {
-                match labels.get(k) {
-                    Some(got) if got == want => {}
-                    other => v.push(format!(
-                        "pod {pname}: label {k} is {other:?}, expected {want:?}"
-                    )),
-                }
-            }
+            check_node_labels(pod, name, &mut v);
             let index = pod
                 .metadata
                 .annotations
@@ -1034,10 +1170,10 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                 match (env_of(verdict, key), want) {
                     (Some(got), Some(w)) if got == w => {}
                     (Some(got), Some(w)) => {
-                        v.push(format!("pod {pname}: {key}={got:?}, expected {w:?}"))
+                        v.push(format!("pod {pname}: {key}={got}, expected {key}={w}"))
                     }
                     (None, Some(w)) => {
-                        v.push(format!("pod {pname}: {key} is not set (expected {w:?})"))
+                        v.push(format!("pod {pname}: {key} is not set (expected {key}={w})"))
                     }
                     (_, None) => v.push(format!(
                         "pod {pname} has no batch.kubernetes.io/job-completion-index annotation to compare {key} with"
@@ -1050,7 +1186,8 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
                 .is_none_or(|n| n == 0)
             {
                 v.push(format!(
-                    "pod {pname}: PET_NPROC_PER_NODE is {nproc:?}, expected a positive integer (the nodes have no GPUs)"
+                    "pod {pname}: PET_NPROC_PER_NODE is {}, expected a positive integer (the nodes have no GPUs)",
+                    or_unset(nproc)
                 ));
             }
             if let Some(r) = env_of(verdict, "PET_NODE_RANK") {
@@ -1066,27 +1203,53 @@ fn trainjob_torch_contract(ctx: Arc<TestContext>) -> TestFuture {
         let want_ranks: BTreeSet<String> = ["0".to_string(), "1".to_string()].into();
         if ranks != want_ranks {
             v.push(format!(
-                "the TrainJob's pods {names:?} had node ranks {ranks:?}, expected 0 and 1"
+                "the TrainJob's pods ({}) had node ranks {}, expected 0 and 1",
+                list(&names),
+                list(&ranks)
             ));
         }
-        let listed = last
-            .pointer("/status/jobsStatus")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|s| s.get("name").and_then(Value::as_str) == Some("node"));
-        if !listed {
-            v.push(format!(
-                "TrainJob {name}: status.jobsStatus does not list the replicated job node ({:?})",
-                last.pointer("/status/jobsStatus")
-            ));
-        }
+        check_jobs_status(name, &last, &mut v);
         let outcome = v.into_outcome();
         if outcome.is_err() {
             record(&ctx, "trainjob", &last, &pods);
         }
         outcome
     })
+}
+
+/// A TrainJob node's pod carries the JobSet labels of TrainJob `name`'s replicated job node.
+fn check_node_labels(pod: &Pod, name: &str, v: &mut Violations) {
+    let (pname, labels) = (pod_name(pod), labels_of(pod));
+    for (k, want) in [
+        ("jobset.sigs.k8s.io/jobset-name", name),
+        ("jobset.sigs.k8s.io/replicatedjob-name", "node"),
+    ] {
+        match labels.get(k) {
+            Some(got) if got == want => {}
+            other => v.push(format!(
+                "pod {pname}: label {k} is {}, expected {}",
+                or_unset(other.map(String::as_str)),
+                quoted(want)
+            )),
+        }
+    }
+}
+
+/// `status.jobsStatus` of a completed TrainJob lists the replicated job node.
+fn check_jobs_status(name: &str, last: &Value, v: &mut Violations) {
+    let listed: Vec<&str> = last
+        .pointer("/status/jobsStatus")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .collect();
+    if !listed.contains(&"node") {
+        v.push(format!(
+            "TrainJob {name}: status.jobsStatus does not list the replicated job node (it lists {})",
+            list(listed)
+        ));
+    }
 }
 
 fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
@@ -1116,10 +1279,16 @@ fn trainjob_failure(ctx: Arc<TestContext>) -> TestFuture {
                     .and_then(|c| c.get("reason"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                if !reason.is_empty() {
-                    return Ok(());
+                if reason.is_empty() {
+                    format!("TrainJob {name} is Failed=True but without a reason")
+                } else {
+                    match check_opposite(&ctx, &api, ("TrainJob", name), ("Failed", "Complete"))
+                        .await?
+                    {
+                        None => return Ok(()),
+                        Some(problem) => problem,
+                    }
                 }
-                format!("TrainJob {name} is Failed=True but without a reason")
             }
             Some(JobEnd::Succeeded) => format!(
                 "TrainJob {name} reached {} although its node exits with code 3",

@@ -67,7 +67,9 @@ where
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     wait_on(
-        watcher::watcher(api.clone(), config),
+        // Errors in words before they reach a message: kube's `Display` dumps the `Status`.
+        watcher::watcher(api.clone(), config)
+            .map(|r| r.map_err(|e| crate::cluster::describe_watch_error(&e))),
         name,
         window.into(),
         decide,

@@ -84,15 +84,16 @@ pub fn read_report(path: &Path) -> Result<Report, ReportError> {
     };
     let text = read_bounded(path, limits::REPORT_JSON)
         .map_err(|e| malformed(format!("cannot read: {e}")))?;
+    parse_report(&text).map_err(malformed)
+}
+
+/// Parses and schema-validates the text of a report.json; the error says why it is not one.
+pub fn parse_report(text: &str) -> Result<Report, String> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| malformed(format!("not valid JSON: {e}")))?;
-    validate_report_json(&value).map_err(|errors| {
-        malformed(format!(
-            "does not match the report schema: {}",
-            errors.join("; ")
-        ))
-    })?;
-    serde_json::from_value(value).map_err(|e| malformed(format!("not a report: {e}")))
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    validate_report_json(&value)
+        .map_err(|errors| format!("does not match the report schema: {}", errors.join("; ")))?;
+    serde_json::from_value(value).map_err(|e| format!("not a report: {e}"))
 }
 
 fn output(path: &Path, message: String) -> ReportError {

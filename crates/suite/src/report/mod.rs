@@ -14,6 +14,7 @@ pub mod diff;
 pub mod dsse;
 mod files;
 pub mod html;
+pub mod inputs;
 mod junit;
 pub mod keys;
 pub mod product;
@@ -25,7 +26,9 @@ pub use diff::{
     DIFF_FORMAT_VERSION, DiffInput, Regression, ReportDiff, ServedResource, Side, StatusChange,
     VersionChange, diff, diff_inputs, load_input, load_report_any, render_diff_table,
 };
-pub use files::{JUNIT_XML, REPORT_JSON, limits, read_bounded, read_report, write_report};
+pub use files::{
+    JUNIT_XML, REPORT_JSON, limits, parse_report, read_bounded, read_report, write_report,
+};
 pub use html::{REPORT_HTML, to_html};
 pub use junit::to_junit;
 pub use schema::{report_schema, validate_report_json};

@@ -496,7 +496,8 @@ fn junit_problems(path: &Path, report: &Report) -> Vec<String> {
 }
 
 /// Test cases of a JUnit document as (name, status), in document order.
-fn parse_junit(text: &str) -> Result<Vec<(String, Status)>, String> {
+/// The test cases of a junit.xml as (name, status), or why it is not one kfconform wrote.
+pub fn parse_junit(text: &str) -> Result<Vec<(String, Status)>, String> {
     let mut reader = Reader::from_str(text);
     let mut cases = Vec::new();
     let mut current: Option<(String, Status)> = None;

@@ -68,7 +68,12 @@ pub async fn create_profile(
     api.create(&PostParams::default(), &obj)
         .await
         .map(|_| ())
-        .map_err(|e| format!("creating Profile {name}: {}", cluster::flatten(&e)))
+        .map_err(|e| {
+            format!(
+                "creating Profile {name}: {}",
+                cluster::describe_kube_error(&e)
+            )
+        })
 }
 
 /// A client acting as `owner` (Impersonate-User), whose requests count with the test's.
@@ -247,7 +252,12 @@ async fn owner_may_create_pods(
     let answer = api
         .create(&PostParams::default(), &review)
         .await
-        .map_err(|e| format!("SubjectAccessReview for {owner}: {}", cluster::flatten(&e)))?;
+        .map_err(|e| {
+            format!(
+                "SubjectAccessReview for {owner}: {}",
+                cluster::describe_kube_error(&e)
+            )
+        })?;
     let status = answer.status.unwrap_or_default();
     if status.allowed {
         Ok(None)
