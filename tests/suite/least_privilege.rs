@@ -296,7 +296,7 @@ async fn the_printed_role_cannot_escalate_through_impersonation() {
         ("alice@example.com", &[][..]),
         (pool[0], &["system:masters"][..]),
         ("system:serviceaccount:kube-system:default", &[][..]),
-        ("kfconform-user-99@kfconform.invalid", &[][..]),
+        ("alice-99@kfconform.invalid", &[][..]),
     ] {
         assert_eq!(
             may(&emu, &runner_token, Some((user, groups)), "get", "secrets").await,

@@ -274,7 +274,7 @@ async fn a_tenant_test_needs_only_the_printed_rules() {
         .collect();
     for want in [
         "create profiles.kubeflow.org",
-        "impersonate users/kfconform-user-01@kfconform.invalid",
+        "impersonate users/tenant-01@kfconform.invalid",
         "create subjectaccessreviews.authorization.k8s.io",
     ] {
         assert!(shown.iter().any(|s| s == want), "{want} not in {shown:?}");
@@ -314,7 +314,7 @@ async fn a_tenant_whose_owner_gets_no_access_is_a_set_up_error_that_says_so() {
     assert_eq!(r.status, Status::Error);
     assert!(
         r.message.contains(&format!(
-            "Profile {name}: its owner kfconform-user-01@kfconform.invalid was still not allowed to create \
+            "Profile {name}: its owner tenant-01@kfconform.invalid was still not allowed to create \
              pods in namespace {name} 10s after the Profile controller finished"
         )),
         "{}",

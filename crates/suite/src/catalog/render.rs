@@ -241,7 +241,7 @@ fn how_to_run(md: &mut String, catalog: &Catalog) {
          check). Tests marked as tenant tests run in a Kubeflow Profile the runner creates \
          for them, owned by a synthetic user, and deletes at the end. Synthetic users (tenant \
          owners, and the members and strangers the profiles tests act as) come from a fixed \
-         pool `kfconform-user-NN@kfconform.invalid` in the reserved `.invalid` domain, and the \
+         pool `<role>-NN@kfconform.invalid` (`alice-03`, `mallory-01`) in the reserved `.invalid` domain, and the \
          role grants `impersonate` on exactly those names, never on every user.\n"
     );
     let _ = writeln!(

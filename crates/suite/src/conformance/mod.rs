@@ -145,9 +145,10 @@ impl TestContext {
         out
     }
 
-    /// A synthetic user of its own for this test (from the run's [`identity::POOL`]).
-    pub fn synthetic_user(&self) -> Result<String, Failure> {
-        self.identities.take().map_err(Failure::Error)
+    /// A synthetic user of this test's own playing `role` (from the run's
+    /// [`identity::POOL`]).
+    pub fn synthetic_user(&self, role: &str) -> Result<String, Failure> {
+        self.identities.take(role).map_err(Failure::Error)
     }
 
     /// Labels every object a test creates carries, so cleanup finds it.

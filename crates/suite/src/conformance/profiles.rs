@@ -137,10 +137,10 @@ fn served_kubeflow(ctx: &TestContext) -> Vec<KubeflowResource> {
         .collect()
 }
 
-/// A synthetic user of this test's own, playing `_who` (the role named at the call site):
-/// one of the run's pool, which the runner's role may impersonate.
-fn user(ctx: &TestContext, _who: &str) -> Result<String, Failure> {
-    ctx.synthetic_user()
+/// A synthetic user of this test's own playing `who` (`alice-03@kfconform.invalid`): one of
+/// the run's pool, which the runner's role may impersonate.
+fn user(ctx: &TestContext, who: &str) -> Result<String, Failure> {
+    ctx.synthetic_user(who)
 }
 
 /// The identity of a test-created ServiceAccount as the API server authenticates it.

@@ -466,7 +466,7 @@ impl Shared<'_> {
                     .into(),
             );
         }
-        let owner = self.identities.take()?;
+        let owner = self.identities.take("tenant")?;
         tenant::create_profile(&self.target.client, name, &owner, &self.labels(test_id)).await?;
         tenant::wait_ready(&self.target.client, name, &owner, budget).await?;
         let as_owner = tenant::owner_client(&self.target.config, &owner, counter.clone())?;

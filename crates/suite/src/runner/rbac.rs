@@ -649,7 +649,7 @@ mod tests {
         let shown: Vec<String> = perms.iter().map(ToString::to_string).collect();
         for want in [
             "create profiles.kubeflow.org",
-            "impersonate users/kfconform-user-01@kfconform.invalid",
+            "impersonate users/tenant-01@kfconform.invalid",
             "get pods/log",
             "list services",
             "get /version",

@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn the_profile_names_its_synthetic_owner() {
         let labels = BTreeMap::from([("kfconform.io/run".to_string(), "abcd".to_string())]);
-        let owner = "kfconform-user-01@kfconform.invalid";
+        let owner = "tenant-01@kfconform.invalid";
         let p = profile_object("kfconform-abcd-3", owner, &labels);
         assert_eq!(p["spec"]["owner"]["name"], owner);
         assert_eq!(p["spec"]["owner"]["kind"], "User");
