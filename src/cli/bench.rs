@@ -45,6 +45,20 @@ pub struct BenchArgs {
     /// (exit 1 when missed). The training target is 1.3.
     #[arg(long, value_name = "RATIO")]
     pub max_ratio: Option<f64>,
+    /// Instead of timing: run the selection once on a clean emulator, then N times on
+    /// emulators with the `--fault`s (run i with `--fault-seed` + i), and report how many
+    /// matched the clean verdict and per-test statuses and what each left behind (exit 1
+    /// unless all matched and nothing leaked).
+    #[arg(long, value_name = "N", requires = "emulator",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub soak: Option<u32>,
+}
+
+impl BenchArgs {
+    /// Whether the output is the table (progress lines go to stderr then).
+    pub(super) fn format_is_table(&self) -> bool {
+        matches!(self.format, BenchFormat::Table)
+    }
 }
 
 /// A target given on the command line and whether the measurement met it.
@@ -143,6 +157,9 @@ async fn timed(
 }
 
 pub(super) async fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
+    if let Some(n) = args.soak {
+        return super::soak::soak(&args, n).await;
+    }
     let catalog = Catalog::embedded()?;
     let plan = catalog.plan(&args.selection.selection())?;
     let resolved = args.target.resolve().await?;

@@ -26,9 +26,18 @@ pub struct EmulatorArgs {
     /// Break one contract the way a real distribution might (repeatable).
     #[arg(long = "defect", value_name = "NAME")]
     pub defects: Vec<String>,
-    /// Inject API-server trouble, e.g. `latency=150ms` (repeatable).
+    /// Inject API-server trouble (repeatable, combinable): `errors=P%` answers that share of
+    /// requests 500, 503 or 504 (a 504 on a write after applying it); `throttle=P%` answers 429
+    /// with `Retry-After: 1`; `reset=P%` cuts the connection mid-response; `watch-drop=P%` ends
+    /// that share of watches after a few events or seconds; `watch-expire=P%` answers that
+    /// share of watch resumes with a 410 Expired ERROR event; `latency=D` or `latency=D±J`
+    /// (ASCII `D+-J`) delays every request by D, or uniformly between D−J and D+J. P is `5%`
+    /// or `0.05`.
     #[arg(long = "fault", value_name = "KIND=VALUE")]
     pub faults: Vec<String>,
+    /// Seed of the injected faults: the same seed gives the same faults to the same requests.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fault_seed: u64,
     /// List the defects with one line of description each, and exit.
     #[arg(long)]
     pub list_defects: bool,
@@ -98,7 +107,7 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
     let mut config = EmulatorConfig {
         tls_listen: args.listen,
         defects,
-        faults: Faults::from_list(&faults),
+        faults: Faults::from_list(&faults).with_seed(args.fault_seed),
         kubelet: kfconform_emulator::kubelet::KubeletConfig {
             probe_image: args.probe_image.clone(),
             probe_binary: args.probe_binary.clone(),

@@ -12,6 +12,7 @@ mod rbac;
 mod review;
 mod run;
 mod sign;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -108,9 +109,15 @@ pub struct TargetArgs {
     /// Start the emulator with this defect (repeatable; see `kfconform emulator --list-defects`).
     #[arg(long = "defect", value_name = "NAME", requires = "emulator")]
     pub defects: Vec<String>,
-    /// Start the emulator with this API-server trouble (repeatable), e.g. `latency=20ms`.
+    /// Start the emulator with this API-server trouble (repeatable, combinable): `errors=P%`
+    /// (500/503/504), `throttle=P%` (429 with Retry-After), `reset=P%` (connections cut),
+    /// `watch-drop=P%`, `watch-expire=P%` (410 on watch resume), `latency=D[±J]`, e.g.
+    /// `latency=20ms±10ms` (see `kfconform emulator --help`).
     #[arg(long = "fault", value_name = "KIND=VALUE", requires = "emulator")]
     pub faults: Vec<String>,
+    /// Seed of the injected faults: the same seed gives the same faults to the same requests.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "emulator")]
+    pub fault_seed: u64,
     /// Delay each emulated pod's start as image pulls and scheduling do on a real cluster:
     /// `DELAY` or `DELAY+JITTER`, e.g. `2s+500ms` (see `kfconform emulator --pod-startup`).
     #[arg(long, value_name = "DELAY[+JITTER]", requires = "emulator")]
@@ -131,6 +138,16 @@ impl TargetArgs {
             .collect()
     }
 
+    /// The `--fault` arguments folded together, seeded with `--fault-seed`.
+    pub(crate) fn parse_faults(&self) -> Result<kfconform_emulator::faults::Faults, Error> {
+        let list = self
+            .faults
+            .iter()
+            .map(|f| f.parse::<kfconform_emulator::faults::Fault>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(kfconform_emulator::faults::Faults::from_list(&list).with_seed(self.fault_seed))
+    }
+
     pub(crate) async fn resolve(&self) -> Result<ResolvedTarget, Error> {
         self.resolve_with(None).await
     }
@@ -143,11 +160,7 @@ impl TargetArgs {
     ) -> Result<ResolvedTarget, Error> {
         if self.emulator {
             let defects = self.parse_defects()?;
-            let faults = self
-                .faults
-                .iter()
-                .map(|f| f.parse::<kfconform_emulator::faults::Fault>())
-                .collect::<Result<Vec<_>, _>>()?;
+            let faults = self.parse_faults()?;
             let mut kubelet = kfconform_emulator::kubelet::KubeletConfig::default();
             if let Some(image) = probe_image {
                 kubelet.probe_image = image.to_string();
@@ -160,7 +173,7 @@ impl TargetArgs {
             }
             let emu = Emulator::start(EmulatorConfig {
                 defects,
-                faults: kfconform_emulator::faults::Faults::from_list(&faults),
+                faults,
                 kubelet,
                 ..Default::default()
             })

@@ -273,7 +273,10 @@ static REDACTIONS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"(resourceVersion\W{1,4})\d+", "${1}[rv]"),
         // Synthetic users are handed out from the pool in the order tests ask, which
         // parallel tests make vary.
-        (r"\b([a-z]+)-\d{2}@kfconform\.invalid", "${1}-[n]@kfconform.invalid"),
+        (
+            r"\b([a-z]+)-\d{2}@kfconform\.invalid",
+            "${1}-[n]@kfconform.invalid",
+        ),
         // The API server's and other listeners' ephemeral ports; a pod's fixed MASTER_PORT
         // after a pod address stays.
         (r"(\b127\.0\.0\.1|\blocalhost|\[::1\]):\d+", "$1:[port]"),

@@ -1,4 +1,4 @@
-//! The conformance suite: the catalog, the defect matrix, each component's tests against the emulator, tenants, least privilege, cleanup and interrupted runs, bench, CONFORMANCE.md, and guards on the code's shape.
+//! The conformance suite: the catalog, the defect matrix, each component's tests against the emulator, tenants, least privilege, cleanup and interrupted runs, API-server faults, bench, CONFORMANCE.md, and guards on the code's shape.
 //!
 //! One binary with topic modules and a shared `util` (as ripgrep and nextest organise theirs),
 //! so the libraries are linked once for all of them.
@@ -10,6 +10,7 @@ mod catalog;
 mod cleanup;
 mod conformance_md;
 mod defects;
+mod faults;
 mod interrupt;
 mod least_privilege;
 mod ownership;

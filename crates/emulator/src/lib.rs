@@ -80,7 +80,7 @@ pub enum EmulatorError {
     #[error("unknown defect {0:?} (see `kfconform emulator --list-defects`)")]
     UnknownDefect(String),
     /// `--fault` is not of a known form.
-    #[error("invalid fault {0:?} (known: latency=<N>ms|<N>s)")]
+    #[error("invalid fault {0:?} (known: {known})", known = faults::KNOWN)]
     UnknownFault(String),
     /// A fixture embedded in the binary is broken (a build defect).
     #[error("fixture {file}: {message}")]
@@ -175,6 +175,7 @@ pub struct Emulator {
     kubelet: JoinHandle<()>,
     proxy: Arc<kubeproxy::ServiceProxy>,
     kubeproxy: JoinHandle<()>,
+    injector: Option<Arc<faults::Injector>>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -359,13 +360,12 @@ impl Emulator {
             bookmark_interval: tuning.bookmark_interval,
             version: version.clone(),
         });
-        if let Some(latency) = config.faults.latency {
-            router = router.layer(axum::middleware::from_fn(
-                move |req: axum::extract::Request, next: axum::middleware::Next| async move {
-                    tokio::time::sleep(latency).await;
-                    next.run(req).await
-                },
-            ));
+        let injector = config
+            .faults
+            .any()
+            .then(|| Arc::new(faults::Injector::new(config.faults.clone())));
+        if let Some(injector) = &injector {
+            router = server::with_faults(router, injector.clone(), app.clone());
         }
         let tls_server =
             auth::tls::serve(tls_listener, router.clone(), tls.config, app.cancel.clone());
@@ -420,7 +420,13 @@ impl Emulator {
             kubelet,
             proxy,
             kubeproxy,
+            injector,
         })
+    }
+
+    /// The faults injected so far (`None` when none are configured).
+    pub fn faults_injected(&self) -> Option<faults::Injected> {
+        self.injector.as_ref().map(|i| i.injected())
     }
 
     /// The bound address.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, Attributes, Authenticator, UserInfo};
 use crate::cluster::{App, Params, SubRequest};
 use crate::discovery;
+use crate::faults;
 use crate::kubelet::Node;
 use crate::protobuf;
 use crate::proxy;
@@ -56,6 +57,120 @@ pub fn router(api: Api) -> Router {
         .fallback(handle)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(api)
+}
+
+/// Puts the injected faults (see [`crate::faults`]) in front of the router: every eligible
+/// request gets its plan from `injector` before, or instead of, being handled.
+pub fn with_faults(router: Router, injector: Arc<faults::Injector>, app: App) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let injector = injector.clone();
+            let app = app.clone();
+            async move { inject(&injector, &app, req, next).await }
+        },
+    ))
+}
+
+async fn inject(
+    injector: &faults::Injector,
+    app: &App,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !faults::eligible(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let params: Params = Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+        .map(|q| q.0.into_iter().collect())
+        .unwrap_or_default();
+    let watch = is_true(&params, "watch") || req.uri().path().split('/').any(|s| s == "watch");
+    let rv = params.get("resourceVersion").cloned().unwrap_or_default();
+    let plan = injector.plan(faults::Request {
+        mutating: !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS),
+        watch,
+        resumes: watch && !rv.is_empty() && rv != "0",
+    });
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    match plan.answer {
+        faults::Answer::Serve => {}
+        faults::Answer::Error { code, after } => {
+            if after {
+                // The write goes through; only its answer is lost.
+                drop(next.run(req).await);
+            }
+            return fault_error(code).into_response();
+        }
+        faults::Answer::Throttle { retry_after } => {
+            let mut resp = ApiError::too_many_requests(
+                "Too many requests, please try again later.",
+                retry_after,
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return resp;
+        }
+        faults::Answer::Reset => return cut(next.run(req).await, watch).await,
+    }
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    match plan.watch {
+        faults::WatchFault::None => resp,
+        faults::WatchFault::Expire => {
+            // The stream the handler started is dropped, which ends its pump.
+            let current = app.lock().rv;
+            let e = ApiError::expired(format!("too old resource version: {rv} ({current})"));
+            let (parts, _) = resp.into_parts();
+            Response::from_parts(parts, Body::from(error_line(&e)))
+        }
+        faults::WatchFault::Drop { events, after } => {
+            use futures::StreamExt;
+            let (parts, body) = resp.into_parts();
+            let lines = body
+                .into_data_stream()
+                .take(events)
+                .take_until(tokio::time::sleep(after));
+            Response::from_parts(parts, Body::from_stream(lines))
+        }
+    }
+}
+
+/// The `Status` of an injected 5xx, with the messages kube-apiserver sends.
+fn fault_error(code: u16) -> ApiError {
+    match code {
+        503 => {
+            ApiError::service_unavailable("the server is currently unable to handle the request")
+        }
+        504 => ApiError::timeout(
+            "request did not complete within requested timeout - context deadline exceeded",
+        ),
+        _ => ApiError::internal("Internal error occurred: etcdserver: leader changed"),
+    }
+}
+
+/// `resp` with its connection cut mid-body: half the body (nothing of a watch), then an I/O
+/// error, which makes hyper abort the connection.
+async fn cut(resp: Response, watch: bool) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let head = if watch {
+        Bytes::new()
+    } else {
+        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        bytes.slice(..bytes.len() / 2)
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let reset = std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "connection reset (injected fault)",
+    );
+    let frames = futures::stream::iter([Ok(head), Err(reset)]);
+    Response::from_parts(parts, Body::from_stream(frames))
 }
 
 async fn handle(

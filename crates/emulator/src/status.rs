@@ -198,6 +198,28 @@ impl ApiError {
         Self::new(500, "InternalError", message.into(), None)
     }
 
+    /// 504 Timeout, as kube-apiserver's timeout filter answers a request that took too long
+    /// (`errors.NewTimeoutError`).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: {}", message.into()),
+            Some(json!({})),
+        )
+    }
+
+    /// 429 TooManyRequests, as API Priority and Fairness rejects a request
+    /// (`errors.NewTooManyRequests`); the response also carries `Retry-After`.
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u64) -> Self {
+        Self::new(
+            429,
+            "TooManyRequests",
+            message.into(),
+            Some(json!({"retryAfterSeconds": retry_after})),
+        )
+    }
+
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut s = json!({

@@ -5,10 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use kube::client::{Body, ClientBuilder};
-use tower::util::MapRequestLayer;
-
-use super::{ClusterError, describe_kube_error};
+use super::ClusterError;
 
 /// Shared tally of requests by verb (get, list, watch, create, update, patch, delete, ...).
 #[derive(Debug, Clone, Default)]
@@ -70,19 +67,13 @@ pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'stat
     }
 }
 
-/// Builds a client from `config` whose every request is recorded in `counter`.
+/// Builds a client from `config` whose every request (each try of a retried one) is recorded
+/// in `counter`; it retries as [`super::retry`] says.
 pub fn counting_client(
     config: &kube::Config,
     counter: RequestCounter,
 ) -> Result<kube::Client, ClusterError> {
-    super::ensure_crypto_provider();
-    let layer = MapRequestLayer::new(move |req: http::Request<Body>| {
-        counter.record(verb_of(req.method(), req.uri().path(), req.uri().query()));
-        req
-    });
-    let builder = ClientBuilder::try_from(config.clone())
-        .map_err(|e| ClusterError::Api(describe_kube_error(&e)))?;
-    Ok(builder.with_layer(&layer).build())
+    super::retry::client(config, Some(counter))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod counting;
 mod discovery;
+pub mod retry;
 
 use std::path::Path;
 use std::time::Duration;
@@ -191,13 +192,13 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Builds a client and proves the server answers, within [`CONNECT_TIMEOUT`].
+/// Builds a client (retrying as [`retry`] says) and proves the server answers, within
+/// [`CONNECT_TIMEOUT`].
 pub async fn connect(config: &kube::Config) -> Result<kube::Client, ClusterError> {
-    ensure_crypto_provider();
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config.clone()).map_err(|e| ClusterError::Unreachable {
+    let client = retry::client(config, None).map_err(|e| ClusterError::Unreachable {
         server: server.clone(),
-        message: describe_kube_error(&e),
+        message: e.to_string(),
     })?;
     match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(client),
@@ -218,6 +219,36 @@ pub fn run_selector(run_id: Option<&str>) -> String {
         Some(id) => format!("{}={}", crate::RUN_LABEL, id),
         None => crate::RUN_LABEL.to_string(),
     }
+}
+
+/// The namespaces and Profiles carrying the run label still there (`namespace/NAME`,
+/// `profile/NAME`), e.g. what a run left behind.
+pub async fn leftovers(
+    client: &kube::Client,
+    run_id: Option<&str>,
+) -> Result<Vec<String>, ClusterError> {
+    let params = ListParams::default().labels(&run_selector(run_id));
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(|e| ClusterError::Api(format!("listing namespaces: {}", flatten(&e))))?;
+    let mut left: Vec<String> = namespaces
+        .items
+        .iter()
+        .map(|n| format!("namespace/{}", n.name_any()))
+        .collect();
+    let profiles = Api::<DynamicObject>::all_with(client.clone(), &profile_resource());
+    match profiles.list(&params).await {
+        Ok(l) => left.extend(l.items.iter().map(|p| format!("profile/{}", p.name_any()))),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => {
+            return Err(ClusterError::Api(format!(
+                "listing profiles: {}",
+                flatten(&e)
+            )));
+        }
+    }
+    Ok(left)
 }
 
 /// Deletes every namespace carrying the run label (never an unlabelled one) except those named
@@ -385,7 +416,11 @@ where
     let wait = async {
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(watcher::Event::Init) => remaining.clear(),
+                // A (re-)list, e.g. after 410 Expired, proves nothing until it is done.
+                Ok(watcher::Event::Init) => {
+                    remaining.clear();
+                    initialised = false;
+                }
                 Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => {
                     let name = o.name_any();
                     if wanted(&name) {

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 /// The parts a synthetic user plays: tenant owners, and the profiles tests' owners,
 /// contributors, strangers and role holders.
-pub const ROLES: &[&str] = &["tenant", "alice", "bob", "mallory", "admin", "editor", "viewer"];
+pub const ROLES: &[&str] = &[
+    "tenant", "alice", "bob", "mallory", "admin", "editor", "viewer",
+];
 
 /// How many users of each part one run may use.
 pub const PER_ROLE: usize = 12;
@@ -114,7 +116,10 @@ impl Identities {
         if !ROLES.contains(&role) {
             return Err(format!("no synthetic users play {role:?}"));
         }
-        let mut taken = self.taken.lock().map_err(|_| "identity pool poisoned".to_string())?;
+        let mut taken = self
+            .taken
+            .lock()
+            .map_err(|_| "identity pool poisoned".to_string())?;
         let n = taken.entry(role.to_string()).or_default();
         *n += 1;
         if *n > PER_ROLE {
