@@ -74,7 +74,8 @@ mod tests {
     fn the_seed_corpus_replays_without_a_panic() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
         let scratch = tempfile::tempdir().unwrap();
-        let targets: [(&str, &dyn Fn(&[u8])); 6] = [
+        type Target<'a> = (&'a str, &'a dyn Fn(&[u8]));
+        let targets: [Target; 6] = [
             ("report_json", &super::report_json),
             ("envelope", &super::envelope),
             ("product_yaml", &super::product_yaml),
