@@ -277,6 +277,10 @@ static REDACTIONS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r"\b([a-z]+)-\d{2}@kfconform\.invalid",
             "${1}-[n]@kfconform.invalid",
         ),
+        (
+            r"\b([a-z]+)-\d{2}-kfconform-invalid",
+            "${1}-[n]-kfconform-invalid",
+        ),
         // The API server's and other listeners' ephemeral ports; a pod's fixed MASTER_PORT
         // after a pod address stays.
         (r"(\b127\.0\.0\.1|\blocalhost|\[::1\]):\d+", "$1:[port]"),

@@ -212,8 +212,10 @@ fn closed_stdout_and_stderr_never_stop_a_run_before_its_report() {
 
 #[test]
 fn an_emulator_with_a_closed_stderr_still_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kfconform"))
-        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .args(["emulator", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(dir.path().join("kubeconfig"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
