@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kfconform_suite::catalog::{Catalog, Selection};
 use kfconform_suite::report::Status;
 use kfconform_suite::runner::{self, Event, Target};
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -41,27 +41,11 @@ async fn intact(client: &kube::Client, name: &str) -> bool {
         && ns.is_some_and(|n| n.metadata.deletion_timestamp.is_none())
 }
 
-/// Labelled namespaces and Profiles left on the cluster.
+/// Labelled namespaces and Profiles left on the cluster (any run's).
 async fn leftovers(client: &kube::Client) -> Vec<String> {
-    let lp = ListParams::default().labels(kfconform_suite::RUN_LABEL);
-    let mut left: Vec<String> = Api::<Namespace>::all(client.clone())
-        .list(&lp)
+    kfconform_suite::cluster::leftovers(client, None)
         .await
         .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
-        .collect();
-    left.extend(
-        util::profiles(client)
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|p| p.metadata.name.map(|n| format!("profile {n}"))),
-    );
-    left
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,23 +138,16 @@ fn losing_the_cluster_mid_run_exits_3_with_an_incomplete_report() {
     let mut emu = util::EmulatorProcess::start(&["--fault", "latency=50ms"]);
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
+    let results_arg = results.to_str().unwrap();
     let args = [
         "--parallel",
         "1",
         "--profile",
         "kubeflow-26.03/training",
         "-o",
+        results_arg,
     ];
-    let mut run = util::kfconform()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&emu.kubeconfig)
-        .args(args)
-        .arg(&results)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_run(&emu.kubeconfig, &args, Stdio::null());
     let mut lines = BufReader::new(run.stderr.take().unwrap()).lines();
     // Non-TTY progress prints one line per finished test ("[n/m] PASS ..."): the first pass
     // means the run is mid-way (one test at a time, eleven to run).
@@ -180,16 +173,9 @@ fn closed_stdout_and_stderr_never_stop_a_run_before_its_report() {
     let emu = util::EmulatorProcess::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let mut run = util::kfconform()
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&emu.kubeconfig)
-        .args(["--profile", "kubeflow-26.03/profiles", "-o"])
-        .arg(&results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let results_arg = results.to_str().unwrap();
+    let args = ["--profile", "kubeflow-26.03/profiles", "-o", results_arg];
+    let mut run = spawn_run(&emu.kubeconfig, &args, Stdio::piped());
     // Both readers gone: every write the run makes meets a broken pipe.
     drop(run.stdout.take());
     drop(run.stderr.take());

@@ -244,35 +244,28 @@ async fn cleanup_run(target: &Target, run_id: &str, keep: &std::collections::BTr
     const ROUNDS: usize = 3;
     let hint = format!("run `kfconform cleanup --run-id {run_id}`");
     for _ in 0..ROUNDS {
-        let mut found = false;
-        let mut failed = false;
         // A failure with Profiles must not keep the namespaces from being deleted.
-        if tenant::profiles_served(&target.discovered) {
-            let r = cluster::delete_labelled_profiles(
-                &target.client,
-                Some(run_id),
-                keep,
-                CLEANUP_TIMEOUT,
-            );
-            match r.await {
-                Ok(deleted) => found |= !deleted.is_empty(),
-                Err(e) => {
-                    failed = true;
-                    tracing::warn!("cleanup of run {run_id}'s profiles: {e}; {hint}");
-                }
-            }
-        }
-        let r = cluster::delete_labelled_namespaces(
+        let profiles = if tenant::profiles_served(&target.discovered) {
+            cluster::delete_labelled_profiles(&target.client, Some(run_id), keep, CLEANUP_TIMEOUT)
+                .await
+        } else {
+            Ok(Vec::new())
+        };
+        let namespaces = cluster::delete_labelled_namespaces(
             &target.client,
             Some(run_id),
             keep,
             CLEANUP_TIMEOUT,
-        );
-        match r.await {
-            Ok(deleted) => found |= !deleted.is_empty(),
-            Err(e) => {
-                failed = true;
-                tracing::warn!("cleanup of run {run_id}: {e}; {hint}");
+        )
+        .await;
+        let (mut found, mut failed) = (false, false);
+        for (what, round) in [("profiles", profiles), ("namespaces", namespaces)] {
+            match round {
+                Ok(deleted) => found |= !deleted.is_empty(),
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!("cleanup of run {run_id}'s {what}: {e}; {hint}");
+                }
             }
         }
         if failed || !found {
