@@ -57,6 +57,26 @@ enum Role {
         #[arg(long, default_value = "10s", value_parser = workload::parse_duration)]
         timeout: Duration,
     },
+    /// A Katib trial's workload: prints what it received as one JSON line, then each metric
+    /// three times with values derived from the parameters (so min, max and latest differ),
+    /// then exits with `--exit`.
+    Trial {
+        /// A parameter, `name=value` (repeatable; Katib substitutes the values).
+        #[arg(long = "param", value_parser = workload::trial::parse_param)]
+        params: Vec<(String, String)>,
+        /// A metric to print (repeatable); leave the objective out to make it unavailable.
+        #[arg(long = "metric")]
+        metrics: Vec<String>,
+        /// How metric lines are written: `equals` (Katib's default filter) or `colon`.
+        #[arg(long, default_value = "equals", value_parser = ["equals", "colon"])]
+        style: String,
+        /// Lead each metric line with an RFC 3339 timestamp.
+        #[arg(long)]
+        timestamps: bool,
+        /// Exit code after printing.
+        #[arg(long, default_value = "0")]
+        exit: u8,
+    },
     /// Print the environment as one JSON object line (downward API checks).
     Env {
         /// Only variables whose name starts with this.
@@ -113,6 +133,31 @@ pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
             } else {
                 ExitCode::NotConformant
             })
+        }
+        Role::Trial {
+            params,
+            metrics,
+            style,
+            timestamps,
+            exit,
+        } => {
+            let style = if style == "colon" {
+                kfconform_core::trial::Style::Colon
+            } else {
+                kfconform_core::trial::Style::Equals
+            };
+            let code = workload::trial::run(&workload::trial::TrialOptions {
+                params,
+                metrics,
+                style,
+                timestamps,
+                exit,
+            });
+            if code != 0 {
+                // Arbitrary codes are the point of `--exit`; ExitCode only knows the suite's.
+                std::process::exit(i32::from(code));
+            }
+            Ok(ExitCode::Ok)
         }
         Role::Env { prefix } => {
             let vars: std::collections::BTreeMap<String, String> = std::env::vars()

@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod fixtures;
+pub mod trial;
 pub mod verdict;
 
 /// Label put on everything a run creates; `kfconform cleanup` deletes only objects carrying it.

@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod http;
 pub mod net;
 pub mod train;
+pub mod trial;
 
 pub use kfconform_core::contract::*;
 pub use kfconform_core::verdict::{Framework, TrainVerdict};
