@@ -5,9 +5,11 @@
 mod budget;
 pub mod compare;
 pub mod identity;
+mod objects;
 pub mod platform;
 pub mod profiles;
 pub mod training;
+pub mod tuning;
 pub mod wait;
 pub mod words;
 
@@ -51,7 +53,13 @@ pub struct ConformanceTest {
 
 /// Every implemented test. A unit test keeps this and the catalog in one-to-one correspondence.
 pub fn registry() -> Vec<ConformanceTest> {
-    [platform::TESTS, profiles::TESTS, training::TESTS].concat()
+    [
+        platform::TESTS,
+        profiles::TESTS,
+        training::TESTS,
+        tuning::TESTS,
+    ]
+    .concat()
 }
 
 /// Looks a test up by id.

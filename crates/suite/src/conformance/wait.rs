@@ -6,6 +6,7 @@
 //! the last resourceVersion or lists again. It gives up only when the watch keeps failing back
 //! to back. The object as last seen comes back either way, for the test's messages.
 
+use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    wait_on(
+    wait_on_one(
         // Errors in words before they reach a message: kube's `Display` dumps the `Status`.
         watcher::watcher(api.clone(), config)
             .map(|r| r.map_err(|e| crate::cluster::describe_watch_error(&e))),
@@ -77,55 +78,105 @@ where
     .await
 }
 
+/// Watches every object of `api` that `selector` (a label selector) picks, until `decide`
+/// says [`Step::Done`]; `decide` sees all of them, by name, once listed and after every change
+/// to any, so a test sees each state the set went through (watched, not sampled). Otherwise as
+/// [`wait_for`]; `what` names the set in messages.
+pub async fn wait_for_set<K, T>(
+    api: &Api<K>,
+    selector: &str,
+    what: &str,
+    window: impl Into<Window>,
+    decide: impl FnMut(&BTreeMap<String, K>) -> Step<T>,
+) -> Result<Waited<BTreeMap<String, K>, T>, Failure>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let config = watcher::Config::default().labels(selector);
+    let waited = wait_on(
+        watcher::watcher(api.clone(), config)
+            .map(|r| r.map_err(|e| crate::cluster::describe_watch_error(&e))),
+        what,
+        window.into(),
+        decide,
+    )
+    .await?;
+    Ok(Waited {
+        done: waited.0,
+        last: Some(waited.1),
+    })
+}
+
 /// [`wait_for`] over any stream of watch events (the watcher, or a test's fake).
-async fn wait_on<K, T, E: Display>(
+async fn wait_on_one<K, T, E: Display>(
     events: impl Stream<Item = Result<Event<K>, E>>,
     name: &str,
     window: Window,
     mut decide: impl FnMut(Option<&K>) -> Step<T>,
-) -> Result<Waited<K, T>, Failure> {
+) -> Result<Waited<K, T>, Failure>
+where
+    K: kube::Resource + Clone,
+{
+    let waited = wait_on(events, name, window, |set| decide(set.get(name))).await?;
+    Ok(Waited {
+        last: waited.1.get(name).cloned(),
+        done: waited.0,
+    })
+}
+
+/// The wait over a set of objects by name, which [`wait_for`] (a set of at most one) and
+/// [`wait_for_set`] share.
+async fn wait_on<K, T, E: Display>(
+    events: impl Stream<Item = Result<Event<K>, E>>,
+    what: &str,
+    window: Window,
+    mut decide: impl FnMut(&BTreeMap<String, K>) -> Step<T>,
+) -> Result<(Option<T>, BTreeMap<String, K>), Failure>
+where
+    K: kube::Resource + Clone,
+{
     futures::pin_mut!(events);
     let end = Instant::now() + window.length;
     let mut deadline = end;
     let mut graced = false;
     let mut looked = false;
-    let mut last = None;
-    // What the current (re-)list has shown so far: the object, or nothing yet.
-    let mut listing: Option<K> = None;
+    let mut seen: BTreeMap<String, K> = BTreeMap::new();
+    // What the current (re-)list has shown so far.
+    let mut listing: BTreeMap<String, K> = BTreeMap::new();
     let mut trouble = Trouble::new();
-    let ran_out = |last: Option<K>, deadline: Instant| match window.cut_from {
+    let ran_out = |last: BTreeMap<String, K>, deadline: Instant| match window.cut_from {
         Some(full) if deadline == end => Err(Failure::Error(format!(
-            "timed out waiting for {name}: the test's deadline left {} of a {} wait (a slower \
+            "timed out waiting for {what}: the test's deadline left {} of a {} wait (a slower \
              target needs a larger --timeout-scale)",
             secs(window.length),
             secs(full)
         ))),
-        _ => Ok(Waited { done: None, last }),
+        _ => Ok((None, last)),
     };
     loop {
         // Checked first: a stream that is always ready (a failing watch) would otherwise win
         // over a deadline that has passed.
         if looked && Instant::now() >= deadline {
-            return ran_out(last, deadline);
+            return ran_out(seen, deadline);
         }
         let next = events.next();
         let item = if looked {
             match tokio::time::timeout_at(deadline, next).await {
                 Ok(item) => item,
-                Err(_) => return ran_out(last, deadline),
+                Err(_) => return ran_out(seen, deadline),
             }
         } else {
             next.await
         };
         let event = match item {
-            None => return Err(Failure::Error(format!("the watch on {name} ended"))),
+            None => return Err(Failure::Error(format!("the watch on {what} ended"))),
             Some(Err(e)) => {
                 let Some(pause) = trouble.failed() else {
                     return Err(Failure::Error(format!(
-                        "watching {name}: {e} ({GIVE_UP_AFTER} failures in a row)"
+                        "watching {what}: {e} ({GIVE_UP_AFTER} failures in a row)"
                     )));
                 };
-                tracing::debug!(%name, error = %e, ?pause, "watch error");
+                tracing::debug!(%what, error = %e, ?pause, "watch error");
                 let resume = Instant::now() + pause;
                 let resume = if looked { resume.min(deadline) } else { resume };
                 tokio::time::sleep_until(resume).await;
@@ -134,30 +185,29 @@ async fn wait_on<K, T, E: Display>(
             }
             Some(Ok(event)) => event,
         };
-        last = match event {
+        match event {
             // A (re-)list starts: it is not over until InitDone, and proves nothing yet.
             Event::Init => {
-                listing = None;
+                listing.clear();
                 continue;
             }
             Event::InitApply(o) => {
-                listing = Some(o);
+                listing.insert(o.meta().name.clone().unwrap_or_default(), o);
                 continue;
             }
             // An object the list did not show does not exist (any longer).
-            Event::InitDone => listing.take(),
-            Event::Apply(o) => Some(o),
-            Event::Delete(_) => None,
-        };
+            Event::InitDone => seen = std::mem::take(&mut listing),
+            Event::Apply(o) => {
+                seen.insert(o.meta().name.clone().unwrap_or_default(), o);
+            }
+            Event::Delete(o) => {
+                seen.remove(o.meta().name.as_deref().unwrap_or_default());
+            }
+        }
         looked = true;
         trouble.healthy();
-        match decide(last.as_ref()) {
-            Step::Done(t) => {
-                return Ok(Waited {
-                    done: Some(t),
-                    last,
-                });
-            }
+        match decide(&seen) {
+            Step::Done(t) => return Ok((Some(t), seen)),
             Step::Wait => {}
             Step::WaitAtMost(grace) => {
                 if !graced {
@@ -273,7 +323,7 @@ mod tests {
         let mut events = listed(Some(cm("a")));
         events.push(Ok(Event::Apply(cm("b"))));
         let start = Instant::now();
-        let w = wait_on(then_quiet(events), "cm", window(60), is("b"))
+        let w = wait_on_one(then_quiet(events), "cm", window(60), is("b"))
             .await
             .unwrap();
         assert_eq!(w.done, Some(()));
@@ -281,10 +331,38 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
+    fn named(name: &str, value: &str) -> ConfigMap {
+        let mut c = cm(value);
+        c.metadata.name = Some(name.into());
+        c
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_set_is_seen_in_every_state_it_passes_through() {
+        let mut events = listed(Some(named("x", "1")));
+        events.push(Ok(Event::Apply(named("y", "1"))));
+        events.push(Ok(Event::Delete(named("x", "1"))));
+        events.push(Ok(Event::Apply(named("z", "2"))));
+        let mut sizes = Vec::new();
+        let (done, last) = wait_on(then_quiet(events), "set", window(60), |set| {
+            sizes.push(set.len());
+            if set.contains_key("z") {
+                Step::Done(())
+            } else {
+                Step::Wait
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(done, Some(()));
+        assert_eq!(sizes, [1, 2, 1, 2]);
+        assert_eq!(last.keys().collect::<Vec<_>>(), ["y", "z"]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_time_given_runs_out_with_the_last_object() {
         let start = Instant::now();
-        let w = wait_on(then_quiet(listed(Some(cm("a")))), "cm", window(60), is("b"))
+        let w = wait_on_one(then_quiet(listed(Some(cm("a")))), "cm", window(60), is("b"))
             .await
             .unwrap();
         assert_eq!(w.done, None);
@@ -301,21 +379,21 @@ mod tests {
                 Step::Wait
             }
         };
-        let w = wait_on(then_quiet(listed(None)), "cm", window(5), gone)
+        let w = wait_on_one(then_quiet(listed(None)), "cm", window(5), gone)
             .await
             .unwrap();
         assert_eq!(w.done, Some(()));
         assert!(w.last.is_none());
         let mut events = listed(Some(cm("a")));
         events.push(Ok(Event::Delete(cm("a"))));
-        let w = wait_on(then_quiet(events), "cm", window(5), gone)
+        let w = wait_on_one(then_quiet(events), "cm", window(5), gone)
             .await
             .unwrap();
         assert_eq!(w.done, Some(()));
         // A re-list that no longer shows the object means it is gone as well.
         let mut events = listed(Some(cm("a")));
         events.extend(listed(None));
-        let w = wait_on(then_quiet(events), "cm", window(5), gone)
+        let w = wait_on_one(then_quiet(events), "cm", window(5), gone)
             .await
             .unwrap();
         assert_eq!(w.done, Some(()));
@@ -327,7 +405,7 @@ mod tests {
         // Later events that ask again do not move the end of the grace.
         events.push(Ok(Event::Apply(cm("failing"))));
         let start = Instant::now();
-        let w = wait_on(then_quiet(events), "cm", window(600), |o| match value(o) {
+        let w = wait_on_one(then_quiet(events), "cm", window(600), |o| match value(o) {
             Some("failed") => Step::Done(()),
             Some("failing") => Step::WaitAtMost(Duration::from_secs(20)),
             _ => Step::Wait,
@@ -338,7 +416,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(20));
         // A grace never extends the time given.
         let start = Instant::now();
-        let w = wait_on(
+        let w = wait_on_one(
             then_quiet(listed(Some(cm("failing")))),
             "cm",
             window(5),
@@ -357,7 +435,7 @@ mod tests {
         events.push(Err("connection refused".into()));
         events.extend(listed(Some(cm("b"))));
         let start = Instant::now();
-        let w = wait_on(then_quiet(events), "cm", window(60), is("b"))
+        let w = wait_on_one(then_quiet(events), "cm", window(60), is("b"))
             .await
             .unwrap();
         assert_eq!(w.done, Some(()));
@@ -377,7 +455,7 @@ mod tests {
     async fn a_watch_that_keeps_failing_is_given_up_without_spinning() {
         let polls = Arc::new(AtomicUsize::new(0));
         let start = Instant::now();
-        let r = wait_on(failing(polls.clone()), "cm", window(600), is("b")).await;
+        let r = wait_on_one(failing(polls.clone()), "cm", window(600), is("b")).await;
         let Err(Failure::Error(m)) = r else {
             panic!("expected a harness error, got {r:?}");
         };
@@ -392,7 +470,7 @@ mod tests {
         let polls = Arc::new(AtomicUsize::new(0));
         let start = Instant::now();
         let events = stream::iter(listed(Some(cm("a")))).chain(failing(polls.clone()));
-        let w = wait_on(events, "cm", window(2), is("b")).await.unwrap();
+        let w = wait_on_one(events, "cm", window(2), is("b")).await.unwrap();
         assert_eq!(w.done, None);
         assert_eq!(value(w.last.as_ref()), Some("a"));
         assert_eq!(start.elapsed(), Duration::from_secs(2));
@@ -409,9 +487,9 @@ mod tests {
         })
         .chain(stream::iter(listed(Some(cm("b"))).into_iter().skip(1)))
         .chain(stream::pending());
-        let w = wait_on(late, "cm", window(0), is("b")).await.unwrap();
+        let w = wait_on_one(late, "cm", window(0), is("b")).await.unwrap();
         assert_eq!(w.done, Some(()));
-        let w = wait_on(then_quiet(listed(None)), "cm", window(0), is("b"))
+        let w = wait_on_one(then_quiet(listed(None)), "cm", window(0), is("b"))
             .await
             .unwrap();
         assert_eq!(w.done, None);
@@ -423,13 +501,13 @@ mod tests {
             length: Duration::from_secs(4),
             cut_from: Some(Duration::from_secs(30)),
         };
-        let r = wait_on(then_quiet(listed(Some(cm("a")))), "cm", cut, is("b")).await;
+        let r = wait_on_one(then_quiet(listed(Some(cm("a")))), "cm", cut, is("b")).await;
         let Err(Failure::Error(m)) = r else {
             panic!("expected a harness error, got {r:?}");
         };
         assert!(m.contains("left 4s of a 30s wait"), "{m}");
         // A grace the condition asked for is the target's time, not the test's.
-        let r = wait_on(then_quiet(listed(Some(cm("a")))), "cm", cut, |_| {
+        let r = wait_on_one(then_quiet(listed(Some(cm("a")))), "cm", cut, |_| {
             Step::<()>::WaitAtMost(Duration::from_secs(1))
         })
         .await;
@@ -445,7 +523,7 @@ mod tests {
                 Err::<Event<ConfigMap>, _>("idle watch closed".to_string())
             }));
         let start = Instant::now();
-        let w = wait_on(minute_errors, "cm", window(900), is("b"))
+        let w = wait_on_one(minute_errors, "cm", window(900), is("b"))
             .await
             .unwrap();
         assert_eq!(w.done, None);
@@ -455,7 +533,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_watch_that_ends_is_a_harness_error() {
-        let r = wait_on(stream::iter(listed(None)), "cm", window(5), is("b")).await;
+        let r = wait_on_one(stream::iter(listed(None)), "cm", window(5), is("b")).await;
         assert!(matches!(r, Err(Failure::Error(m)) if m == "the watch on cm ended"));
     }
 }
