@@ -8,6 +8,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod job;
+pub mod katib;
 pub mod objects;
 pub mod profile;
 pub mod pytorchjob;
@@ -22,6 +23,7 @@ use super::Defect;
 /// Every controller, with the defects they are to exhibit, in the order each round runs them.
 pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
     let training = crate::defects::training::Training::new(defects);
+    let tuning = crate::defects::tuning::Tuning::new(defects);
     vec![
         Box::new(super::auth::aggregation::ClusterRoleAggregation::new()),
         Box::new(profile::ProfileController::new(
@@ -33,6 +35,8 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
         Box::new(replicaset::ReplicaSetController),
         Box::new(pytorchjob::PyTorchJobController::new(training.clone())),
         Box::new(trainjob::TrainJobController::new(training)),
+        Box::new(katib::experiment::ExperimentController::new(tuning.clone())),
+        Box::new(katib::suggestion::SuggestionController::new(tuning)),
         Box::new(endpoints::EndpointsController),
         Box::new(endpoints::EndpointSliceController),
     ]

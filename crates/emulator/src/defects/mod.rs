@@ -4,12 +4,14 @@
 //! This module names them; each component's breaks are applied in one file, which says what
 //! it breaks and why: [`platform`] (the API server and the installed CRDs), [`profiles`] (the
 //! Profile controller and the installed Kubeflow roles), [`training`] (the PyTorchJob and
-//! TrainJob controllers and the installed runtimes). The controllers stay upstream-faithful
+//! TrainJob controllers and the installed runtimes), [`tuning`] (the Katib Experiment and
+//! Suggestion controllers and their algorithms). The controllers stay upstream-faithful
 //! and call these hooks at the points a distribution would diverge.
 
 pub mod platform;
 pub mod profiles;
 pub mod training;
+pub mod tuning;
 
 use std::fmt;
 use std::str::FromStr;
@@ -73,6 +75,20 @@ pub enum Defect {
     TrainingTerminalConditionFlips,
     /// The ClusterTrainingRuntime torch-distributed ships with `mlPolicy.numNodes` changed.
     TrainingTorchRuntimeModified,
+    /// The grid algorithm hands out one point twice (and so never some other).
+    TuningGridRepeatsPoint,
+    /// The random algorithm draws doubles from `[min, max + (max - min) / 2]`.
+    TuningRandomOutOfRange,
+    /// `currentOptimalTrial` is chosen by the objective's `latest`, not its strategy's value.
+    TuningOptimumByLatest,
+    /// The objective goal is never checked: Experiments run to maxTrialCount.
+    TuningGoalIgnored,
+    /// Failed Trials do not count toward maxFailedTrialCount.
+    TuningFailuresNotCounted,
+    /// One Trial more than parallelTrialCount is kept active.
+    TuningParallelPlusOne,
+    /// Each `${trialParameters.x}` is replaced only at its first occurrence in the template.
+    TuningSubstitutesFirstOnly,
 }
 
 impl Defect {
@@ -105,6 +121,13 @@ impl Defect {
         Defect::TrainingTrainjobFailureIgnored,
         Defect::TrainingTerminalConditionFlips,
         Defect::TrainingTorchRuntimeModified,
+        Defect::TuningGridRepeatsPoint,
+        Defect::TuningRandomOutOfRange,
+        Defect::TuningOptimumByLatest,
+        Defect::TuningGoalIgnored,
+        Defect::TuningFailuresNotCounted,
+        Defect::TuningParallelPlusOne,
+        Defect::TuningSubstitutesFirstOnly,
     ];
 
     /// The name used on the command line.
@@ -139,6 +162,13 @@ impl Defect {
             Defect::TrainingTrainjobFailureIgnored => "training.trainjob-failure-ignored",
             Defect::TrainingTerminalConditionFlips => "training.terminal-condition-flips",
             Defect::TrainingTorchRuntimeModified => "training.torch-runtime-modified",
+            Defect::TuningGridRepeatsPoint => "tuning.grid-repeats-point",
+            Defect::TuningRandomOutOfRange => "tuning.random-out-of-range",
+            Defect::TuningOptimumByLatest => "tuning.optimum-by-latest",
+            Defect::TuningGoalIgnored => "tuning.goal-ignored",
+            Defect::TuningFailuresNotCounted => "tuning.failures-not-counted",
+            Defect::TuningParallelPlusOne => "tuning.parallel-plus-one",
+            Defect::TuningSubstitutesFirstOnly => "tuning.substitutes-first-only",
         }
     }
 
@@ -217,6 +247,27 @@ impl Defect {
             }
             Defect::TrainingTorchRuntimeModified => {
                 "the ClusterTrainingRuntime torch-distributed ships with mlPolicy.numNodes 2 where upstream sets 1"
+            }
+            Defect::TuningGridRepeatsPoint => {
+                "the grid algorithm hands out its second point as its first again, so one grid point is never tried"
+            }
+            Defect::TuningRandomOutOfRange => {
+                "the random algorithm draws doubles from [min, max + (max - min) / 2], beyond the feasible space"
+            }
+            Defect::TuningOptimumByLatest => {
+                "currentOptimalTrial is chosen by the objective's latest value instead of its metric strategy"
+            }
+            Defect::TuningGoalIgnored => {
+                "the objective goal is never checked: Experiments run to maxTrialCount"
+            }
+            Defect::TuningFailuresNotCounted => {
+                "failed Trials do not count toward maxFailedTrialCount: the Experiment ends by max trials instead of failing"
+            }
+            Defect::TuningParallelPlusOne => {
+                "the Experiment keeps parallelTrialCount + 1 Trials active"
+            }
+            Defect::TuningSubstitutesFirstOnly => {
+                "each ${trialParameters.x} placeholder is replaced only at its first occurrence in the trial template"
             }
         }
     }

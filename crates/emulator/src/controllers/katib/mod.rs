@@ -1,0 +1,6 @@
+//! Katib (kubeflow.org/v1beta1) controllers, after upstream Katib v0.19.0.
+
+pub mod algorithms;
+pub mod experiment;
+pub mod manifest;
+pub mod suggestion;
