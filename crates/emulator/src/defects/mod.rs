@@ -252,7 +252,7 @@ impl Defect {
                 "the grid algorithm hands out its second point as its first again, so one grid point is never tried"
             }
             Defect::TuningRandomOutOfRange => {
-                "the random algorithm draws doubles from [min, max + (max - min) / 2], beyond the feasible space"
+                "the random algorithm draws doubles from [max, 2 max - min], above the feasible space"
             }
             Defect::TuningOptimumByLatest => {
                 "currentOptimalTrial is chosen by the objective's latest value instead of its metric strategy"

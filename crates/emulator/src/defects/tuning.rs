@@ -43,13 +43,14 @@ impl Tuning {
         }
     }
 
-    /// The upper bound random search draws a double parameter from (upstream: `max`):
-    /// `tuning.random-out-of-range` widens it by half the feasible range.
-    pub fn random_high(&self, min: f64, max: f64) -> f64 {
+    /// The bounds random search draws a double parameter from (upstream: `[min, max]`):
+    /// `tuning.random-out-of-range` shifts them up by the width of the feasible space, so every
+    /// draw lies above `max` (an off-by-one-range bug that a sample of any size shows).
+    pub fn random_bounds(&self, min: f64, max: f64) -> (f64, f64) {
         if self.random_out_of_range {
-            max + (max - min) / 2.0
+            (max, max + (max - min))
         } else {
-            max
+            (min, max)
         }
     }
 
@@ -103,7 +104,7 @@ mod tests {
     fn clean_hooks_change_nothing() {
         let t = Tuning::new(&[]);
         assert_eq!(t.grid_point(5, &[3]), 5);
-        assert_eq!(t.random_high(0.0, 1.0), 1.0);
+        assert_eq!(t.random_bounds(0.0, 1.0), (0.0, 1.0));
         assert_eq!(t.optimum_strategy("min"), "min");
         assert!(t.goal_reached(true));
         assert_eq!(t.failed_count(2), 2);
@@ -122,7 +123,7 @@ mod tests {
         assert_eq!(t.grid_point(5, &[3]), 3);
         assert_eq!(t.grid_point(5, &[3, 4]), 5);
         assert_eq!(t.grid_point(5, &[]), 5);
-        assert_eq!(t.random_high(1.0, 3.0), 4.0);
+        assert_eq!(t.random_bounds(1.0, 3.0), (3.0, 5.0));
         assert_eq!(t.optimum_strategy("max"), "latest");
         assert!(!t.goal_reached(true));
         assert_eq!(t.failed_count(2), 0);

@@ -515,15 +515,15 @@ impl Draw {
         let (min, max) = (py::float(&p.min)?, py::float(&p.max)?);
         let node = match (p.distribution(), step) {
             ("", q) => {
-                let high = if int {
-                    max
+                let (low, high) = if int {
+                    (min, max)
                 } else {
-                    defects.random_high(min, max)
+                    defects.random_bounds(min, max)
                 };
-                check_range(min, high)?;
+                check_range(low, high)?;
                 match q {
-                    Some(q) => Node::QUniform { low: min, high, q },
-                    None => Node::Uniform { low: min, high },
+                    Some(q) => Node::QUniform { low, high, q },
+                    None => Node::Uniform { low, high },
                 }
             }
             ("logUniform", q) => {
