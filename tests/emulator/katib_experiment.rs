@@ -650,3 +650,53 @@ async fn lowering_parallel_trial_count_deletes_the_newest_trials_and_their_assig
     );
     k.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_long_running_experiment_restarts_when_max_trial_count_is_raised() {
+    let k = Katib::start(vec![]).await;
+    let counts =
+        json!({"parallelTrialCount": 2, "maxTrialCount": 2, "resumePolicy": "LongRunning"});
+    k.create(grid_experiment("grid", counts)).await;
+    let first = k.trials_until("grid", |ts| ts.len() == 2).await;
+    for t in &first {
+        k.finish(name(t), "Succeeded", metric("loss", "0.5", "0.5", "0.5"))
+            .await;
+    }
+    let exp = k
+        .experiment_until("grid", |e| is_true(e, "Succeeded"))
+        .await;
+    assert_eq!(
+        condition(&exp, "Succeeded").unwrap()["reason"],
+        "ExperimentMaxTrialsReached"
+    );
+    // LongRunning keeps the Suggestion running.
+    let suggestion = Katib::until(&k.suggestions, "grid", |s| {
+        s["status"]["suggestionCount"] == 2
+    })
+    .await;
+    assert!(!is_true(&suggestion, "Succeeded") && is_true(&suggestion, "Running"));
+
+    let patch = json!({"spec": {"maxTrialCount": 4}});
+    k.experiments
+        .patch("grid", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let exp = k
+        .experiment_until("grid", |e| is_true(e, "Restarting"))
+        .await;
+    let restarting = condition(&exp, "Restarting").unwrap();
+    assert_eq!(
+        (&restarting["reason"], &restarting["message"]),
+        (
+            &json!("ExperimentRestarting"),
+            &json!("Experiment is restarted")
+        )
+    );
+    assert!(condition(&exp, "Succeeded").is_none(), "{exp}");
+    let all = k.trials_until("grid", |ts| ts.len() == 4).await;
+    let points: HashSet<Vec<(String, String)>> = all.iter().map(assignment).collect();
+    assert_eq!(points.len(), 4);
+    let exp = k.experiment_until("grid", |e| is_true(e, "Running")).await;
+    assert!(!is_true(&exp, "Succeeded"));
+    k.emu.shutdown().await;
+}
