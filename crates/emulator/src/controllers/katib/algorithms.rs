@@ -654,6 +654,10 @@ impl Sampler {
         let mut out = Vec::with_capacity(n);
         match &mut self.kind {
             SamplerKind::Grid(grid) => {
+                if grid.size == 0 && n > 0 {
+                    // NumPy's `choice` over an empty grid.
+                    return Err("'a' cannot be empty unless no samples are taken".into());
+                }
                 let done: HashSet<u64> = finished.iter().filter_map(|a| grid.id_of(a)).collect();
                 for _ in 0..n {
                     let id = grid.ask(&mut self.rng, &done, &self.defects);

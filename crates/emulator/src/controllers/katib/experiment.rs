@@ -48,9 +48,10 @@ pub const UNAVAILABLE: &str = "unavailable";
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// `type`.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub type_: String,
     /// `True` or `False`.
+    #[serde(default)]
     pub status: String,
     /// `reason`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
