@@ -8,6 +8,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod job;
+pub mod katib;
 pub mod objects;
 pub mod profile;
 pub mod pytorchjob;
@@ -33,6 +34,9 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
         Box::new(replicaset::ReplicaSetController),
         Box::new(pytorchjob::PyTorchJobController::new(training.clone())),
         Box::new(trainjob::TrainJobController::new(training)),
+        Box::new(katib::trial::TrialController::new(
+            crate::defects::tuning_trial::TuningTrial::new(defects),
+        )),
         Box::new(endpoints::EndpointsController),
         Box::new(endpoints::EndpointSliceController),
     ]

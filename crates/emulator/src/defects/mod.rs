@@ -4,12 +4,14 @@
 //! This module names them; each component's breaks are applied in one file, which says what
 //! it breaks and why: [`platform`] (the API server and the installed CRDs), [`profiles`] (the
 //! Profile controller and the installed Kubeflow roles), [`training`] (the PyTorchJob and
-//! TrainJob controllers and the installed runtimes). The controllers stay upstream-faithful
-//! and call these hooks at the points a distribution would diverge.
+//! TrainJob controllers and the installed runtimes), [`tuning_trial`] (Katib's Trial
+//! controller and its metrics collection). The controllers stay upstream-faithful and call
+//! these hooks at the points a distribution would diverge.
 
 pub mod platform;
 pub mod profiles;
 pub mod training;
+pub mod tuning_trial;
 
 use std::fmt;
 use std::str::FromStr;
@@ -73,6 +75,16 @@ pub enum Defect {
     TrainingTerminalConditionFlips,
     /// The ClusterTrainingRuntime torch-distributed ships with `mlPolicy.numNodes` changed.
     TrainingTorchRuntimeModified,
+    /// A completed Trial's run object is kept although `spec.retainRun` is not set.
+    TuningJobNotDeleted,
+    /// A Trial observation's `latest` reports the metric's maximum.
+    TuningLatestIsMax,
+    /// The default metrics filter wants `name=value` with no spaces around `=`.
+    TuningStrictMetricsFilter,
+    /// A Trial whose objective was never printed is Succeeded instead of MetricsUnavailable.
+    TuningUnavailableSucceeds,
+    /// The Trial controller reads no PyTorchJob's conditions: such Trials stay Running.
+    TuningPytorchjobTrialIgnored,
 }
 
 impl Defect {
@@ -105,6 +117,11 @@ impl Defect {
         Defect::TrainingTrainjobFailureIgnored,
         Defect::TrainingTerminalConditionFlips,
         Defect::TrainingTorchRuntimeModified,
+        Defect::TuningJobNotDeleted,
+        Defect::TuningLatestIsMax,
+        Defect::TuningStrictMetricsFilter,
+        Defect::TuningUnavailableSucceeds,
+        Defect::TuningPytorchjobTrialIgnored,
     ];
 
     /// The name used on the command line.
@@ -139,6 +156,11 @@ impl Defect {
             Defect::TrainingTrainjobFailureIgnored => "training.trainjob-failure-ignored",
             Defect::TrainingTerminalConditionFlips => "training.terminal-condition-flips",
             Defect::TrainingTorchRuntimeModified => "training.torch-runtime-modified",
+            Defect::TuningJobNotDeleted => "tuning.job-not-deleted",
+            Defect::TuningLatestIsMax => "tuning.latest-is-max",
+            Defect::TuningStrictMetricsFilter => "tuning.strict-metrics-filter",
+            Defect::TuningUnavailableSucceeds => "tuning.unavailable-succeeds",
+            Defect::TuningPytorchjobTrialIgnored => "tuning.pytorchjob-trial-ignored",
         }
     }
 
@@ -217,6 +239,21 @@ impl Defect {
             }
             Defect::TrainingTorchRuntimeModified => {
                 "the ClusterTrainingRuntime torch-distributed ships with mlPolicy.numNodes 2 where upstream sets 1"
+            }
+            Defect::TuningJobNotDeleted => {
+                "a completed Trial's Job (its run object) is kept although spec.retainRun is not set"
+            }
+            Defect::TuningLatestIsMax => {
+                "Trial observations report a metric's maximum as its latest value"
+            }
+            Defect::TuningStrictMetricsFilter => {
+                "the default StdOut metrics filter wants name=value without spaces: lines like 'loss = 0.5' are ignored"
+            }
+            Defect::TuningUnavailableSucceeds => {
+                "a Trial whose objective metric was never printed becomes Succeeded with an empty observation instead of MetricsUnavailable"
+            }
+            Defect::TuningPytorchjobTrialIgnored => {
+                "the Trial controller only reads batch Jobs' conditions: a PyTorchJob Trial never completes (stays Running)"
             }
         }
     }
