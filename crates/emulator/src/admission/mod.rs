@@ -9,6 +9,8 @@
 //! on create in namespaces labelled `pod-security.kubernetes.io/enforce`. Not modelled: the
 //! projected service-account token volume, AppArmor, SELinux, sysctl and Windows checks.
 //!
+//! Katib's pod webhook (metrics-collector injection namespaces): [`katib_pod`].
+//!
 //! Services: type ClusterIP, a clusterIP allocated from the default ServiceCIDR (kept on update), ports'
 //! protocol and targetPort, session affinity, traffic policy and IP families
 //! (pkg/registry/core/service/storage, pkg/apis/core/v1/defaults.go).
