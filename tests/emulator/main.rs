@@ -10,6 +10,7 @@ mod auth;
 mod emulator_api;
 mod events;
 mod katib_experiment;
+mod katib_trial;
 mod kube_client;
 mod kubectl;
 mod kubectl_apps;

@@ -12,7 +12,7 @@
 //!
 //! Modules import only downwards, so any of them can be read (and changed) without the ones
 //! above it: `protobuf`, `schema`, `status`, `names`, `faults`, `registry`, `convert`,
-//! `strategic`, `selectors`, `table` < `store` < `defects`, `admission` (with
+//! `strategic`, `selectors`, `table`, `katib_db` < `store` < `defects`, `admission` (with
 //! `admission::apps`), `discovery`, `cluster`, `runtime` (the controller framework), `events` <
 //! `auth`, `kubelet`, `kubeproxy` (the service proxy) < `controllers`, `subresources` (with
 //! `scale`), `proxy` (the API server's proxy) < `server`. The store takes
@@ -39,6 +39,7 @@ pub mod defects;
 pub mod discovery;
 pub mod events;
 pub mod faults;
+pub mod katib_db;
 pub mod kubelet;
 pub mod kubeproxy;
 pub mod names;

@@ -136,6 +136,8 @@ pub struct State {
     admit_hooks: Vec<AdmitFn>,
     /// Whether the establishing controller marks a CRD (by name) Established; set at start.
     establishes: EstablishFn,
+    /// Katib's observation logs (katib-db-manager), read and written by the Katib controllers.
+    pub katib_db: crate::katib_db::KatibDb,
 }
 
 /// Decides, by CRD name, whether the apiextensions establishing controller marks a CRD
@@ -387,6 +389,7 @@ impl State {
             dirty: false,
             admit_hooks: Vec::new(),
             establishes: Box::new(|_| true),
+            katib_db: crate::katib_db::KatibDb::default(),
         };
         for def in registry::builtins() {
             s.resources

@@ -9,11 +9,14 @@
 //! on create in namespaces labelled `pod-security.kubernetes.io/enforce`. Not modelled: the
 //! projected service-account token volume, AppArmor, SELinux, sysctl and Windows checks.
 //!
+//! Katib's pod webhook (metrics-collector injection namespaces): [`katib_pod`].
+//!
 //! Services: type ClusterIP, a clusterIP allocated from the default ServiceCIDR (kept on update), ports'
 //! protocol and targetPort, session affinity, traffic policy and IP families
 //! (pkg/registry/core/service/storage, pkg/apis/core/v1/defaults.go).
 
 pub mod apps;
+pub mod katib_pod;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -66,6 +69,10 @@ pub(crate) fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
 
 fn admit_pod(state: &State, scope: &Scope, obj: &mut Value) -> Result<(), ApiError> {
     let create = is_create(obj);
+    // Mutating webhooks run before validation, and their result is defaulted.
+    if create {
+        katib_pod::admit(state, obj)?;
+    }
     validate_pod(obj)?;
     default_pod(obj, create);
     if create {

@@ -37,6 +37,9 @@ pub fn all(defects: &[Defect]) -> Vec<Box<dyn Reconciler>> {
         Box::new(trainjob::TrainJobController::new(training)),
         Box::new(katib::experiment::ExperimentController::new(tuning.clone())),
         Box::new(katib::suggestion::SuggestionController::new(tuning)),
+        Box::new(katib::trial::TrialController::new(
+            crate::defects::tuning_trial::TuningTrial::new(defects),
+        )),
         Box::new(endpoints::EndpointsController),
         Box::new(endpoints::EndpointSliceController),
     ]

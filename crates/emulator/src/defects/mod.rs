@@ -7,11 +7,15 @@
 //! TrainJob controllers and the installed runtimes), [`tuning`] (the Katib Experiment and
 //! Suggestion controllers and their algorithms). The controllers stay upstream-faithful
 //! and call these hooks at the points a distribution would diverge.
+//! TrainJob controllers and the installed runtimes), [`tuning_trial`] (Katib's Trial
+//! controller and its metrics collection). The controllers stay upstream-faithful and call
+//! these hooks at the points a distribution would diverge.
 
 pub mod platform;
 pub mod profiles;
 pub mod training;
 pub mod tuning;
+pub mod tuning_trial;
 
 use std::fmt;
 use std::str::FromStr;
@@ -89,6 +93,16 @@ pub enum Defect {
     TuningParallelPlusOne,
     /// Each `${trialParameters.x}` is replaced only at its first occurrence in the template.
     TuningSubstitutesFirstOnly,
+    /// A completed Trial's run object is kept although `spec.retainRun` is not set.
+    TuningJobNotDeleted,
+    /// A Trial observation's `latest` reports the metric's maximum.
+    TuningLatestIsMax,
+    /// The default metrics filter wants `name=value` with no spaces around `=`.
+    TuningStrictMetricsFilter,
+    /// A Trial whose objective was never printed is Succeeded instead of MetricsUnavailable.
+    TuningUnavailableSucceeds,
+    /// The Trial controller reads no PyTorchJob's conditions: such Trials stay Running.
+    TuningPytorchjobTrialIgnored,
 }
 
 impl Defect {
@@ -128,6 +142,11 @@ impl Defect {
         Defect::TuningFailuresNotCounted,
         Defect::TuningParallelPlusOne,
         Defect::TuningSubstitutesFirstOnly,
+        Defect::TuningJobNotDeleted,
+        Defect::TuningLatestIsMax,
+        Defect::TuningStrictMetricsFilter,
+        Defect::TuningUnavailableSucceeds,
+        Defect::TuningPytorchjobTrialIgnored,
     ];
 
     /// The name used on the command line.
@@ -169,6 +188,11 @@ impl Defect {
             Defect::TuningFailuresNotCounted => "tuning.failures-not-counted",
             Defect::TuningParallelPlusOne => "tuning.parallel-plus-one",
             Defect::TuningSubstitutesFirstOnly => "tuning.substitutes-first-only",
+            Defect::TuningJobNotDeleted => "tuning.job-not-deleted",
+            Defect::TuningLatestIsMax => "tuning.latest-is-max",
+            Defect::TuningStrictMetricsFilter => "tuning.strict-metrics-filter",
+            Defect::TuningUnavailableSucceeds => "tuning.unavailable-succeeds",
+            Defect::TuningPytorchjobTrialIgnored => "tuning.pytorchjob-trial-ignored",
         }
     }
 
@@ -268,6 +292,21 @@ impl Defect {
             }
             Defect::TuningSubstitutesFirstOnly => {
                 "each ${trialParameters.x} placeholder is replaced only at its first occurrence in the trial template"
+            }
+            Defect::TuningJobNotDeleted => {
+                "a completed Trial's Job (its run object) is kept although spec.retainRun is not set"
+            }
+            Defect::TuningLatestIsMax => {
+                "Trial observations report a metric's maximum as its latest value"
+            }
+            Defect::TuningStrictMetricsFilter => {
+                "the default StdOut metrics filter wants name=value without spaces: lines like 'loss = 0.5' are ignored"
+            }
+            Defect::TuningUnavailableSucceeds => {
+                "a Trial whose objective metric was never printed becomes Succeeded with an empty observation instead of MetricsUnavailable"
+            }
+            Defect::TuningPytorchjobTrialIgnored => {
+                "the Trial controller only reads batch Jobs' conditions: a PyTorchJob Trial never completes (stays Running)"
             }
         }
     }

@@ -21,6 +21,7 @@
 //! never disappears before its processes. Terminal pods drop the finalizer at once, so they
 //! are deleted immediately, as upstream deletes terminal pods without grace.
 
+mod collect;
 mod logbuf;
 mod logs;
 pub mod network;

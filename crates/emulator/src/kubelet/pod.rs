@@ -746,6 +746,10 @@ impl PodCtx {
             slot.last = Some(term);
             return;
         }
+        if !init && !failed && !cancelled {
+            // Katib's collector reads a Trial's primary container once it completed.
+            super::collect::hand_over(self, &run.specs[idx]);
+        }
         run.slots[idx].state = CState::Terminated(term);
         if init && !failed && !cancelled {
             run.init_succeeded();

@@ -4,3 +4,5 @@ pub mod algorithms;
 pub mod experiment;
 pub mod manifest;
 pub mod suggestion;
+pub mod metrics;
+pub mod trial;
