@@ -9,6 +9,7 @@ mod apps;
 mod auth;
 mod emulator_api;
 mod events;
+mod katib_admission;
 mod kube_client;
 mod kubectl;
 mod kubectl_apps;

@@ -14,6 +14,8 @@
 //! (pkg/registry/core/service/storage, pkg/apis/core/v1/defaults.go).
 
 pub mod apps;
+pub mod katib;
+mod katib_template;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
