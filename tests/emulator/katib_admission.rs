@@ -174,6 +174,16 @@ async fn invalid_experiments_are_refused_with_upstreams_messages() {
     exp["metadata"]["name"] = json!("a".repeat(41));
     assert!(refused(create(exp).await).starts_with("metadata.name: Invalid value: \"aaaa"));
     let mut exp = grid();
+    exp["metadata"]["name"] = json!("1grid");
+    assert!(refused(create(exp).await).ends_with("may not be longer than 40 characters. "));
+    // A name the API server itself refuses never reaches the validator.
+    let mut exp = grid();
+    exp["metadata"]["name"] = json!("Grid");
+    let kube::Error::Api(status) = create(exp).await else {
+        panic!("not an API error");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    let mut exp = grid();
     exp["spec"]["parameters"][0]["feasibleSpace"] = json!({"list": ["0.1"]});
     assert_eq!(
         refused(create(exp).await),

@@ -16,7 +16,7 @@
 //! `admission webhook "<name>" denied the request: <message>`, where a validation message is
 //! the field errors aggregated as apimachinery v0.34's `ErrorList.ToAggregate` renders them.
 //!
-//! Decoding ([`decode`]): the webhooks decode the Experiment into Katib's Go types, so a field
+//! Decoding (`decode`): the webhooks decode the Experiment into Katib's Go types, so a field
 //! of the wrong JSON type is refused with encoding/json's message, and the defaulter's patch
 //! (computed against the re-encoded object) drops fields the types do not know and the
 //! omitempty zero values.
@@ -25,7 +25,7 @@
 //! ConfigMap `kubeflow/katib-config` (pkg/util/v1beta1/katibconfig/config.go) when it exists;
 //! without one the emulator answers as upstream's default installation does
 //! (manifests/v1beta1/installs/katib-cert-manager/katib-config.yaml, which kubeflow/manifests
-//! deploys), see [`KatibConfig::upstream`].
+//! deploys), see `KatibConfig::upstream`.
 //!
 //! Simplifications: the bodies of `v1.Container` (a Custom collector) and `v1.HTTPGetAction`
 //! are kept as sent, not decoded; katib-config is read for its runtime lists only; Go's
@@ -108,16 +108,37 @@ fn admit(state: &State, scope: &Scope, obj: &mut Value, order: Order) -> Result<
         return Ok(());
     }
     let cluster = Cluster::of(state);
+    // kube-apiserver validates the object's metadata after the mutating webhooks and before
+    // the validating ones: a name it refuses gets the store's 422, never the validator.
+    let reaches_validator = is_subdomain(meta_str(obj, "name"));
     match order {
         Order::Upstream => {
             mutate(obj)?;
-            validate(&cluster, &namespace, obj, old.as_ref())
+            if reaches_validator {
+                validate(&cluster, &namespace, obj, old.as_ref())?;
+            }
+            Ok(())
         }
         Order::ValidateFirst => {
-            validate(&cluster, &namespace, obj, old.as_ref())?;
+            if reaches_validator {
+                validate(&cluster, &namespace, obj, old.as_ref())?;
+            }
             mutate(obj)
         }
     }
+}
+
+/// A DNS-1123 subdomain, the rule the API server holds a custom resource's name to.
+fn is_subdomain(name: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    name.len() <= 253 && name.split('.').all(label)
 }
 
 /// Whether `new` is `old` but for status (and the server's bookkeeping).
@@ -2378,6 +2399,12 @@ mod tests {
         assert!(only_status_differs(&new, &old));
         let relabelled = json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"a": 1}});
         assert!(!only_status_differs(&relabelled, &old));
+    }
+
+    #[test]
+    fn names_the_api_server_refuses_never_reach_the_validator() {
+        assert!(is_subdomain("grid") && is_subdomain("1grid") && is_subdomain("a.b"));
+        assert!(!is_subdomain("Grid") && !is_subdomain("grid_x") && !is_subdomain("-a"));
     }
 
     #[test]
