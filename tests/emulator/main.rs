@@ -11,6 +11,7 @@ mod emulator_api;
 mod events;
 mod katib_experiment;
 mod katib_trial;
+mod katib_admission;
 mod kube_client;
 mod kubectl;
 mod kubectl_apps;

@@ -282,6 +282,7 @@ impl Emulator {
             defects::platform::crd_establishes(&defects, name)
         }));
         state.add_admit_hook(admission::admit);
+        state.add_admit_hook(admission::katib::admit_experiment);
         for hook in defects::platform::admit_hooks(&config.defects) {
             state.add_admit_hook(hook);
         }

@@ -17,6 +17,8 @@
 
 pub mod apps;
 pub mod katib_pod;
+pub mod katib;
+mod katib_template;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
