@@ -282,7 +282,16 @@ impl Emulator {
             defects::platform::crd_establishes(&defects, name)
         }));
         state.add_admit_hook(admission::admit);
-        state.add_admit_hook(admission::katib::admit_experiment);
+        state.add_admit_hook(
+            if config
+                .defects
+                .contains(&Defect::TuningValidatesBeforeDefaulting)
+            {
+                admission::katib::admit_experiment_unordered
+            } else {
+                admission::katib::admit_experiment
+            },
+        );
         for hook in defects::platform::admit_hooks(&config.defects) {
             state.add_admit_hook(hook);
         }

@@ -16,8 +16,8 @@
 //! (pkg/registry/core/service/storage, pkg/apis/core/v1/defaults.go).
 
 pub mod apps;
-pub mod katib_pod;
 pub mod katib;
+pub mod katib_pod;
 mod katib_template;
 
 use std::collections::BTreeSet;

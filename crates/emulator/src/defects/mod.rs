@@ -94,6 +94,8 @@ pub enum Defect {
     /// Each `${trialParameters.x}` is replaced only at its first occurrence in the template.
     TuningSubstitutesFirstOnly,
     /// A completed Trial's run object is kept although `spec.retainRun` is not set.
+    /// Katib's Experiment validation runs before its defaulting.
+    TuningValidatesBeforeDefaulting,
     TuningJobNotDeleted,
     /// A Trial observation's `latest` reports the metric's maximum.
     TuningLatestIsMax,
@@ -142,6 +144,7 @@ impl Defect {
         Defect::TuningFailuresNotCounted,
         Defect::TuningParallelPlusOne,
         Defect::TuningSubstitutesFirstOnly,
+        Defect::TuningValidatesBeforeDefaulting,
         Defect::TuningJobNotDeleted,
         Defect::TuningLatestIsMax,
         Defect::TuningStrictMetricsFilter,
@@ -188,6 +191,7 @@ impl Defect {
             Defect::TuningFailuresNotCounted => "tuning.failures-not-counted",
             Defect::TuningParallelPlusOne => "tuning.parallel-plus-one",
             Defect::TuningSubstitutesFirstOnly => "tuning.substitutes-first-only",
+            Defect::TuningValidatesBeforeDefaulting => "tuning.validates-before-defaulting",
             Defect::TuningJobNotDeleted => "tuning.job-not-deleted",
             Defect::TuningLatestIsMax => "tuning.latest-is-max",
             Defect::TuningStrictMetricsFilter => "tuning.strict-metrics-filter",
@@ -292,6 +296,9 @@ impl Defect {
             }
             Defect::TuningSubstitutesFirstOnly => {
                 "each ${trialParameters.x} placeholder is replaced only at its first occurrence in the trial template"
+            }
+            Defect::TuningValidatesBeforeDefaulting => {
+                "the Experiment validating webhook runs before the defaulting one"
             }
             Defect::TuningJobNotDeleted => {
                 "a completed Trial's Job (its run object) is kept although spec.retainRun is not set"

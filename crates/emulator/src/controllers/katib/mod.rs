@@ -3,6 +3,6 @@
 pub mod algorithms;
 pub mod experiment;
 pub mod manifest;
-pub mod suggestion;
 pub mod metrics;
+pub mod suggestion;
 pub mod trial;
