@@ -1252,21 +1252,43 @@ async fn multi_version_crd_serves_every_version() {
     emu.shutdown().await;
 }
 
+/// Upstream's grid Experiment (fixtures/examples/katib.experiment.grid.yaml) in `default`.
+fn grid_experiment() -> Value {
+    let f = kfconform_core::fixtures::file("examples/katib.experiment.grid.yaml")
+        .expect("the grid example");
+    let mut e = kfconform_core::fixtures::yaml_documents(f.text)
+        .unwrap()
+        .remove(0);
+    e["metadata"]["namespace"] = json!("default");
+    e
+}
+
 #[tokio::test]
 async fn tables_for_kubectl() {
     let emu = util::emulator().await;
     let h = Http::new(&emu);
-    h.post(
-        "/apis/kubeflow.org/v1beta1/namespaces/default/experiments",
-        &json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "e"},
-                "spec": {}, }),
-    )
-    .await;
-    h.patch(
-        "/apis/kubeflow.org/v1beta1/namespaces/default/experiments/e/status",
-        "application/merge-patch+json",
-        r#"{"status":{"conditions":[{"type":"Created","status":"True"},{"type":"Running","status":"True"}]}}"#,
-    )
+    let client = util::client(&emu);
+    util::enable_katib(&client, "default").await;
+    let (code, v) = h
+        .post(
+            "/apis/kubeflow.org/v1beta1/namespaces/default/experiments",
+            &grid_experiment(),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    // The example's image never runs here, so the Experiment stays Running once it is.
+    let gvk = kube::api::GroupVersionKind::gvk("kubeflow.org", "v1beta1", "Experiment");
+    let experiments: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client,
+        "default",
+        &kube::discovery::ApiResource::from_gvk_with_plural(&gvk, "experiments"),
+    );
+    util::wait_for(&experiments, "grid", |e| {
+        e.data["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.last())
+            .is_some_and(|c| c["type"] == "Running")
+    })
     .await;
     let (code, t) = h
         .send(
@@ -1290,7 +1312,7 @@ async fn tables_for_kubectl() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(cols, ["Name", "Type", "Status", "Age"]);
-    assert_eq!(t["rows"][0]["cells"][0], "e");
+    assert_eq!(t["rows"][0]["cells"][0], "grid");
     assert_eq!(t["rows"][0]["cells"][1], "Running");
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
     emu.shutdown().await;
@@ -1557,18 +1579,7 @@ async fn kube_rs_typed_and_dynamic_clients() {
 /// what comes back lacks `spec.maxFailedTrialCount`; without the defect it is kept.
 #[tokio::test]
 async fn experiment_field_dropped_defect() {
-    let experiment = json!({
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Experiment",
-        "metadata": {"name": "grid", "namespace": "default"},
-        "spec": {
-            "objective": {"type": "minimize", "goal": 0.1, "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "grid"},
-            "maxFailedTrialCount": 2,
-            "parameters": [{"name": "lr", "parameterType": "double",
-                            "feasibleSpace": {"min": "0.01", "max": "0.05", "step": "0.01"}}],
-        },
-    });
+    let experiment = grid_experiment();
     let url = "/apis/kubeflow.org/v1beta1/namespaces/default/experiments?dryRun=All&fieldValidation=Strict";
     for (defects, kept) in [
         (vec![], true),
@@ -1579,6 +1590,7 @@ async fn experiment_field_dropped_defect() {
             ..EmulatorConfig::default()
         })
         .await;
+        util::enable_katib(&util::client(&emu), "default").await;
         let (code, v) = Http::new(&emu).post(url, &experiment).await;
         assert_eq!(code, 201, "{v}");
         assert_eq!(v["spec"].get("maxFailedTrialCount").is_some(), kept, "{v}");

@@ -5,8 +5,9 @@
 //! conditions, and the run object's clean-up.
 //!
 //! Upstream's pod webhook reads the Trial's Experiment and Suggestion for every primary pod it
-//! mutates, so in a namespace with metrics-collector injection each test first creates those
-//! two (named by the Trial's `katib.kubeflow.org/experiment` label).
+//! mutates, so in a namespace with metrics-collector injection each test first creates the
+//! Experiment (named by the Trial's `katib.kubeflow.org/experiment` label) and waits for the
+//! Suggestion its controller makes.
 
 use crate::util;
 
@@ -22,6 +23,9 @@ use serde_json::{Value, json};
 
 const IMAGE: &str = kfconform_probe::DEFAULT_PROBE_IMAGE;
 const EXPERIMENT: &str = "exp";
+/// An image no kubelet pulls, for the Trial the Experiment controller makes on its own: its
+/// pod never runs, so only the Trials a test creates produce metrics.
+const IDLE_IMAGE: &str = "kfconform.invalid/trial:1";
 const INJECTION: &str = "katib.kubeflow.org/metrics-collector-injection";
 const JOB_SUCCESS: &str = r#"status.conditions.#(type=="Complete")#|#(status=="True")#"#;
 const JOB_FAILURE: &str = r#"status.conditions.#(type=="Failed")#|#(status=="True")#"#;
@@ -95,7 +99,7 @@ async fn namespace(client: &kube::Client, name: &str, injected: bool) {
                 "trialParameters": [{"name": "learningRate", "reference": "lr"}],
                 "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
                     "spec": {"restartPolicy": "Never", "containers": [{
-                        "name": "training", "image": IMAGE,
+                        "name": "training", "image": IDLE_IMAGE,
                         "command": ["kfconform", "probe", "trial",
                                     "--param", "lr=${trialParameters.learningRate}",
                                     "--metric", "loss", "--metric", "acc"]}]}}}},
@@ -111,20 +115,10 @@ async fn namespace(client: &kube::Client, name: &str, injected: bool) {
         experiment,
     )
     .await;
-    let suggestion = json!({
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion",
-        "metadata": {"name": EXPERIMENT},
-        "spec": {"algorithm": {"algorithmName": "random"}, "requests": 1},
-    });
-    create(
-        &Api::<DynamicObject>::namespaced_with(
-            client.clone(),
-            name,
-            &katib("Suggestion", "suggestions"),
-        ),
-        suggestion,
-    )
-    .await;
+    // The Experiment controller creates the Suggestion; the pod webhook needs it.
+    let suggestions =
+        Api::<DynamicObject>::namespaced_with(client.clone(), name, &katib("Suggestion", "suggestions"));
+    util::wait_for(&suggestions, EXPERIMENT, |_| true).await;
 }
 
 /// The probe's command for `params` printing `metrics`, then exiting `exit`.

@@ -161,7 +161,8 @@ async fn api_resources_lists_builtins_and_crds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_every_example_then_get() {
     let (emu, k) = setup().await;
-    // Namespaces named by the examples, plus the test namespace for the others.
+    // Namespaces named by the examples, plus the test namespace for the others, labelled for
+    // Katib as the Profile controller labels user namespaces.
     let mut namespaces = vec![NS.to_string()];
     let examples = kfconform_core::fixtures::examples();
     assert!(!examples.is_empty());
@@ -176,7 +177,12 @@ async fn apply_every_example_then_get() {
     }
     let ns_yaml: String = namespaces
         .iter()
-        .map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n---\n"))
+        .map(|n| {
+            format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n  labels:\n    \
+                 katib.kubeflow.org/metrics-collector-injection: enabled\n---\n"
+            )
+        })
         .collect();
     let nsfile = k.file("namespaces.yaml", &ns_yaml);
     let out = k.ok(&["apply", "-f", &nsfile]).await;

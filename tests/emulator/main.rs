@@ -10,6 +10,7 @@ mod auth;
 mod emulator_api;
 mod events;
 mod katib_admission;
+mod katib_example;
 mod katib_experiment;
 mod katib_trial;
 mod kube_client;

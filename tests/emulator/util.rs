@@ -30,3 +30,20 @@ pub async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (code, body)
 }
+
+/// Labels namespace `ns` for Katib, as Kubeflow's profile controller labels user namespaces:
+/// Katib's validator refuses Experiments elsewhere.
+pub async fn enable_katib(client: &kube::Client, ns: &str) {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    let labels = serde_json::json!({"metadata": {"labels": {
+        "katib.kubeflow.org/metrics-collector-injection": "enabled"}}});
+    namespaces
+        .patch(
+            ns,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(labels),
+        )
+        .await
+        .expect("the namespace is labelled");
+}

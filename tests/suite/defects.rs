@@ -175,7 +175,12 @@ fn check_defect(defect: Defect, want: &BTreeSet<&'static str>) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let (code, report) = run(dir.path(), &[defect]);
     let failed = with_status(&report, "failed");
-    let errored = with_status(&report, "error");
+    let mut errored = with_status(&report, "error");
+    // A broken Profile controller may leave a tenant test without the tenant it runs as: that
+    // test errors at set-up (it could not run), which is the one error a defect may cause.
+    if defect.name().starts_with("profiles.") {
+        errored.retain(|id| !tenant_set_up_failed(&report, id));
+    }
     if failed != *want || !errored.is_empty() {
         problems.push(format!(
             "{defect}: want failed {want:?}, got failed {failed:?} error {errored:?}"
@@ -230,6 +235,18 @@ fn check_defect(defect: Defect, want: &BTreeSet<&'static str>) -> Outcome {
     }
 }
 
+/// Whether `id` is a tenant test whose result is an error in setting up its Profile.
+fn tenant_set_up_failed(report: &Value, id: &str) -> bool {
+    let tenant = catalog().test(id).is_some_and(|t| t.tenant);
+    tenant
+        && report["results"].as_array().into_iter().flatten().any(|r| {
+            r["id"] == id
+                && r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("set-up: Profile "))
+        })
+}
+
 /// The snapshot of a defect run: exit code and verdict, then each failed or errored test's
 /// message, by test id, with run-dependent values redacted.
 fn failures_text(run_id: &str, code: i32, verdict: &Value, results: &[Value]) -> String {
@@ -252,11 +269,56 @@ fn failures_text(run_id: &str, code: i32, verdict: &Value, results: &[Value]) ->
             Some("error") => text.push_str(&format!("\n{id} (error):\n")),
             _ => text.push_str(&format!("\n{id}:\n")),
         }
-        for line in redact(run_id, r["message"].as_str().unwrap_or("")).lines() {
+        let mut message = redact(run_id, r["message"].as_str().unwrap_or(""));
+        if id.starts_with("tuning/") {
+            message = tuning_shape(&message);
+        }
+        for line in message.lines() {
             text.push_str(&format!("  {line}\n"));
         }
     }
     text
+}
+
+/// A tuning failure in a form that is the same in every run: which Trial (a random name) got
+/// which point, which point a sampler picked and in what order Trials ended are up to the
+/// algorithms and the scheduling, so Trial names and numbers are redacted and the message's
+/// clauses are shown sorted, once each.
+fn tuning_shape(message: &str) -> String {
+    let text = TRIAL_NAME.replace_all(message, "${1}-[trial]");
+    let text = TRIAL_LIST.replace_all(&text, "[trials]");
+    let text = NUMBER.replace_all(&text, "[n]");
+    let clauses: BTreeSet<&str> = text
+        .split("; ")
+        .map(|c| c.trim_end_matches(';'))
+        .filter(|c| !c.is_empty())
+        .collect();
+    clauses.into_iter().collect::<Vec<_>>().join("; ")
+}
+
+/// A Katib Trial name: the Experiment's name and eight random characters.
+static TRIAL_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"([a-z]+(?:-[a-z]+)*)-[a-z0-9]{8}").unwrap());
+static TRIAL_LIST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[a-z-]+-\[trial\](?:, [a-z-]+-\[trial\])*").unwrap()
+});
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+(?:\.\d+)?").unwrap());
+
+#[test]
+fn tuning_shape_is_the_same_whichever_trial_got_which_point() {
+    let a = tuning_shape(
+        "Trial grid-ab12cd34 observed loss 1.5; Trial grid-zz99yy88 observed loss 7; \
+         the Jobs are left: grid-ab12cd34, grid-zz99yy88",
+    );
+    let b = tuning_shape(
+        "Trial grid-qq11ww22 observed loss 7; Trial grid-ee33rr44 observed loss 1.5; \
+         the Jobs are left: grid-ee33rr44, grid-qq11ww22",
+    );
+    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        "Trial [trials] observed loss [n]; the Jobs are left: [trials]"
+    );
 }
 
 /// Values that differ from run to run, each with what it becomes in a snapshot.

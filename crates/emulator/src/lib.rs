@@ -29,6 +29,12 @@
 //! read in request bodies and written only to clients that accept nothing else (watch
 //! streams stay JSON); one global watch history serves every
 //! resource; CRD conversion is strategy None (apiVersion rewritten).
+//!
+//! Katib (docs/contracts/tuning.md): the suggestion algorithms run inside the Suggestion
+//! controller instead of as Deployments answering gRPC (`DeploymentReady` is set True; random
+//! draws come from a seeded `StdRng`, not NumPy's); the pod webhook adds no metrics-collector
+//! sidecar, and the kubelet hands the primary container's output to the collector when it
+//! exits 0 ([`katib_db`]); early stopping and `FromVolume` volumes are not modelled.
 
 pub mod admission;
 pub mod auth;

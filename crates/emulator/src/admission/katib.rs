@@ -72,8 +72,8 @@ pub fn admit_experiment(state: &State, scope: &Scope, obj: &mut Value) -> Result
     admit(state, scope, obj, Order::Upstream)
 }
 
-/// The same webhooks in the broken order: the validator judges the Experiment as sent, and
-/// only then is it defaulted (for the `tuning.validates-before-defaulting` defect).
+/// The webhooks with parallelTrialCount defaulted only after validation, so the validator
+/// never sees the default of 3 (the `tuning.validates-before-defaulting` defect).
 pub fn admit_experiment_unordered(
     state: &State,
     scope: &Scope,
@@ -120,8 +120,16 @@ fn admit(state: &State, scope: &Scope, obj: &mut Value, order: Order) -> Result<
             Ok(())
         }
         Order::ValidateFirst => {
+            // Every default but parallelTrialCount's is in place when the validator looks.
+            let mut judged = obj.clone();
+            mutate(&mut judged)?;
+            if obj.pointer("/spec/parallelTrialCount").is_none()
+                && let Some(spec) = judged.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.remove("parallelTrialCount");
+            }
             if reaches_validator {
-                validate(&cluster, &namespace, obj, old.as_ref())?;
+                validate(&cluster, &namespace, &judged, old.as_ref())?;
             }
             mutate(obj)
         }

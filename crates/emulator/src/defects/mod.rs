@@ -81,21 +81,25 @@ pub enum Defect {
     TrainingTorchRuntimeModified,
     /// The grid algorithm hands out one point twice (and so never some other).
     TuningGridRepeatsPoint,
-    /// The random algorithm draws doubles from `[min, max + (max - min) / 2]`.
+    /// The random algorithm draws doubles from `[max, 2 max - min]`, above the feasible space.
     TuningRandomOutOfRange,
     /// `currentOptimalTrial` is chosen by the objective's `latest`, not its strategy's value.
     TuningOptimumByLatest,
     /// The objective goal is never checked: Experiments run to maxTrialCount.
     TuningGoalIgnored,
+    /// A completed Experiment keeps Running=True.
+    TuningRunningStaysTrue,
+    /// The Experiment's status never lists its succeeded Trials (`succeededTrialList`).
+    TuningSucceededListMissing,
     /// Failed Trials do not count toward maxFailedTrialCount.
     TuningFailuresNotCounted,
     /// One Trial more than parallelTrialCount is kept active.
     TuningParallelPlusOne,
     /// Each `${trialParameters.x}` is replaced only at its first occurrence in the template.
     TuningSubstitutesFirstOnly,
-    /// A completed Trial's run object is kept although `spec.retainRun` is not set.
-    /// Katib's Experiment validation runs before its defaulting.
+    /// Katib's Experiment validation runs before parallelTrialCount is defaulted.
     TuningValidatesBeforeDefaulting,
+    /// A completed Trial's run object is kept although `spec.retainRun` is not set.
     TuningJobNotDeleted,
     /// A Trial observation's `latest` reports the metric's maximum.
     TuningLatestIsMax,
@@ -141,6 +145,8 @@ impl Defect {
         Defect::TuningRandomOutOfRange,
         Defect::TuningOptimumByLatest,
         Defect::TuningGoalIgnored,
+        Defect::TuningRunningStaysTrue,
+        Defect::TuningSucceededListMissing,
         Defect::TuningFailuresNotCounted,
         Defect::TuningParallelPlusOne,
         Defect::TuningSubstitutesFirstOnly,
@@ -187,6 +193,8 @@ impl Defect {
             Defect::TuningGridRepeatsPoint => "tuning.grid-repeats-point",
             Defect::TuningRandomOutOfRange => "tuning.random-out-of-range",
             Defect::TuningOptimumByLatest => "tuning.optimum-by-latest",
+            Defect::TuningRunningStaysTrue => "tuning.running-stays-true",
+            Defect::TuningSucceededListMissing => "tuning.succeeded-list-missing",
             Defect::TuningGoalIgnored => "tuning.goal-ignored",
             Defect::TuningFailuresNotCounted => "tuning.failures-not-counted",
             Defect::TuningParallelPlusOne => "tuning.parallel-plus-one",
@@ -288,6 +296,10 @@ impl Defect {
             Defect::TuningGoalIgnored => {
                 "the objective goal is never checked: Experiments run to maxTrialCount"
             }
+            Defect::TuningRunningStaysTrue => "a completed Experiment keeps Running=True",
+            Defect::TuningSucceededListMissing => {
+                "the Experiment status never lists its succeeded Trials in succeededTrialList"
+            }
             Defect::TuningFailuresNotCounted => {
                 "failed Trials do not count toward maxFailedTrialCount: the Experiment ends by max trials instead of failing"
             }
@@ -298,7 +310,7 @@ impl Defect {
                 "each ${trialParameters.x} placeholder is replaced only at its first occurrence in the trial template"
             }
             Defect::TuningValidatesBeforeDefaulting => {
-                "the Experiment validating webhook runs before the defaulting one"
+                "the Experiment validating webhook judges parallelTrialCount before its default of 3 is applied"
             }
             Defect::TuningJobNotDeleted => {
                 "a completed Trial's Job (its run object) is kept although spec.retainRun is not set"

@@ -15,6 +15,8 @@ pub struct Tuning {
     failures_not_counted: bool,
     parallel_plus_one: bool,
     substitutes_first_only: bool,
+    running_stays_true: bool,
+    succeeded_list_missing: bool,
 }
 
 impl Tuning {
@@ -29,6 +31,8 @@ impl Tuning {
             failures_not_counted: has(Defect::TuningFailuresNotCounted),
             parallel_plus_one: has(Defect::TuningParallelPlusOne),
             substitutes_first_only: has(Defect::TuningSubstitutesFirstOnly),
+            running_stays_true: has(Defect::TuningRunningStaysTrue),
+            succeeded_list_missing: has(Defect::TuningSucceededListMissing),
         }
     }
 
@@ -61,6 +65,20 @@ impl Tuning {
             "latest"
         } else {
             strategy
+        }
+    }
+
+    /// Whether a completed Experiment's Running condition is set True again (upstream: it
+    /// turns False): `tuning.running-stays-true`.
+    pub fn keeps_running(&self) -> bool {
+        self.running_stays_true
+    }
+
+    /// The succeeded Trials listed in the status (upstream: all of them):
+    /// `tuning.succeeded-list-missing` lists none. Counts are computed before this.
+    pub fn succeeded_list(&self, list: &mut Vec<String>) {
+        if self.succeeded_list_missing {
+            list.clear();
         }
     }
 

@@ -772,6 +772,8 @@ impl ExperimentController {
                 },
             };
         }
+        self.defects
+            .succeeded_list(&mut status.succeeded_trial_list);
         reached
     }
 
@@ -806,6 +808,15 @@ impl ExperimentController {
             return;
         }
         status.completion_time = Some(json!(now()));
+        if self.defects.keeps_running() {
+            set(
+                &mut status.conditions,
+                "Running",
+                "True",
+                "ExperimentRunning",
+                "Experiment is running",
+            );
+        }
     }
 
     /// `ReconcileTrials`: delete the newest Trials past parallelTrialCount, or create enough
@@ -1029,10 +1040,14 @@ fn delete_trials(
         }
         deleted.push(name.to_string());
     }
-    if deleted
-        .iter()
-        .any(|n| state.object(GROUP, TRIALS.plural, ns, n).is_some())
-    {
+    // Upstream polls (up to 60 s) until the Trials are gone, which happens as soon as the
+    // Trial controller drops its `clean-metrics-in-db` finalizer; a reconcile here cannot
+    // wait, so a Trial that is being deleted counts as gone.
+    if deleted.iter().any(|n| {
+        state
+            .object(GROUP, TRIALS.plural, ns, n)
+            .is_some_and(|t| !deleting(&t))
+    }) {
         return Err(format!("Unable to delete trials {deleted:?}, error: <nil>"));
     }
     let name = meta_str(exp, "name");
