@@ -67,8 +67,9 @@ enum Role {
         /// A metric to print (repeatable); leave the objective out to make it unavailable.
         #[arg(long = "metric")]
         metrics: Vec<String>,
-        /// How metric lines are written: `equals` (Katib's default filter) or `colon`.
-        #[arg(long, default_value = "equals", value_parser = ["equals", "colon"])]
+        /// How metric lines are written: `equals` (Katib's default filter, with varied spacing
+        /// around `=`), `plain` (`name=value` only) or `colon`.
+        #[arg(long, default_value = "equals", value_parser = ["equals", "plain", "colon"])]
         style: String,
         /// Lead each metric line with an RFC 3339 timestamp.
         #[arg(long)]
@@ -141,10 +142,10 @@ pub async fn probe(args: ProbeArgs) -> Result<ExitCode, Error> {
             timestamps,
             exit,
         } => {
-            let style = if style == "colon" {
-                kfconform_core::trial::Style::Colon
-            } else {
-                kfconform_core::trial::Style::Equals
+            let style = match style.as_str() {
+                "colon" => kfconform_core::trial::Style::Colon,
+                "plain" => kfconform_core::trial::Style::Plain,
+                _ => kfconform_core::trial::Style::Equals,
             };
             let code = workload::trial::run(&workload::trial::TrialOptions {
                 params,

@@ -22,15 +22,20 @@ fn example() -> Value {
     let mut e = kfconform_core::fixtures::yaml_documents(f.text)
         .expect("the example parses")
         .remove(0);
-    let container = &mut e["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
-        ["containers"][0];
+    let container =
+        &mut e["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["name"], "training-container");
     container["image"] = json!(kfconform_probe::DEFAULT_PROBE_IMAGE);
     container["command"] = json!([
-        "kfconform", "probe", "trial",
-        "--param", "lr=${trialParameters.learningRate}",
-        "--param", "momentum=${trialParameters.momentum}",
-        "--metric", "loss",
+        "kfconform",
+        "probe",
+        "trial",
+        "--param",
+        "lr=${trialParameters.learningRate}",
+        "--param",
+        "momentum=${trialParameters.momentum}",
+        "--metric",
+        "loss",
     ]);
     e
 }
@@ -61,12 +66,22 @@ async fn the_grid_example_succeeds_through_kubectl() {
 
     let file = k.file("grid.yaml", &example().to_string());
     let out = k.ok(&["apply", "-f", &file]).await;
-    assert!(out.contains("experiment.kubeflow.org/grid created"), "{out}");
+    assert!(
+        out.contains("experiment.kubeflow.org/grid created"),
+        "{out}"
+    );
     k.ok(&[
-        "wait", "--for=condition=Succeeded", "experiment/grid", "-n", NS, "--timeout=60s",
+        "wait",
+        "--for=condition=Succeeded",
+        "experiment/grid",
+        "-n",
+        NS,
+        "--timeout=60s",
     ])
     .await;
-    let exp = k.json(&["get", "experiment", "grid", "-n", NS, "-o", "json"]).await;
+    let exp = k
+        .json(&["get", "experiment", "grid", "-n", NS, "-o", "json"])
+        .await;
     let succeeded = exp["status"]["conditions"]
         .as_array()
         .into_iter()
@@ -77,13 +92,25 @@ async fn the_grid_example_succeeds_through_kubectl() {
     assert_eq!(succeeded["reason"], "ExperimentMaxTrialsReached", "{exp:#}");
     assert_eq!(exp["status"]["trialsSucceeded"], 2, "{exp:#}");
     assert_eq!(
-        exp["status"]["currentOptimalTrial"]["observation"]["metrics"][0]["name"],
-        "loss",
+        exp["status"]["currentOptimalTrial"]["observation"]["metrics"][0]["name"], "loss",
         "{exp:#}"
     );
     let trials = k
-        .json(&["get", "trials", "-n", NS, "-l", "katib.kubeflow.org/experiment=grid", "-o", "json"])
+        .json(&[
+            "get",
+            "trials",
+            "-n",
+            NS,
+            "-l",
+            "katib.kubeflow.org/experiment=grid",
+            "-o",
+            "json",
+        ])
         .await;
-    assert_eq!(trials["items"].as_array().map(Vec::len), Some(2), "{trials:#}");
+    assert_eq!(
+        trials["items"].as_array().map(Vec::len),
+        Some(2),
+        "{trials:#}"
+    );
     emu.shutdown().await;
 }

@@ -116,8 +116,11 @@ async fn namespace(client: &kube::Client, name: &str, injected: bool) {
     )
     .await;
     // The Experiment controller creates the Suggestion; the pod webhook needs it.
-    let suggestions =
-        Api::<DynamicObject>::namespaced_with(client.clone(), name, &katib("Suggestion", "suggestions"));
+    let suggestions = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        name,
+        &katib("Suggestion", "suggestions"),
+    );
     util::wait_for(&suggestions, EXPERIMENT, |_| true).await;
 }
 

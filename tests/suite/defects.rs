@@ -299,9 +299,8 @@ fn tuning_shape(message: &str) -> String {
 /// A Katib Trial name: the Experiment's name and eight random characters.
 static TRIAL_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"([a-z]+(?:-[a-z]+)*)-[a-z0-9]{8}").unwrap());
-static TRIAL_LIST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[a-z-]+-\[trial\](?:, [a-z-]+-\[trial\])*").unwrap()
-});
+static TRIAL_LIST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[a-z-]+-\[trial\](?:, [a-z-]+-\[trial\])*").unwrap());
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+(?:\.\d+)?").unwrap());
 
 #[test]

@@ -25,6 +25,9 @@ pub enum Style {
     /// `([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)`.
     #[default]
     Equals,
+    /// `name=value` on every line: what any filter that accepts the default format reads, for
+    /// tests whose subject is not the parsing.
+    Plain,
     /// `name: value`, for Experiments that set a custom `metricsFormat`.
     Colon,
 }
@@ -128,7 +131,7 @@ pub fn render(
             let v = format_value(*v);
             let body = match (style, i % 3) {
                 (Style::Colon, _) => format!("{metric}: {v}"),
-                (Style::Equals, 0) => format!("{metric}={v}"),
+                (Style::Plain, _) | (Style::Equals, 0) => format!("{metric}={v}"),
                 (Style::Equals, 1) => format!("{metric} = {v}"),
                 (Style::Equals, _) => format!("{metric} ={v}"),
             };

@@ -93,7 +93,7 @@ pub enum Defect {
     TuningSucceededListMissing,
     /// Failed Trials do not count toward maxFailedTrialCount.
     TuningFailuresNotCounted,
-    /// One Trial more than parallelTrialCount is kept active.
+    /// One Trial more than parallelTrialCount is kept active when it is 2 or more.
     TuningParallelPlusOne,
     /// Each `${trialParameters.x}` is replaced only at its first occurrence in the template.
     TuningSubstitutesFirstOnly,
@@ -304,7 +304,7 @@ impl Defect {
                 "failed Trials do not count toward maxFailedTrialCount: the Experiment ends by max trials instead of failing"
             }
             Defect::TuningParallelPlusOne => {
-                "the Experiment keeps parallelTrialCount + 1 Trials active"
+                "the Experiment keeps parallelTrialCount + 1 Trials active when parallelTrialCount is 2 or more"
             }
             Defect::TuningSubstitutesFirstOnly => {
                 "each ${trialParameters.x} placeholder is replaced only at its first occurrence in the trial template"

@@ -96,7 +96,7 @@ impl Tuning {
     /// The number of Trials an Experiment keeps active (upstream: parallelTrialCount):
     /// `tuning.parallel-plus-one` keeps one more.
     pub fn parallel_count(&self, parallel: i64) -> i64 {
-        if self.parallel_plus_one {
+        if self.parallel_plus_one && parallel >= 2 {
             parallel + 1
         } else {
             parallel

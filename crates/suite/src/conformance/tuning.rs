@@ -589,6 +589,21 @@ fn observed(trial: &Value, metric: &str) -> Option<(String, String, String)> {
         })
 }
 
+/// Runs the Experiment to its end; the violations start with its not having succeeded by
+/// reaching maxTrialCount.
+async fn run_to_max_trials(ctx: &TestContext, spec: &Spec) -> Result<(Ran, Violations), Failure> {
+    let ran = run_experiment(ctx, spec).await?;
+    let mut v = Violations::default();
+    expect_reason(
+        &mut v,
+        "the Experiment",
+        &ran.experiment,
+        "Succeeded",
+        "ExperimentMaxTrialsReached",
+    );
+    Ok((ran, v))
+}
+
 /// Checks that `ctype` is True with `reason` on `obj`, else notes what it was.
 ///
 /// Katib's Trial controller appends the Job's own reason (`MetricsUnavailable. Job reason:
@@ -647,16 +662,8 @@ fn categorical_grid(name: &'static str) -> Spec {
 fn grid_runs_every_point(ctx: Arc<TestContext>) -> TestFuture {
     Box::pin(async move {
         let spec = grid_spec("grid");
-        let ran = run_experiment(&ctx, &spec).await?;
+        let (ran, mut v) = run_to_max_trials(&ctx, &spec).await?;
         let exp = &ran.experiment;
-        let mut v = Violations::default();
-        expect_reason(
-            &mut v,
-            "the Experiment",
-            exp,
-            "Succeeded",
-            "ExperimentMaxTrialsReached",
-        );
         expect_reason(
             &mut v,
             "the Experiment",
@@ -948,6 +955,8 @@ fn goal_ends_experiment(ctx: Arc<TestContext>) -> TestFuture {
         spec.goal_type = "maximize";
         spec.objective = "acc";
         spec.parallel = Some(1);
+        // Plain `acc=value` lines: this test is about the goal, not the parsing.
+        spec.probe_flags = vec!["--style", "plain"];
         let mut values: Vec<f64> = spec
             .grid()
             .iter()
@@ -1125,15 +1134,7 @@ fn trial_parameters_substituted(ctx: Arc<TestContext>) -> TestFuture {
             ("lr-again", "lr", "lr"),
             ("trial", "trialName", "${trialSpec.Name}"),
         ];
-        let ran = run_experiment(&ctx, &spec).await?;
-        let mut v = Violations::default();
-        expect_reason(
-            &mut v,
-            "the Experiment",
-            &ran.experiment,
-            "Succeeded",
-            "ExperimentMaxTrialsReached",
-        );
+        let (ran, mut v) = run_to_max_trials(&ctx, &spec).await?;
         let jobs: Api<Job> = Api::namespaced(ctx.workload_client().clone(), &ctx.namespace);
         for trial in &ran.trials {
             let name = name_of(trial);
@@ -1434,15 +1435,7 @@ fn random_within_feasible_space(ctx: Arc<TestContext>) -> TestFuture {
         );
         spec.algorithm = "random";
         spec.parallel = Some(3);
-        let ran = run_experiment(&ctx, &spec).await?;
-        let mut v = Violations::default();
-        expect_reason(
-            &mut v,
-            "the Experiment",
-            &ran.experiment,
-            "Succeeded",
-            "ExperimentMaxTrialsReached",
-        );
+        let (ran, mut v) = run_to_max_trials(&ctx, &spec).await?;
         for trial in &ran.trials {
             let a = assignment(trial);
             for p in &spec.params {
@@ -1479,15 +1472,7 @@ fn pytorchjob_trial(ctx: Arc<TestContext>) -> TestFuture {
         spec.parallel = Some(1);
         spec.max_failed = Some(1);
         spec.workload = Workload::PyTorchJob;
-        let ran = run_experiment(&ctx, &spec).await?;
-        let mut v = Violations::default();
-        expect_reason(
-            &mut v,
-            "the Experiment",
-            &ran.experiment,
-            "Succeeded",
-            "ExperimentMaxTrialsReached",
-        );
+        let (ran, mut v) = run_to_max_trials(&ctx, &spec).await?;
         for trial in &ran.trials {
             check_observation(&mut v, &spec, trial);
         }

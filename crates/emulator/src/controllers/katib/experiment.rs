@@ -1068,15 +1068,9 @@ fn delete_trials(
 /// `cleanupSuggestionResources`: a completed Experiment's Suggestion is marked Succeeded
 /// (its Deployment and Service go; the emulator has none).
 fn cleanup_suggestion(state: &mut State, exp: &Value, spec: &Spec) -> Result<(), String> {
-    let Some(s) = state.object(
-        GROUP,
-        SUGGESTIONS.plural,
-        meta_str(exp, "namespace"),
-        meta_str(exp, "name"),
-    ) else {
+    let Some((s, mut st)) = suggestion_of(state, exp)? else {
         return Ok(());
     };
-    let mut st = SuggestionStatus::of(&s)?;
     if st.completed() || st.restarting() {
         return Ok(());
     }
@@ -1089,18 +1083,25 @@ fn cleanup_suggestion(state: &mut State, exp: &Value, spec: &Spec) -> Result<(),
     store_status(state, SUGGESTIONS, &s, st.to_value())
 }
 
-/// `restartSuggestion` (FromVolume): the Suggestion's Running turns False with the restart
-/// reason, which also removes its Succeeded condition.
-fn restart_suggestion(state: &mut State, exp: &Value) -> Result<(), String> {
-    let Some(s) = state.object(
+/// The Experiment's Suggestion (named after it) and its status, if it exists.
+fn suggestion_of(state: &State, exp: &Value) -> Result<Option<(Value, SuggestionStatus)>, String> {
+    let found = state.object(
         GROUP,
         SUGGESTIONS.plural,
         meta_str(exp, "namespace"),
         meta_str(exp, "name"),
-    ) else {
+    );
+    found
+        .map(|s| SuggestionStatus::of(&s).map(|st| (s, st)))
+        .transpose()
+}
+
+/// `restartSuggestion` (FromVolume): the Suggestion's Running turns False with the restart
+/// reason, which also removes its Succeeded condition.
+fn restart_suggestion(state: &mut State, exp: &Value) -> Result<(), String> {
+    let Some((s, mut st)) = suggestion_of(state, exp)? else {
         return Ok(());
     };
-    let mut st = SuggestionStatus::of(&s)?;
     if st.restarting() {
         return Ok(());
     }
