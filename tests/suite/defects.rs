@@ -288,6 +288,7 @@ fn tuning_shape(message: &str) -> String {
     let text = TRIAL_NAME.replace_all(message, "${1}-[trial]");
     let text = TRIAL_LIST.replace_all(&text, "[trials]");
     let text = NUMBER.replace_all(&text, "[n]");
+    let text = POINT.replace_all(&text, "([point])");
     let clauses: BTreeSet<&str> = text
         .split("; ")
         .map(|c| c.trim_end_matches(';'))
@@ -298,9 +299,12 @@ fn tuning_shape(message: &str) -> String {
 
 /// A Katib Trial name: the Experiment's name and eight random characters.
 static TRIAL_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"([a-z]+(?:-[a-z]+)*)-[a-z0-9]{8}").unwrap());
+    LazyLock::new(|| Regex::new(r"\b([a-z]+(?:-[a-z]+)*)-[a-z0-9]{8}\b").unwrap());
 static TRIAL_LIST: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[a-z-]+-\[trial\](?:, [a-z-]+-\[trial\])*").unwrap());
+/// A parameter assignment, `(opt=a, x=3)`: which point a sampler picked is its own choice.
+static POINT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\((?:[a-z-]+=[^,()]*(?:, )?)+\)").unwrap());
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+(?:\.\d+)?").unwrap());
 
 #[test]
