@@ -150,8 +150,8 @@ pub(super) async fn emulator(args: EmulatorArgs) -> Result<ExitCode, Error> {
         "try: KUBECONFIG={} kubectl api-resources",
         args.kubeconfig_out.display()
     );
-    crate::outln!("press Ctrl-C to stop");
     let cancel = super::cancel_on_signal();
+    crate::outln!("press Ctrl-C to stop");
     cancel.cancelled().await;
     emu.shutdown().await;
     Ok(ExitCode::Ok)

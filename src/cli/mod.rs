@@ -231,10 +231,11 @@ pub(crate) static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new
 pub(crate) fn cancel_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
+    // One set of listeners for both signals, installed before this returns (a signal sent
+    // right after the caller says it is ready is then caught); a second signal arriving while
+    // the first is reported is kept, not lost.
+    let mut signals = Interrupts::new();
     tokio::spawn(async move {
-        // One set of listeners for both signals: a second signal arriving while the first is
-        // reported is kept, not lost.
-        let mut signals = Interrupts::new();
         signals.next().await;
         crate::errln!("interrupted: stopping tests and deleting what this run created ...");
         t.cancel();

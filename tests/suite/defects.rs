@@ -285,7 +285,9 @@ fn failures_text(run_id: &str, code: i32, verdict: &Value, results: &[Value]) ->
 /// algorithms and the scheduling, so Trial names and numbers are redacted and the message's
 /// clauses are shown sorted, once each.
 fn tuning_shape(message: &str) -> String {
-    let text = TRIAL_NAME.replace_all(message, "${1}-[trial]");
+    // A window left of the deadline is whole seconds or, redacted, a measured duration.
+    let message = message.replace("[duration]", "[n]s");
+    let text = TRIAL_NAME.replace_all(&message, "${1}-[trial]");
     let text = TRIAL_LIST.replace_all(&text, "[trials]");
     let text = NUMBER.replace_all(&text, "[n]");
     let text = POINT.replace_all(&text, "([point])");

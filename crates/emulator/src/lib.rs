@@ -215,6 +215,73 @@ fn bootstrap_runtimes(state: &mut store::State, defects: &[Defect]) -> Result<()
     Ok(())
 }
 
+/// The store as the emulator starts with it: admission hooks (with the defects' webhooks),
+/// the system namespaces, the service CIDR, the bootstrap RBAC policy, the fixture CRDs, the
+/// shipped runtimes and roles.
+fn initial_state(
+    config: &EmulatorConfig,
+    tuning: &Tuning,
+    node: &kubelet::Node,
+) -> Result<store::State, EmulatorError> {
+    let mut state = store::State::new(tuning.watch_history);
+    let defects = config.defects.clone();
+    state.set_crd_establishes(Box::new(move |name| {
+        defects::platform::crd_establishes(&defects, name)
+    }));
+    state.add_admit_hook(admission::admit);
+    state.add_admit_hook(
+        if config
+            .defects
+            .contains(&Defect::TuningValidatesBeforeDefaulting)
+        {
+            admission::katib::admit_experiment_unordered
+        } else {
+            admission::katib::admit_experiment
+        },
+    );
+    for hook in defects::platform::admit_hooks(&config.defects) {
+        state.add_admit_hook(hook);
+    }
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        state
+            .bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))
+            .map_err(|e| EmulatorError::Fixture {
+                file: format!("namespace {ns}"),
+                message: e.message,
+            })?;
+    }
+    bootstrap_service_cidr(&mut state, node)?;
+    auth::bootstrap(&mut state)?;
+    for f in kfconform_core::fixtures::crds() {
+        let docs = kfconform_core::fixtures::yaml_documents(f.text).map_err(|message| {
+            EmulatorError::Fixture {
+                file: f.path.to_string(),
+                message,
+            }
+        })?;
+        for doc in docs {
+            if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+                continue;
+            }
+            let Some(mut crd) = defects::platform::doctor_crd(doc, &config.defects) else {
+                continue;
+            };
+            if let Some(o) = crd.as_object_mut() {
+                o.remove("status");
+            }
+            state
+                .bootstrap("apiextensions.k8s.io", "customresourcedefinitions", crd)
+                .map_err(|e| EmulatorError::Fixture {
+                    file: f.path.to_string(),
+                    message: e.message,
+                })?;
+        }
+    }
+    bootstrap_runtimes(&mut state, &config.defects)?;
+    defects::profiles::ship_roles(&mut state, &config.defects);
+    Ok(state)
+}
+
 /// Installs the default ServiceCIDR (networking.k8s.io/v1, as kube-apiserver creates it
 /// from `--service-cluster-ip-range`): a loopback block away from the node's pod block, so
 /// cluster IPs are addresses the service proxy listens on (ARCHITECTURE.md, "Pod network").
@@ -282,63 +349,8 @@ impl Emulator {
         tuning: Tuning,
     ) -> Result<Emulator, EmulatorError> {
         kfconform_core::ensure_crypto_provider();
-        let mut state = store::State::new(tuning.watch_history);
-        let defects = config.defects.clone();
-        state.set_crd_establishes(Box::new(move |name| {
-            defects::platform::crd_establishes(&defects, name)
-        }));
-        state.add_admit_hook(admission::admit);
-        state.add_admit_hook(
-            if config
-                .defects
-                .contains(&Defect::TuningValidatesBeforeDefaulting)
-            {
-                admission::katib::admit_experiment_unordered
-            } else {
-                admission::katib::admit_experiment
-            },
-        );
-        for hook in defects::platform::admit_hooks(&config.defects) {
-            state.add_admit_hook(hook);
-        }
-        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            state
-                .bootstrap("", "namespaces", json!({"metadata": {"name": ns}}))
-                .map_err(|e| EmulatorError::Fixture {
-                    file: format!("namespace {ns}"),
-                    message: e.message,
-                })?;
-        }
         let node = Arc::new(kubelet::Node::new(config.kubelet.clone()));
-        bootstrap_service_cidr(&mut state, &node)?;
-        auth::bootstrap(&mut state)?;
-        for f in kfconform_core::fixtures::crds() {
-            let docs = kfconform_core::fixtures::yaml_documents(f.text).map_err(|message| {
-                EmulatorError::Fixture {
-                    file: f.path.to_string(),
-                    message,
-                }
-            })?;
-            for doc in docs {
-                if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
-                    continue;
-                }
-                let Some(mut crd) = defects::platform::doctor_crd(doc, &config.defects) else {
-                    continue;
-                };
-                if let Some(o) = crd.as_object_mut() {
-                    o.remove("status");
-                }
-                state
-                    .bootstrap("apiextensions.k8s.io", "customresourcedefinitions", crd)
-                    .map_err(|e| EmulatorError::Fixture {
-                        file: f.path.to_string(),
-                        message: e.message,
-                    })?;
-            }
-        }
-        bootstrap_runtimes(&mut state, &config.defects)?;
-        defects::profiles::ship_roles(&mut state, &config.defects);
+        let mut state = initial_state(&config, &tuning, &node)?;
         let mut controllers = controllers::Runtime::new(controllers::all(&config.defects));
         controllers.settle(&mut state);
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1095,8 +1095,9 @@ mod tests {
             .iter()
             .map(|v| v.parse().unwrap())
             .collect();
+        // Every draw lies in [max, 2 max - min] = [1, 2], above the feasible space.
         assert!(xs.iter().any(|&x| x > 1.0));
-        assert!(xs.iter().all(|&x| (0.0..=1.5).contains(&x)));
+        assert!(xs.iter().all(|&x| (1.0..=2.0).contains(&x)));
     }
 
     #[test]
