@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn every_yaml_fixture_parses() {
-        for d in ["crds", "examples", "rbac"] {
+        for d in ["crds", "examples", "rbac", "serving"] {
             let files = dir(d);
             assert!(!files.is_empty(), "fixtures/{d} is empty");
             for f in files {
