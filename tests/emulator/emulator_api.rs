@@ -1254,11 +1254,7 @@ async fn multi_version_crd_serves_every_version() {
 
 /// Upstream's grid Experiment (fixtures/examples/katib.experiment.grid.yaml) in `default`.
 fn grid_experiment() -> Value {
-    let f = kfconform_core::fixtures::file("examples/katib.experiment.grid.yaml")
-        .expect("the grid example");
-    let mut e = kfconform_core::fixtures::yaml_documents(f.text)
-        .unwrap()
-        .remove(0);
+    let mut e = util::grid_example();
     e["metadata"]["namespace"] = json!("default");
     e
 }

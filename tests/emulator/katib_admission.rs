@@ -6,7 +6,6 @@
 use crate::util;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kfconform_core::fixtures;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::response::StatusSummary;
 use kube::discovery::ApiResource;
@@ -29,8 +28,7 @@ fn experiments(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 
 /// Upstream's grid Experiment (fixtures/examples/katib.experiment.grid.yaml).
 fn grid() -> Value {
-    let f = fixtures::file("examples/katib.experiment.grid.yaml").expect("the grid example");
-    fixtures::yaml_documents(f.text).unwrap().remove(0)
+    util::grid_example()
 }
 
 fn object(v: Value) -> DynamicObject {

@@ -8,7 +8,6 @@ use crate::kubectl::Kubectl;
 use crate::util;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kfconform_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 
 const NS: &str = "kubeflow-user-example-com";
@@ -17,11 +16,7 @@ const INJECTION: &str = "katib.kubeflow.org/metrics-collector-injection";
 /// The example with its training container replaced by `kfconform probe trial`, which prints
 /// `loss` from the two substituted parameters.
 fn example() -> Value {
-    let f = kfconform_core::fixtures::file("examples/katib.experiment.grid.yaml")
-        .expect("the grid example");
-    let mut e = kfconform_core::fixtures::yaml_documents(f.text)
-        .expect("the example parses")
-        .remove(0);
+    let mut e = util::grid_example();
     let container =
         &mut e["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["name"], "training-container");
@@ -42,11 +37,7 @@ fn example() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grid_example_succeeds_through_kubectl() {
-    let emu = util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let emu = util::probe_emulator().await;
     let k = Kubectl::new(&emu);
     let profile = json!({
         "apiVersion": "kubeflow.org/v1", "kind": "Profile",

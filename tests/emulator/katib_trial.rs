@@ -15,7 +15,6 @@ use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kfconform_core::trial::{format_value, summary};
-use kfconform_emulator::EmulatorConfig;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::discovery::ApiResource;
 use kube::runtime::watcher;
@@ -52,11 +51,7 @@ fn pytorchjobs(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 }
 
 async fn start() -> (kfconform_emulator::Emulator, kube::Client) {
-    let emu = util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let emu = util::probe_emulator().await;
     let client = util::client(&emu);
     (emu, client)
 }

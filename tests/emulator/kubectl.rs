@@ -523,11 +523,7 @@ async fn auth_can_i_whoami_and_tokens() {
 /// `kubectl get` prints kube-apiserver's columns for built-in kinds (server-side tables).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_prints_the_apiservers_columns() {
-    let emu = util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..Default::default()
-    })
-    .await;
+    let emu = util::probe_emulator().await;
     let k = Kubectl::new(&emu);
     let image = kfconform_probe::DEFAULT_PROBE_IMAGE;
     let manifest = format!(

@@ -6,18 +6,14 @@
 use crate::kubectl::Kubectl;
 use crate::util;
 
-use kfconform_emulator::{Emulator, EmulatorConfig};
+use kfconform_emulator::Emulator;
 use serde_json::Value;
 
 const NS: &str = "kubectl-apps";
 const IMAGE: &str = kfconform_probe::DEFAULT_PROBE_IMAGE;
 
 async fn setup() -> (Emulator, Kubectl) {
-    let emu = util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let emu = util::probe_emulator().await;
     let k = Kubectl::new(&emu);
     let nsfile = k.file(
         "ns.yaml",

@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
-use kfconform_emulator::{Emulator, EmulatorConfig};
+use kfconform_emulator::Emulator;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -85,11 +85,7 @@ async fn setup(emu: &Emulator) {
 
 #[tokio::test]
 async fn get_raw_through_the_service_and_pod_proxy() {
-    let emu = util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let emu = util::probe_emulator().await;
     setup(&emu).await;
     let dir = tempfile::tempdir().unwrap();
     let path = format!("/api/v1/namespaces/{NS}/services/web:80/proxy/hello?x=1");

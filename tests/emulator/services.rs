@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kfconform_emulator::{Emulator, EmulatorConfig};
+use kfconform_emulator::Emulator;
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -19,11 +19,7 @@ use serde_json::{Value, json};
 const IMAGE: &str = kfconform_probe::DEFAULT_PROBE_IMAGE;
 
 async fn start() -> Emulator {
-    util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..EmulatorConfig::default()
-    })
-    .await
+    util::probe_emulator().await
 }
 
 async fn namespace(emu: &Emulator, ns: &str) {

@@ -14,6 +14,24 @@ pub async fn emulator() -> Emulator {
     emulator_with(EmulatorConfig::default()).await
 }
 
+/// An in-process emulator whose kubelet runs probe-image pods as `kfconform probe` processes.
+pub async fn probe_emulator() -> Emulator {
+    emulator_with(EmulatorConfig {
+        kubelet: probe_kubelet(),
+        ..EmulatorConfig::default()
+    })
+    .await
+}
+
+/// Upstream's grid Experiment (fixtures/examples/katib.experiment.grid.yaml), as parsed.
+pub fn grid_example() -> Value {
+    let f = kfconform_core::fixtures::file("examples/katib.experiment.grid.yaml")
+        .expect("the grid example");
+    kfconform_core::fixtures::yaml_documents(f.text)
+        .expect("the grid example parses")
+        .remove(0)
+}
+
 /// An in-process emulator with the default configuration and internal knobs set.
 pub async fn emulator_tuned(tuning: Tuning) -> Emulator {
     Emulator::start_tuned(EmulatorConfig::default(), tuning)

@@ -8,7 +8,6 @@ use crate::util;
 use futures::TryStreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
-use kfconform_emulator::EmulatorConfig;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
@@ -34,11 +33,7 @@ fn available(d: &Deployment) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_serves_through_its_service_and_recovers_from_a_crash() {
-    let emu = util::emulator_with(EmulatorConfig {
-        kubelet: util::probe_kubelet(),
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let emu = util::probe_emulator().await;
     let client = util::client(&emu);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let services: Api<Service> = Api::namespaced(client.clone(), "default");

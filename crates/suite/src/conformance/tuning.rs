@@ -1337,12 +1337,12 @@ fn metrics_unavailable(ctx: Arc<TestContext>) -> TestFuture {
 
 type Variant = (&'static str, fn(&mut Value));
 
-/// The invalid variants of a valid Experiment, each breaking one validation rule.
 /// Katib's default success and failure conditions of a batch Job trial
 /// (pkg/apis/controller/experiments/v1beta1/experiment_defaults.go).
 const JOB_SUCCEEDED: &str = r#"status.conditions.#(type=="Complete")#|#(status=="True")#"#;
 const JOB_FAILED: &str = r#"status.conditions.#(type=="Failed")#|#(status=="True")#"#;
 
+/// The invalid variants of a valid Experiment, each breaking one validation rule.
 const INVALID: &[Variant] = &[
     (
         "maxTrialCount 2 without parallelTrialCount (defaulted to 3)",

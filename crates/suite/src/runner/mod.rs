@@ -479,10 +479,10 @@ impl Shared<'_> {
         }
     }
 
-    /// Creates a test's own namespace. Besides the run's labels it carries the label Kubeflow's
-    /// profile controller puts on every user namespace (kubeflow/manifests
-    /// profile namespace-labels.yaml, fixtures/rbac/profile-namespace-labels.yaml) for Katib, whose webhooks refuse or
-    /// skip namespaces without it, so a test namespace is served like a user's.
+    /// Creates a test's own namespace. Besides the run's labels it carries the label for Katib
+    /// that Kubeflow's Profile controller puts on every user namespace (kubeflow/manifests
+    /// namespace-labels.yaml, fixtures/rbac/profile-namespace-labels.yaml): Katib's webhooks
+    /// refuse or skip namespaces without it, and a test namespace is served like a user's.
     async fn create_namespace(&self, name: &str, test_id: &str) -> Result<(), String> {
         let api: Api<Namespace> = Api::all(self.target.client.clone());
         let mut labels = self.labels(test_id);

@@ -788,27 +788,26 @@ impl ExperimentController {
         let failed = self
             .defects
             .failed_count(status.trials_failed + status.trial_metrics_unavailable);
-        if self.defects.goal_reached(goal) {
+        let done = if self.defects.goal_reached(goal) {
             let msg = "Experiment has succeeded because Objective goal has reached";
             status.mark_done("Succeeded", "ExperimentGoalReached", msg);
+            true
         } else if spec.max_failed.is_some_and(|m| failed != 0 && failed >= m) {
             let msg = "Experiment has failed because max failed count has reached";
             status.mark_done("Failed", "ExperimentFailed", msg);
+            true
         } else if spec.max_trials.is_some_and(|m| completed >= m) {
             let msg = "Experiment has succeeded because max trial count has reached";
             status.mark_done("Succeeded", "ExperimentMaxTrialsReached", msg);
+            true
         } else {
-            set(
-                &mut status.conditions,
-                "Running",
-                "True",
-                "ExperimentRunning",
-                "Experiment is running",
-            );
-            return;
+            false
+        };
+        if done {
+            status.completion_time = Some(json!(now()));
         }
-        status.completion_time = Some(json!(now()));
-        if self.defects.keeps_running() {
+        // `tuning.running-stays-true` sets Running True again on a completed Experiment.
+        if !done || self.defects.keeps_running() {
             set(
                 &mut status.conditions,
                 "Running",
