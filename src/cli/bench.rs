@@ -80,6 +80,8 @@ pub struct SingleBench {
     pub median_seconds: f64,
     pub api_requests: BTreeMap<String, u64>,
     pub api_requests_total: u64,
+    /// HTTP API calls to services inside the cluster (not API requests), by route.
+    pub http_requests: BTreeMap<String, u64>,
 }
 
 /// The bench result.
@@ -218,11 +220,13 @@ async fn measure(
         }
         let mut times = Vec::new();
         let mut requests = BTreeMap::new();
+        let mut http = BTreeMap::new();
         for _ in 0..args.runs {
             let (_, exec) = timed(&target, catalog, &only, &opts).await;
             if let Some(r) = exec.results.iter().find(|r| &r.id == id) {
                 times.push(r.duration_seconds);
                 requests = r.api_requests.clone();
+                http = r.http_requests.clone();
             }
         }
         let total = requests.values().sum();
@@ -231,6 +235,7 @@ async fn measure(
             median_seconds: median(times),
             api_requests: requests,
             api_requests_total: total,
+            http_requests: http,
         });
     }
     let mut together = Vec::new();
@@ -262,10 +267,12 @@ fn print_table(r: &BenchReport) {
         "TEST", "MEDIAN", "REQUESTS"
     );
     for t in &r.tests {
+        // HTTP API calls follow the verbs, marked so they are not read as API requests.
         let verbs: Vec<String> = t
             .api_requests
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
+            .chain(t.http_requests.iter().map(|(k, v)| format!("+{k}={v}")))
             .collect();
         println!(
             "{:width$}  {:>9.3}s  {:>8}  {}",

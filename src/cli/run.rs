@@ -7,6 +7,7 @@ use clap::Args;
 use super::progress::Progress;
 use super::{SelectionArgs, TargetArgs};
 use crate::{Error, ExitCode};
+use kfconform_suite::cluster::http::HttpRoute;
 use kfconform_suite::report::{Report, Status};
 use kfconform_suite::runner::{self, RunOptions};
 
@@ -62,10 +63,57 @@ pub struct RunArgs {
         conflicts_with_all = ["profile", "components", "focus", "skip"]
     )]
     pub rerun_failed: Option<PathBuf>,
+    /// Reach the HTTP APIs served inside the cluster (model servers) through the ingress at
+    /// this base URL (http or https) instead of the API server's service proxy; each request
+    /// carries the Host of the service's external name (an InferenceService's status.url).
+    #[arg(long, value_name = "URL")]
+    pub ingress_url: Option<String>,
+    /// A bearer token for --ingress-url, read from FILE (e.g. a ServiceAccount token).
+    #[arg(long, value_name = "FILE", requires = "ingress_url")]
+    pub ingress_token_file: Option<PathBuf>,
     /// Connect, check permissions and discover, then print which tests would run and why each
     /// other would be skipped; creates nothing and writes no report.
     #[arg(long, conflicts_with_all = ["sign_key", "keep_namespaces"])]
     pub dry_run: bool,
+}
+
+/// The route to in-cluster HTTP APIs: the service proxy unless `--ingress-url` names an
+/// ingress.
+fn http_route(args: &RunArgs) -> Result<HttpRoute, Error> {
+    let Some(base) = &args.ingress_url else {
+        return Ok(HttpRoute::ServiceProxy);
+    };
+    let host = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .and_then(|rest| rest.split('/').next());
+    let valid = host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+        && !base.contains(char::is_whitespace);
+    if !valid {
+        return Err(Error::usage(format!(
+            "--ingress-url must be an http:// or https:// URL, got {base:?}"
+        )));
+    }
+    let token = match &args.ingress_token_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::usage(format!("--ingress-token-file {}: {e}", path.display()))
+            })?;
+            let token = text.trim();
+            if token.is_empty() || token.len() > 64 * 1024 || token.contains(char::is_whitespace) {
+                return Err(Error::usage(format!(
+                    "--ingress-token-file {}: not a bearer token (one line, at most 64 KiB)",
+                    path.display()
+                )));
+            }
+            Some(token.to_string())
+        }
+    };
+    Ok(HttpRoute::Ingress {
+        base: base.clone(),
+        token,
+    })
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
@@ -83,6 +131,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     args.target.parse_defects()?;
     let rerun = args.rerun_failed.as_deref().map(earlier_run).transpose()?;
+    let http_route = http_route(&args)?;
     let opts = RunOptions {
         selection: args.selection.selection(),
         features: args.features.clone(),
@@ -96,6 +145,7 @@ pub(super) async fn run(args: RunArgs) -> Result<ExitCode, Error> {
         replace: args.replace,
         keep_namespaces: args.keep_namespaces,
         rerun,
+        http_route,
     };
     if let Some(earlier) = &opts.rerun {
         // Before any target is reached: whether the two runs can merge at all.

@@ -28,6 +28,7 @@ fn result(id: &str, level: Level, status: Status, message: &str) -> TestResult {
         attempts: 1,
         evidence: Vec::new(),
         api_requests: BTreeMap::new(),
+        http_requests: BTreeMap::new(),
         previous: Vec::new(),
     }
 }

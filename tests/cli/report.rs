@@ -36,6 +36,7 @@ fn result(id: &str, level: Level, features: &[&str], status: Status, message: &s
         attempts: 1,
         evidence: Vec::new(),
         api_requests: BTreeMap::new(),
+        http_requests: BTreeMap::new(),
         previous: Vec::new(),
     }
 }

@@ -102,6 +102,7 @@ pub fn conformant_report(run_id: &str, command: &str) -> Report {
             attempts: 1,
             evidence: Vec::new(),
             api_requests: BTreeMap::from([("get".to_string(), 3)]),
+            http_requests: BTreeMap::new(),
             previous: Vec::new(),
         })
         .collect();

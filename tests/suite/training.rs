@@ -898,6 +898,12 @@ async fn training_tests_pass_as_a_profile_owner() {
                 deadline: tokio::time::Instant::now() + Duration::from_secs(120),
                 timeout_scale: 1.0,
                 identities: Default::default(),
+                http: kfconform_suite::cluster::http::HttpTransport::new(
+                    Default::default(),
+                    as_owner.clone(),
+                    Default::default(),
+                )
+                .unwrap(),
             });
             let run = t.run;
             async move {

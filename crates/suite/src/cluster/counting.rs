@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use super::ClusterError;
 
-/// Shared tally of requests by verb (get, list, watch, create, update, patch, delete, ...).
+/// Shared tally of requests by verb (get, list, watch, create, update, patch, delete, ...),
+/// with HTTP API calls apart: `proxy` through the API server's proxy, `http` on other routes
+/// ([`super::http`]).
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
@@ -26,6 +28,14 @@ impl RequestCounter {
     pub fn total(&self) -> u64 {
         self.snapshot().values().sum()
     }
+}
+
+/// A test's tally split into Kubernetes API requests and HTTP API calls (`proxy`, `http`).
+pub fn split_http_calls(
+    all: BTreeMap<String, u64>,
+) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    all.into_iter()
+        .partition(|(verb, _)| verb != "proxy" && verb != "http")
 }
 
 /// The Kubernetes verb of a request, derived as the API server's request-info resolver does.
@@ -52,6 +62,11 @@ pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'stat
     if rest.is_empty() {
         // Discovery documents (/api/v1, /apis/g/v) are non-resource reads.
         return "get";
+    }
+    // `<resource>/<name>/proxy[/...]`: a call to the backend behind the API server (the
+    // request-info resolver's subresource `proxy`), counted apart from API requests.
+    if rest.get(2) == Some(&"proxy") {
+        return "proxy";
     }
     let is_collection = rest.len() <= 1;
     match *method {
@@ -116,6 +131,18 @@ mod tests {
                 "/api/v1/namespaces/a/pods",
                 None,
                 "deletecollection",
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/a/services/http:m-predictor:80/proxy/v2/models/m/infer",
+                None,
+                "proxy",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/pods/p/proxy",
+                None,
+                "proxy",
             ),
             (
                 Method::PATCH,

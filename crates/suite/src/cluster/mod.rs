@@ -3,6 +3,7 @@
 
 mod counting;
 mod discovery;
+pub mod http;
 pub mod retry;
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-pub use counting::{RequestCounter, counting_client};
+pub use counting::{RequestCounter, counting_client, split_http_calls};
 pub use discovery::{Discovered, discover};
 
 /// Errors reaching or configuring the target cluster.

@@ -14,6 +14,9 @@
 //! - Back-off doubles from 100 ms up to 3 s, for at most [`MAX_TRIES`] tries. When they run out,
 //!   the error says what the server answered each time, so a harness error names the fault.
 //!
+//! - Calls through the API server's proxy (verb `proxy`) are never sent again: their answer,
+//!   whatever its status, is the backend's, and a POST to a backend is not idempotent.
+//!
 //! Answers other than watches are read whole here, so a connection cut mid-body is retried
 //! like one cut before the answer.
 
@@ -298,6 +301,14 @@ where
 {
     Box::pin(async move {
         let kind = Kind::of(&req);
+        if kind.verb == "proxy" {
+            // Passed through untouched and unread: the caller bounds the body it reads.
+            let fut = {
+                let mut svc = inner.lock().await;
+                svc.ready().await?.call(req)
+            };
+            return fut.await;
+        }
         let Some(template) = copy_request(&req) else {
             // A streaming body cannot be sent twice.
             return send_once(&inner, req, kind.watch).await.into_answer();

@@ -92,6 +92,9 @@ pub struct TestContext {
     pub timeout_scale: f64,
     /// The run's pool of synthetic users ([`identity::POOL`]), shared by its tests.
     pub identities: Arc<identity::Identities>,
+    /// The run's route to HTTP APIs inside the cluster, sending as the tenant owner when the
+    /// test has one (calls counted with the test's requests, apart from API requests).
+    pub http: crate::cluster::http::HttpTransport,
 }
 
 /// A Profile the runner created for a test, owned by a synthetic user.

@@ -114,6 +114,10 @@ pub struct TestResult {
     /// API requests the test issued, by verb.
     #[serde(default)]
     pub api_requests: BTreeMap<String, u64>,
+    /// HTTP API calls the test made to services inside the cluster, by route: `proxy` (the
+    /// API server's proxy) or `http` (cluster DNS or an ingress).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_requests: BTreeMap<String, u64>,
     /// Earlier results of this test that a `--rerun-failed` run superseded, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<PreviousAttempt>,

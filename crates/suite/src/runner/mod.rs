@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::catalog::{Catalog, Plan, PlannedTest, Selection};
+use crate::cluster::http::HttpTransport;
 use crate::cluster::{self, Discovered, RequestCounter};
 use crate::conformance::{self, Budget, Evidence, Failure, Tenant, TestContext};
 use crate::report::{self, Report, RunConfig, Status, TestResult};
@@ -56,6 +57,9 @@ pub struct RunOptions {
     /// `--rerun-failed`: the earlier run whose failed and errored tests this run repeats; the
     /// report merges the two.
     pub rerun: Option<Report>,
+    /// How tests reach HTTP APIs inside the cluster (`--ingress-url`; the service proxy by
+    /// default).
+    pub http_route: crate::cluster::http::HttpRoute,
 }
 
 /// Progress of a run, for the live display.
@@ -375,6 +379,14 @@ impl Shared<'_> {
             }
             None
         };
+        let proxy_client = tenant.as_ref().map_or(&client, |t| &t.as_owner).clone();
+        let http =
+            match HttpTransport::new(self.opts.http_route.clone(), proxy_client, counter.clone()) {
+                Ok(h) => h,
+                Err(e) => {
+                    return result_of(t, Status::Error, format!("set-up: {e}"), start.elapsed(), 0);
+                }
+            };
         // The body's deadline: the hard stop below, and what every wait of the test ends by.
         let deadline = tokio::time::Instant::now() + timeout;
         let ctx = Arc::new(TestContext {
@@ -390,6 +402,7 @@ impl Shared<'_> {
             deadline,
             timeout_scale: scale,
             identities: self.identities.clone(),
+            http,
         });
         let outcome = match tokio::time::timeout_at(deadline, (test.run)(ctx.clone())).await {
             Ok(o) => o,
@@ -404,7 +417,7 @@ impl Shared<'_> {
             Err(Failure::Error(m)) => (Status::Error, m),
         };
         let mut r = result_of(t, status, message, start.elapsed(), 1);
-        r.api_requests = counter.snapshot();
+        (r.api_requests, r.http_requests) = cluster::split_http_calls(counter.snapshot());
         if status != Status::Passed {
             let mut recorded = ctx.evidence.take();
             if spec.tenant {
@@ -546,6 +559,7 @@ fn result_of(
         attempts,
         evidence: Vec::new(),
         api_requests: BTreeMap::new(),
+        http_requests: BTreeMap::new(),
         previous: Vec::new(),
     }
 }
