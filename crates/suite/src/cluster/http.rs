@@ -174,10 +174,7 @@ impl HttpTransport {
             .timeout(CALL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| HttpError::Request {
-                target: route.describe(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| unbuilt(&route.describe(), e.to_string()))?;
         Ok(HttpTransport {
             route,
             kube,
@@ -264,10 +261,7 @@ impl HttpTransport {
         }
         let req = req
             .body(kube::client::Body::from(body.unwrap_or_default()))
-            .map_err(|e| HttpError::Request {
-                target: target.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| unbuilt(&target, e.to_string()))?;
         let answer = tokio::time::timeout(CALL_TIMEOUT, self.kube.send(req))
             .await
             .map_err(|_| unanswered(&target, "timed out"))?
@@ -301,10 +295,8 @@ impl HttpTransport {
         self.counter.record("http");
         let mut req = self.direct.request(method, url);
         if let Some(h) = host {
-            let value = HeaderValue::from_str(h).map_err(|e| HttpError::Request {
-                target: target.clone(),
-                message: format!("host {h}: {e}"),
-            })?;
+            let value =
+                HeaderValue::from_str(h).map_err(|e| unbuilt(&target, format!("host {h}: {e}")))?;
             req = req.header(header::HOST, value);
         }
         if let Some(t) = token {
@@ -345,6 +337,13 @@ impl HttpTransport {
             headers,
             body: Bytes::from(body),
         })
+    }
+}
+
+fn unbuilt(target: &str, message: String) -> HttpError {
+    HttpError::Request {
+        target: target.into(),
+        message,
     }
 }
 
